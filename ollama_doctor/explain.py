@@ -1,0 +1,125 @@
+"""Offline lookups in the error-code table and the cause catalogue (``ollama-doctor explain``).
+
+Everything printed here comes from ``causes.CODES`` and ``causes.CATALOGUE``, the same tables
+the diagnosis uses and the README's tables are generated from (``readme_tables``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ollama_doctor.causes import CATALOGUE, CAUSES, CODE_TABLE, retry_for
+
+if TYPE_CHECKING:
+    from ollama_doctor.errortext import ErrorAnalysis
+
+
+def lookup(topic: str) -> dict[str, Any]:
+    """A status code or a cause id → its entry. ``KeyError`` with a helpful message otherwise."""
+    key = topic.strip().lower()
+    if key.isdigit():
+        code = int(key)
+        if code not in CODE_TABLE:
+            known = ", ".join(str(c) for c in CODE_TABLE)
+            raise KeyError(f"no entry for HTTP {code}; documented codes: {known}")
+        row = CODE_TABLE[code]
+        return {
+            "kind": "code", "code": row.code, "name": row.name, "meaning": row.meaning,
+            "check": row.check, "action": row.action, "retry": row.retry.to_dict(),
+            "produced_by": row.source, "produced_by_note": row.source_note,
+            "causes": [c.id for c in CATALOGUE if c.code == code],
+        }
+    if key in CAUSES:
+        entry = CAUSES[key]
+        from ollama_doctor.registry import REGISTRY
+
+        return {
+            "kind": "cause", "cause": entry.id, "title": entry.title, "meaning": entry.meaning,
+            "code": entry.code, "layer": entry.layer.name.lower(),
+            "fix": [step.to_dict() for step in entry.fix],
+            "retry": retry_for(entry.id, entry.code).to_dict(),
+            "found_by": [s.id for s in REGISTRY if entry.id in s.causes],
+        }
+    close = [c for c in CAUSES if key and (key in c or c.startswith(key[:4]))][:5]
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise KeyError(f"unknown topic {topic!r}: give an HTTP status (e.g. 429) or a cause id "
+                   f"(see `ollama-doctor explain` in the README){hint}")
+
+
+def as_text(data: dict[str, Any]) -> str:
+    if data["kind"] == "code":
+        lines = [
+            f"HTTP {data['code']} {data['name']}",
+            f"  Meaning:     {data['meaning']}",
+            f"  Check:       {data['check']}",
+            f"  Action:      {data['action']}",
+            f"  Retry:       {data['retry']['advice']}",
+            f"  Produced by: {data['produced_by']} — {data['produced_by_note']}",
+            f"  Causes:      {', '.join(data['causes']) or '-'}",
+        ]
+        return "\n".join(lines)
+    code = f"HTTP {data['code']}" if data["code"] is not None else "no HTTP status"
+    lines = [f"{data['cause']} — {data['title']} ({code})", f"  {data['meaning']}",
+             f"  Retry: {data['retry']['advice']}"]
+    if data["found_by"]:
+        lines.append(f"  Found by: {', '.join(data['found_by'])}")
+    for step in data["fix"]:
+        lines.append(f"  Fix: {step['text']}")
+        lines.extend(f"    $ {command}" for command in step["commands"])
+    return "\n".join(lines)
+
+
+def error_report(analysis: ErrorAnalysis) -> dict[str, Any]:
+    """``explain --error``: the analysis plus each candidate's title and meaning."""
+    from ollama_doctor.errortext import target_from
+
+    data = analysis.to_dict()
+    for candidate in data["candidates"]:
+        entry = CAUSES[candidate["cause"]]
+        candidate["title"] = entry.title
+        candidate["code"] = entry.code
+    suggestion = ["ollama-doctor", "check"]
+    target = target_from(analysis.extracted)
+    if target:
+        suggestion += ["--host", target]
+    if analysis.extracted.get("model"):
+        suggestion += ["-m", str(analysis.extracted["model"])]
+    data["next"] = " ".join(suggestion)
+    return data
+
+
+def error_as_text(data: dict[str, Any]) -> str:
+    if not data["recognised"]:
+        return ("Not recognised: this text matches no known client error.\n"
+                f"Run the probes to find out: {data['next']}")
+    lines = ["Candidate causes, most likely first:"]
+    for i, c in enumerate(data["candidates"], start=1):
+        code = f" (HTTP {c['code']})" if c["code"] is not None else ""
+        lines.append(f"  {i}. {c['cause']}{code} — {c['title']}")
+        lines.append(f"     matched {c['because']}")
+    if data["client"]:
+        lines.append(f"Printed by: {data['client']}")
+    if data["extracted"]:
+        facts = ", ".join(f"{k}={v}" for k, v in data["extracted"].items())
+        lines.append(f"Facts in the message: {facts}")
+    lines.append(f"To tell them apart, run: {data['next']}")
+    return "\n".join(lines)
+
+
+def readme_tables() -> str:
+    """The README's error-code and cause tables, generated (a test keeps them in sync)."""
+    out = ["| Code | Meaning | What to check | Action | Retry | Produced by |",
+           "|---|---|---|---|---|---|"]
+    for row in CODE_TABLE.values():
+        retry = "yes, with backoff" if row.retry.helps else "no"
+        out.append(f"| {row.code} | {row.meaning} | {row.check} | {row.action} | {retry} | "
+                   f"{row.source_note} |")
+    out += ["", "| Cause | Code | Meaning |", "|---|---|---|"]
+    for cause in CATALOGUE:
+        code = str(cause.code) if cause.code is not None else "—"
+        out.append(f"| `{cause.id}` | {code} | {cause.meaning} |")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":  # python -m ollama_doctor.explain > tables.md, for the README
+    print(readme_tables())

@@ -1,0 +1,72 @@
+"""The ordered list of probes: what each is called, what it needs, what it can find.
+
+One tuple literal, not discovery by reflection: the order here is the order of ``checks[]`` in
+every report and of ``ollama-doctor probes``. A new probe is one module under ``probes/`` with a
+``run(ctx) -> Outcome`` function, plus one line here.
+
+- ``needs``: probes that must pass (or warn) first; when one fails, this probe is skipped with
+  ``blocked_by`` naming it, so one root cause does not show up as five failures.
+- ``after``: probes whose facts this one reads when they ran; it waits for them but is not
+  skipped when they fail.
+- ``opt_in``: runs only when asked (``probe NAME`` or its ``check`` flag).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ollama_doctor.context import Context
+    from ollama_doctor.result import Outcome
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    id: str
+    title: str
+    description: str
+    needs: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    causes: tuple[str, ...] = ()
+    opt_in: bool = False
+
+    def load(self) -> Callable[[Context], Outcome]:
+        module = importlib.import_module(f"ollama_doctor.probes.{self.id}")
+        run: Callable[[Context], Outcome] = module.run
+        return run
+
+
+REGISTRY: tuple[ProbeSpec, ...] = (
+    ProbeSpec(
+        "reachability", "Server reachable",
+        "Resolve the target, TCP-connect to every address, GET / and /api/version.",
+        causes=("server-not-running", "connect-timeout", "server-unresponsive", "not-ollama",
+                "unspecified-address", "wrong-port-scheme", "client-parsing-differs",
+                "wrong-base-path", "dns-failure", "tls-error", "bad-gateway",
+                "gateway-timeout"),
+    ),
+)
+
+BY_ID: dict[str, ProbeSpec] = {spec.id: spec for spec in REGISTRY}
+
+
+def get(probe_id: str) -> ProbeSpec:
+    return BY_ID[probe_id]
+
+
+def closure(probe_id: str) -> list[str]:
+    """The probe and every probe it needs or reads, in registry order."""
+    wanted: set[str] = set()
+    stack = [probe_id]
+    while stack:
+        current = stack.pop()
+        if current in wanted:
+            continue
+        wanted.add(current)
+        spec = BY_ID[current]
+        stack.extend(spec.needs)
+        stack.extend(spec.after)
+    return [spec.id for spec in REGISTRY if spec.id in wanted]

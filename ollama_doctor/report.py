@@ -1,0 +1,198 @@
+"""The report as data: the versioned JSON document, the Markdown export, atomic file writes.
+
+The JSON document is a public contract (``schema.json`` beside this file, printed by
+``ollama-doctor schema``). ``schema_version`` changes only when a key is renamed or removed;
+new keys may appear without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ollama_doctor import __version__
+from ollama_doctor.context import Context
+from ollama_doctor.redact import Redactor, redact_value
+from ollama_doctor.result import Diagnosis, ProbeResult
+
+SCHEMA_VERSION = 1
+STATUS_GLYPH = {"pass": "✓", "warn": "!", "fail": "✗", "skip": "-", "error": "‼"}
+
+
+def build(ctx: Context, results: Sequence[ProbeResult], diagnosis: Sequence[Diagnosis],
+          summary: dict[str, Any], *, command: str) -> dict[str, Any]:
+    """The whole report document, redacted."""
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "ollama-doctor", "version": __version__},
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "target": {**ctx.target.to_dict(), "model": ctx.options.model},
+        "environment": environment(),
+        "checks": [r.to_dict() for r in results],
+        "diagnosis": [d.to_dict() for d in diagnosis],
+        "summary": summary,
+    }
+    if ctx.error is not None:
+        from ollama_doctor.diagnosis import explain_error
+
+        doc["error_text"] = {**ctx.error.to_dict(),
+                             "explained_by": explain_error(ctx.error, diagnosis)}
+    clean: dict[str, Any] = scrub(doc, Redactor(ctx.secrets()))
+    return clean
+
+
+def scrub(doc: Any, redactor: Redactor) -> Any:
+    """Redact evidence structurally, then the known secret strings anywhere in the document."""
+    text = json.dumps(redact_value(doc), ensure_ascii=False)
+    clean: dict[str, Any] = json.loads(redactor.scrub(text))
+    return clean
+
+
+def environment() -> dict[str, Any]:
+    import httpx
+
+    return {
+        "os": f"{platform.system()} {platform.release()}",
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "in_container": os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"),
+        "packages": {"httpx": httpx.__version__},
+    }
+
+
+def to_json(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def to_markdown(doc: dict[str, Any]) -> str:
+    """A paste-ready bug-report section: the top cause in one sentence, its evidence and fix
+    first, then every check, then the rest of the diagnosis."""
+    lines: list[str] = []
+    summary = doc["summary"]
+    target = doc["target"]
+    lines.append("## ollama-doctor report")
+    lines.append("")
+    lines.append(f"**{summary['status'].upper()}** — {summary['headline']}")
+    lines.append("")
+    diagnosis = [d for d in doc["diagnosis"] if d["severity"] != "info"]
+    if diagnosis:
+        top = diagnosis[0]
+        code = f" (HTTP {top['code']})" if top["code"] is not None else ""
+        lines.append(f"### Most likely cause: `{top['cause']}`{code} — {top['title']}")
+        lines.append("")
+        lines.append(top["explanation"])
+        lines.append("")
+        lines.append(f"*Why first:* {top['why_ranked']}  ")
+        lines.append(f"*Retry:* {top['retry']['advice']}")
+        lines.append("")
+        lines.append("**Evidence**")
+        lines.append("")
+        lines.append("```json")
+        lines.append(json.dumps(top["evidence"], indent=2, ensure_ascii=False)[:4000])
+        lines.append("```")
+        lines.append("")
+        if top["fix"]:
+            lines.append("**Fix**")
+            lines.append("")
+            for step in top["fix"]:
+                lines.append(f"- {step['text']}")
+                if step["commands"]:
+                    lines.append("")
+                    lines.append("  ```sh")
+                    lines.extend(f"  {c}" for c in step["commands"])
+                    lines.append("  ```")
+            lines.append("")
+    if "error_text" in doc:
+        pasted = doc["error_text"]
+        lines.append("### The error the client printed")
+        lines.append("")
+        lines.append("```text")
+        lines.append(pasted["excerpt"])
+        lines.append("```")
+        lines.append("")
+        lines.append(pasted["explained_by"]["message"])
+        lines.append("")
+    lines.append("### Checks")
+    lines.append("")
+    lines.append("| | check | status | time | summary |")
+    lines.append("|---|---|---|---|---|")
+    for check in doc["checks"]:
+        glyph = STATUS_GLYPH[check["status"]]
+        summary_text = check["summary"].replace("|", "\\|")
+        lines.append(f"| {glyph} | {check['id']} | {check['status']} | "
+                     f"{check['duration_ms']:.0f} ms | {summary_text} |")
+    lines.append("")
+    rest = doc["diagnosis"][1:] if diagnosis else doc["diagnosis"]
+    if rest:
+        lines.append("### Other findings")
+        lines.append("")
+        for d in rest:
+            code = f", HTTP {d['code']}" if d["code"] is not None else ""
+            lines.append(f"{d['rank']}. `{d['cause']}` ({d['severity']}, {d['confidence']} "
+                         f"confidence{code}): {d['explanation']}")
+        lines.append("")
+    env = doc["environment"]
+    lines.append("### Environment")
+    lines.append("")
+    version = next((c["facts"].get("version") for c in doc["checks"]
+                    if c["id"] == "reachability" and c["facts"].get("version")), None)
+    lines.append(f"- target: `{target['url']}` (from {target['source']})"
+                 + (f", model `{target['model']}`" if target.get("model") else ""))
+    lines.append(f"- server: Ollama {version}" if version else "- server: version unknown")
+    lines.append(f"- ollama-doctor {doc['tool']['version']}, Python {env['python']}, "
+                 f"{env['os']} {env['machine']}")
+    lines.append(f"- generated {doc['generated_at']}")
+    lines.append("")
+    return "\n".join(lines)
+
+
+class OutputError(Exception):
+    """An ``--output`` path that cannot be written; the message names it."""
+
+
+def output_format(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        return "json"
+    if suffix in (".md", ".markdown"):
+        return "markdown"
+    raise OutputError(f"cannot write {path!r}: unknown extension {suffix or '(none)'!r} "
+                      "(use .json or .md)")
+
+
+def check_writable(path: str) -> None:
+    """Fail before probing, not after, when the report could not be saved."""
+    output_format(path)
+    folder = Path(path).expanduser().resolve().parent
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {path!r}: folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"cannot write {path!r}: folder {str(folder)!r} is not writable")
+    if Path(path).is_dir():
+        raise OutputError(f"cannot write {path!r}: it is a folder")
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write through a temporary file renamed into place: never half a report."""
+    target = Path(path).expanduser()
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=str(target.resolve().parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def schema() -> dict[str, Any]:
+    text = (Path(__file__).parent / "schema.json").read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data

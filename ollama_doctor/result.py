@@ -1,0 +1,189 @@
+"""Plain data passed between probes, the runner, the diagnosis and the renderers.
+
+Nothing here does I/O. Every type turns into JSON through ``to_dict`` so that the text, Markdown
+and JSON outputs are rendered from the same objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Status(str, Enum):
+    """Outcome of one probe. A closed set, like flutter doctor's validation types."""
+
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+    ERROR = "error"  # the probe itself crashed; its evidence is missing
+
+
+class Severity(str, Enum):
+    """How bad a finding is. Ordered: ``Severity.rank`` grows with badness."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2, Severity.CRITICAL: 3}
+
+
+class Confidence(str, Enum):
+    """How sure the evidence makes us. ``high`` means a probe proved it."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return {"low": 0, "medium": 1, "high": 2}[self.value]
+
+
+@dataclass(frozen=True)
+class FixStep:
+    """One thing to do: a sentence, and commands to copy. Commands are shown, never run."""
+
+    text: str
+    commands: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "commands": list(self.commands)}
+
+
+@dataclass
+class Finding:
+    """Evidence for one cause from one probe.
+
+    ``code`` is the HTTP status the probe actually observed for this cause (a proxy's own 403,
+    say); ``None`` lets the diagnosis fall back to the catalogue's typical code.
+    """
+
+    cause: str
+    severity: Severity
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    fix: list[FixStep] = field(default_factory=list)
+    confidence: Confidence = Confidence.HIGH
+    code: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cause": self.cause,
+            "severity": self.severity.value,
+            "confidence": self.confidence.value,
+            "message": self.message,
+            "code": self.code,
+            "evidence": self.evidence,
+            "fix": [step.to_dict() for step in self.fix],
+        }
+
+
+@dataclass
+class Outcome:
+    """What a probe's ``run`` returns; the runner adds id, title and timing."""
+
+    status: Status
+    summary: str
+    facts: dict[str, Any] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    blocked_by: str | None = None  # a probe that skips itself because another one failed
+
+
+@dataclass
+class ProbeError:
+    """A probe that raised: its exception, kept as data."""
+
+    type: str
+    message: str
+    traceback: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "message": self.message}
+
+
+@dataclass
+class ProbeResult:
+    """One probe's complete result as it appears in ``checks[]``."""
+
+    id: str
+    title: str
+    status: Status
+    summary: str
+    duration_ms: float = 0.0
+    facts: dict[str, Any] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    blocked_by: str | None = None
+    error: ProbeError | None = None
+    prerequisite: bool = False  # ran only because another probe needed it
+
+    @property
+    def ok(self) -> bool:
+        """True when later probes may build on this one."""
+        return self.status in (Status.PASS, Status.WARN)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "status": self.status.value,
+            "summary": self.summary,
+            "duration_ms": round(self.duration_ms, 1),
+            "prerequisite": self.prerequisite,
+            "blocked_by": self.blocked_by,
+            "error": self.error.to_dict() if self.error else None,
+            "facts": self.facts,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+@dataclass(frozen=True)
+class Retry:
+    helps: bool
+    advice: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"helps": self.helps, "advice": self.advice}
+
+
+@dataclass
+class Diagnosis:
+    """One ranked cause, merged from every finding that names it."""
+
+    rank: int
+    cause: str
+    code: int | None
+    severity: Severity
+    confidence: Confidence
+    title: str
+    explanation: str
+    why_ranked: str
+    evidence: dict[str, Any]
+    fix: list[FixStep]
+    retry: Retry
+    probes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "cause": self.cause,
+            "code": self.code,
+            "severity": self.severity.value,
+            "confidence": self.confidence.value,
+            "title": self.title,
+            "explanation": self.explanation,
+            "why_ranked": self.why_ranked,
+            "evidence": self.evidence,
+            "fix": [step.to_dict() for step in self.fix],
+            "retry": self.retry.to_dict(),
+            "probes": self.probes,
+        }

@@ -1,0 +1,364 @@
+"""End to end: the real CLI in a subprocess against real sockets on loopback."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from ollama_doctor import __version__
+from ollama_doctor.report import schema
+from tests.conftest import CliRun, free_port
+
+VOLATILE = {"generated_at", "duration_ms", "elapsed_ms", "resolve_ms", "environment"}
+
+
+def stable(value: Any) -> Any:
+    """The document without what changes from run to run (timings, clock, machine)."""
+    if isinstance(value, dict):
+        return {k: stable(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [stable(v) for v in value]
+    return value
+
+
+def validate(doc: dict[str, Any]) -> None:
+    jsonschema.Draft202012Validator(schema()).validate(doc)
+
+
+# ---------------------------------------------------------------------------------------------
+# nothing listening
+
+
+def test_closed_port_whole_document(cli: Callable[..., CliRun]) -> None:
+    port = free_port()
+    run = cli("probe", "reachability", "--host", f"127.0.0.1:{port}", "--json")
+    assert run.code == 1, run.stderr
+    doc = run.json()
+    validate(doc)
+    connects = [{"address": "127.0.0.1", "port": port, "ok": False, "error": "refused"}]
+    evidence = {"target": f"http://127.0.0.1:{port}", "connects": connects,
+                "ollama_processes": []}
+    message = f"Nothing listens on port {port} on this machine: every connection was refused."
+    fix = [
+        {"text": "Start Ollama on that address, then check that it answers.",
+         "commands": [f"OLLAMA_HOST=127.0.0.1:{port} ollama serve",
+                      f"curl http://127.0.0.1:{port}/"]},
+        {"text": "If it runs as a service, look at why it stopped.",
+         "commands": ["systemctl status ollama", "journalctl -u ollama -n 50"]},
+    ]
+    assert stable(doc) == {
+        "schema_version": 1,
+        "tool": {"name": "ollama-doctor", "version": __version__},
+        "command": "probe reachability",
+        "target": {"url": f"http://127.0.0.1:{port}", "source": "option", "model": None,
+                   "dialed": f"http://127.0.0.1:{port}"},
+        "checks": [{
+            "id": "reachability", "title": "Server reachable", "status": "fail",
+            "summary": f"connection refused at 127.0.0.1:{port}", "prerequisite": False,
+            "blocked_by": None, "error": None,
+            "facts": {"dial_host": "127.0.0.1", "port": port, "addresses": ["127.0.0.1"],
+                      "connects": connects},
+            "findings": [{"cause": "server-not-running", "severity": "critical",
+                          "confidence": "high", "message": message, "code": None,
+                          "evidence": evidence, "fix": fix}],
+        }],
+        "diagnosis": [{
+            "rank": 1, "cause": "server-not-running", "code": None, "severity": "critical",
+            "confidence": "high", "title": "No server is listening", "explanation": message,
+            "why_ranked": "critical at the transport layer, proved by a probe.",
+            "evidence": evidence, "fix": fix,
+            "retry": {"helps": False, "advice": "Retrying does not help until a server listens."},
+            "probes": ["reachability"],
+        }],
+        "summary": {"status": "failing", "exit_code": 1, "top_cause": "server-not-running",
+                    "headline": message,
+                    "checks": {"pass": 0, "warn": 0, "fail": 1, "skip": 0, "error": 0},
+                    "crashed": []},
+    }
+
+
+def test_closed_port_text_screen(cli: Callable[..., CliRun]) -> None:
+    port = free_port()
+    run = cli("probe", "reachability", "--host", f"127.0.0.1:{port}")
+    assert run.code == 1
+    lines = [line.rstrip() for line in run.stdout.splitlines()]
+    # the timing column varies; everything else is compared whole
+    lines[2] = lines[2][:16] + "<ms>" + lines[2][28:]
+    assert lines == [
+        f"ollama-doctor {__version__} — target http://127.0.0.1:{port} (from option)",
+        "",
+        f"  ✗ reachability<ms>connection refused at 127.0.0.1:{port}",
+        "",
+        "Diagnosis",
+        " 1. server-not-running — No server is listening (critical · high confidence)",
+        f"    Nothing listens on port {port} on this machine: every connection was refused.",
+        "    Why here: critical at the transport layer, proved by a probe.",
+        "    Retry: Retrying does not help until a server listens.",
+        '    Evidence: {"target": "http://127.0.0.1:' + str(port) + '", "connects": '
+        '[{"address": "127.0.0.1", "port": ' + str(port) + ', "ok": false, "elapsed_ms": '
+        + lines[9].split('"elapsed_ms": ')[1],
+        "    Fix:",
+        "      Start Ollama on that address, then check that it answers.",
+        f"        $ OLLAMA_HOST=127.0.0.1:{port} ollama serve",
+        f"        $ curl http://127.0.0.1:{port}/",
+        "      If it runs as a service, look at why it stopped.",
+        "        $ systemctl status ollama",
+        "        $ journalctl -u ollama -n 50",
+        "",
+        f"FAILING — Nothing listens on port {port} on this machine: every connection was "
+        "refused. (exit 1)",
+    ]
+    assert run.stderr == ""
+
+
+def test_closed_port_check_blocks_the_rest(cli: Callable[..., CliRun]) -> None:
+    """One root cause, not five failures: probes that need a server are skipped."""
+    port = free_port()
+    run = cli("check", "--host", f"127.0.0.1:{port}", "--json", "-m", "llama3.2")
+    doc = run.json()
+    validate(doc)
+    assert run.code == 1
+    assert doc["diagnosis"][0]["cause"] == "server-not-running"
+    assert doc["summary"]["top_cause"] == "server-not-running"
+    statuses = {c["id"]: (c["status"], c["blocked_by"]) for c in doc["checks"]}
+    assert statuses["reachability"] == ("fail", None)
+    for probe_id in ("latency", "models", "auth", "warmup"):
+        if probe_id in statuses:
+            assert statuses[probe_id][0] == "skip", probe_id
+            assert statuses[probe_id][1] in ("reachability", "models"), probe_id
+    assert [d["cause"] for d in doc["diagnosis"]
+            if d["severity"] in ("error", "critical")] == ["server-not-running"]
+
+
+def test_ollama_host_env_is_the_target_and_source(cli: Callable[..., CliRun]) -> None:
+    port = free_port()
+    doc = cli("check", "--json", env={"OLLAMA_HOST": f"127.0.0.1:{port}"}).json()
+    assert doc["target"]["source"] == "OLLAMA_HOST"
+    assert doc["target"]["url"] == f"http://127.0.0.1:{port}"
+    option = cli("check", "--json", "--host", f"127.0.0.1:{port}",
+                 env={"OLLAMA_HOST": "127.0.0.1:1"}).json()
+    assert option["target"]["source"] == "option"
+
+
+# ---------------------------------------------------------------------------------------------
+# against the emulator
+
+
+def test_healthy_emulator_exits_zero(cli: Callable[..., CliRun], emulator: Any) -> None:
+    emu = emulator()
+    run = cli("check", "--host", emu.url, "--json")
+    doc = run.json()
+    validate(doc)
+    assert run.code == 0, doc["diagnosis"]
+    assert doc["summary"]["status"] == "healthy"
+    assert [d for d in doc["diagnosis"] if d["severity"] in ("error", "critical")] == []
+    reach = doc["checks"][[c["id"] for c in doc["checks"]].index("reachability")]
+    assert reach["status"] == "pass"
+    assert reach["facts"]["version"] == "0.33.0"
+    assert reach["facts"]["looks_like_ollama"] is True
+
+
+def test_html_page_is_not_ollama(cli: Callable[..., CliRun], emulator: Any) -> None:
+    emu = emulator(html="")
+    run = cli("check", "--host", emu.url, "--json")
+    doc = run.json()
+    assert run.code == 1
+    top = doc["diagnosis"][0]
+    assert (top["cause"], top["severity"], top["code"]) == ("not-ollama", "critical", None)
+    assert "nginx" in top["explanation"] and "HTML page" in top["explanation"]
+    assert top["evidence"]["root"]["headers"]["server"].startswith("nginx")
+
+
+def test_silent_server_costs_one_timeout(cli: Callable[..., CliRun], emulator: Any) -> None:
+    emu = emulator(hang="")
+    started = time.perf_counter()
+    run = cli("check", "--host", emu.url, "--json", "--timeout", "1")
+    elapsed = time.perf_counter() - started
+    assert run.code == 1
+    top = run.json()["diagnosis"][0]
+    assert top["cause"] == "server-unresponsive"
+    waited = re.search(r"sent no answer to GET / within ([0-9.]+) s\.$", top["explanation"])
+    assert waited is not None and float(waited.group(1)) <= 2 * 1
+    assert elapsed < 2 * 1 + 3  # the bound: about 2 × --timeout plus process start-up
+
+
+def test_unspecified_address_is_dialled_as_loopback(cli: Callable[..., CliRun],
+                                                     emulator: Any) -> None:
+    emu = emulator()
+    run = cli("check", "--host", f"0.0.0.0:{emu.port}", "--json")
+    doc = run.json()
+    assert run.code == 0
+    causes = [(d["cause"], d["severity"]) for d in doc["diagnosis"]]
+    assert causes[0] == ("unspecified-address", "warning")
+    assert doc["target"]["url"] == f"http://0.0.0.0:{emu.port}"
+    assert doc["target"]["dialed"] == f"http://127.0.0.1:{emu.port}"
+
+
+def test_scheme_without_port_goes_to_80(cli: Callable[..., CliRun]) -> None:
+    run = cli("check", "--host", "http://127.0.0.1", "--json", "--timeout", "1")
+    doc = run.json()
+    top = doc["diagnosis"][0]
+    reach = next(c for c in doc["checks"] if c["id"] == "reachability")
+    if reach["facts"]["connects"][0]["ok"]:
+        pytest.skip("something listens on port 80 here")
+    assert (top["cause"], top["severity"]) == ("wrong-port-scheme", "critical")
+    assert "port 80" in top["explanation"]
+    assert top["evidence"]["explains"][0]["cause"] == "server-not-running"
+
+
+def test_openai_base_is_right_and_api_suffix_is_wrong(cli: Callable[..., CliRun],
+                                                       emulator: Any) -> None:
+    emu = emulator()
+    good = cli("check", "--host", emu.url + "/v1", "--json")
+    assert good.code == 0
+    assert all(d["cause"] != "wrong-base-path" for d in good.json()["diagnosis"])
+    bad = cli("check", "--host", emu.url + "/api", "--json")
+    top = bad.json()["diagnosis"][0]
+    assert bad.code == 1
+    assert (top["cause"], top["code"]) == ("wrong-base-path", 404)
+    assert "plain-text 404 page not found" in top["explanation"]
+
+
+def test_markdown_and_json_outputs(cli: Callable[..., CliRun], tmp_path: Path) -> None:
+    port = free_port()
+    md = tmp_path / "report.md"
+    js = tmp_path / "report.json"
+    assert cli("check", "--host", f"127.0.0.1:{port}", "-o", str(md)).code == 1
+    assert cli("check", "--host", f"127.0.0.1:{port}", "-o", str(js), "--json").code == 1
+    text = md.read_text()
+    assert text.startswith("## ollama-doctor report\n\n**FAILING** — Nothing listens on port")
+    assert "### Most likely cause: `server-not-running` — No server is listening" in text
+    assert text.index("**Evidence**") < text.index("**Fix**") < text.index("### Checks")
+    assert "| ✗ | reachability | fail |" in text
+    validate(json.loads(js.read_text()))
+    # atomic writes leave no temporary files behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "report.md"]
+
+
+def test_probe_runs_one_probe(cli: Callable[..., CliRun], emulator: Any) -> None:
+    emu = emulator()
+    run = cli("probe", "reachability", "--host", emu.url, "--json")
+    doc = run.json()
+    assert run.code == 0
+    assert doc["command"] == "probe reachability"
+    assert [c["id"] for c in doc["checks"]] == ["reachability"]
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input: one line, exit 2, never a traceback
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["check", "--host", "ftp://x"], "unknown scheme 'ftp'"),
+    (["check", "--host", "http://"], "the host is empty"),
+    (["check", "--host", "127.0.0.1:0"], "port 0 is out of range"),
+    (["check", "--host", "127.0.0.1:99999"], "port 99999 is out of range"),
+    (["check", "--header", "NoColonHere"], "invalid --header 'NoColonHere'"),
+    (["check", "--timeout", "-1"], "--timeout must be a positive number"),
+    (["check", "--timeout", "abc"], "Invalid value for '--timeout'"),
+    (["check", "--timeout=abc"], "(got 'abc')"),
+    (["probe", "nosuch"], "unknown probe 'nosuch'; valid probes: "),
+    (["explain", "418"], "no entry for HTTP 418"),
+    (["explain", "no-such-cause"], "unknown topic 'no-such-cause'"),
+    (["check", "-o", "/nonexistent-dir/r.json"], "folder '/nonexistent-dir' does not exist"),
+    (["check", "-o", "report.txt"], "unknown extension '.txt'"),
+    (["check", "--error-file", "/nonexistent/err.txt"], "cannot read --error-file"),
+    (["check", "--nosuch"], "No such option: --nosuch"),
+])
+def test_bad_input_is_one_line_exit_2(cli: Callable[..., CliRun], args: list[str],
+                                      message: str) -> None:
+    run = cli(*args)
+    assert run.code == 2
+    assert run.stdout == ""
+    assert run.stderr.count("\n") == 1, run.stderr
+    assert run.stderr.startswith("ollama-doctor: error: ")
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_version_and_help(cli: Callable[..., CliRun]) -> None:
+    assert cli("--version").stdout == f"ollama-doctor {__version__}\n"
+    run = cli("check", "--help")
+    assert run.code == 0
+    assert "--client-timeout" in run.stdout and "Exit codes" not in run.stderr
+
+
+def test_explain_offline(cli: Callable[..., CliRun]) -> None:
+    run = cli("explain", "429")
+    assert run.code == 0
+    assert run.stdout.splitlines()[0] == "HTTP 429 Too Many Requests"
+    assert "Produced by: intermediary — Never from local Ollama" in run.stdout
+    data = json.loads(cli("explain", "slow-model-load", "--json").stdout)
+    assert data["code"] == 504 and data["retry"]["helps"] is False
+    assert data["found_by"] == [] or "warmup" in data["found_by"]
+
+
+def test_schema_command_prints_the_shipped_schema(cli: Callable[..., CliRun]) -> None:
+    assert json.loads(cli("schema").stdout) == schema()
+
+
+# ---------------------------------------------------------------------------------------------
+# a server that sends garbage or far too much
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[[bytes], int]]:
+    """A TCP server that answers every connection with fixed bytes, then closes."""
+    socks: list[socket.socket] = []
+
+    def start(payload: bytes) -> int:
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(16)
+        socks.append(srv)
+
+        def serve() -> None:
+            while True:
+                try:
+                    conn, _ = srv.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.settimeout(2)
+                    try:
+                        conn.recv(65536)
+                        conn.sendall(payload)
+                    except OSError:
+                        pass
+
+        threading.Thread(target=serve, daemon=True).start()
+        port: int = srv.getsockname()[1]
+        return port
+
+    yield start
+    for srv in socks:
+        srv.close()
+
+
+def test_garbage_bytes_are_a_finding_not_a_crash(cli: Callable[..., CliRun],
+                                                 raw_server: Callable[[bytes], int]) -> None:
+    port = raw_server(b"\x00\xffgarbage that is not HTTP\r\n\r\n")
+    run = cli("check", "--host", f"127.0.0.1:{port}", "--json", "--timeout", "2")
+    assert run.code == 1
+    top = run.json()["diagnosis"][0]
+    assert top["cause"] == "server-unresponsive"
+    assert "Traceback" not in run.stderr
+
+
+def test_huge_body_is_read_bounded(cli: Callable[..., CliRun],
+                                   raw_server: Callable[[bytes], int]) -> None:
+    body = b"x" * (8 * 1024 * 1024)
+    port = raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    run = cli("check", "--host", f"127.0.0.1:{port}", "--json", "--timeout", "3")
+    top = run.json()["diagnosis"][0]
+    assert top["cause"] == "not-ollama"
+    assert len(run.stdout) < 200_000

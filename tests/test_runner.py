@@ -1,0 +1,97 @@
+"""The runner: prerequisites, crash capture, order, concurrency."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import types
+
+import pytest
+
+from ollama_doctor.context import Context, Options
+from ollama_doctor.registry import ProbeSpec
+from ollama_doctor.result import Outcome, Status
+from ollama_doctor.runner import run_probes
+from ollama_doctor.target import parse_target
+
+
+def install(name: str, run: object) -> None:
+    module = types.ModuleType(f"ollama_doctor.probes.{name}")
+    module.run = run  # type: ignore[attr-defined]
+    sys.modules[f"ollama_doctor.probes.{name}"] = module
+
+
+@pytest.fixture
+def ctx() -> Context:
+    return Context(parse_target("127.0.0.1:1"), Options(debug=True))
+
+
+def test_crash_becomes_error_and_run_goes_on(ctx: Context) -> None:
+    def boom(ctx: Context) -> Outcome:
+        raise RuntimeError("kaput\nsecond line")
+
+    install("t_boom", boom)
+    install("t_fine", lambda ctx: Outcome(Status.PASS, "fine"))
+    registry = (ProbeSpec("t_boom", "Boom", ""), ProbeSpec("t_fine", "Fine", ""))
+    results = run_probes(ctx, ["t_boom", "t_fine"], registry=registry)
+    assert [(r.id, r.status) for r in results] == [("t_boom", Status.ERROR),
+                                                    ("t_fine", Status.PASS)]
+    assert results[0].error is not None
+    assert (results[0].error.type, results[0].error.message) == ("RuntimeError", "kaput")
+    assert "Traceback" in (results[0].error.traceback or "")
+    assert results[0].summary == "probe crashed: RuntimeError: kaput"
+
+
+def test_failed_prerequisite_skips_with_blocked_by(ctx: Context) -> None:
+    install("t_base", lambda ctx: Outcome(Status.FAIL, "down"))
+    calls: list[str] = []
+    install("t_child", lambda ctx: calls.append("ran") or Outcome(Status.PASS, "x"))
+    registry = (ProbeSpec("t_base", "Base", ""),
+                ProbeSpec("t_child", "Child", "", needs=("t_base",)))
+    results = run_probes(ctx, ["t_base", "t_child"], registry=registry)
+    assert results[1].status is Status.SKIP
+    assert results[1].blocked_by == "t_base"
+    assert calls == []
+
+
+def test_after_waits_but_does_not_block(ctx: Context) -> None:
+    seen: list[str | None] = []
+    install("t_first", lambda ctx: Outcome(Status.FAIL, "bad"))
+
+    def second(c: Context) -> Outcome:
+        first = c.result("t_first")
+        seen.append(first.summary if first else None)
+        return Outcome(Status.PASS, "ok")
+
+    install("t_second", second)
+    registry = (ProbeSpec("t_second", "Second", "", after=("t_first",)),
+                ProbeSpec("t_first", "First", ""))
+    results = run_probes(ctx, ["t_first", "t_second"], registry=registry)
+    assert seen == ["bad"]
+    assert [r.id for r in results] == ["t_second", "t_first"]  # registry order
+    assert results[0].status is Status.PASS
+
+
+def test_independent_probes_overlap(ctx: Context) -> None:
+    barrier = threading.Barrier(2, timeout=5)
+
+    def meet(c: Context) -> Outcome:
+        barrier.wait()  # would time out if the two ran one after the other
+        return Outcome(Status.PASS, "met")
+
+    install("t_a", meet)
+    install("t_b", meet)
+    registry = (ProbeSpec("t_a", "A", ""), ProbeSpec("t_b", "B", ""))
+    started = time.perf_counter()
+    results = run_probes(ctx, ["t_a", "t_b"], registry=registry)
+    assert [r.status for r in results] == [Status.PASS, Status.PASS]
+    assert time.perf_counter() - started < 5
+
+
+def test_prerequisites_are_marked(ctx: Context) -> None:
+    install("t_dep", lambda ctx: Outcome(Status.PASS, "dep"))
+    install("t_main", lambda ctx: Outcome(Status.PASS, "main"))
+    registry = (ProbeSpec("t_dep", "Dep", ""), ProbeSpec("t_main", "Main", "", needs=("t_dep",)))
+    results = run_probes(ctx, ["t_main"], prerequisites=["t_dep"], registry=registry)
+    assert [(r.id, r.prerequisite) for r in results] == [("t_dep", True), ("t_main", False)]
