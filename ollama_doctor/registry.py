@@ -40,6 +40,12 @@ class ProbeSpec:
 
 
 REGISTRY: tuple[ProbeSpec, ...] = (
+    ProbeSpec(  # proxy
+        "proxy", "Proxy settings",
+        "Which proxy each client family uses for the target; direct vs proxied GET /.",
+        causes=("proxy-captures-local", "proxy-blocks", "proxy-unreachable",
+                "proxy-unsupported"),
+    ),
     ProbeSpec(
         "reachability", "Server reachable",
         "Resolve the target, TCP-connect to every address, GET / and /api/version.",

@@ -1,0 +1,575 @@
+"""The ``proxy`` probe against a real forward proxy on loopback (``tests/support/proxy.py``).
+
+In-process runs of ``probe.run`` cover every verdict quickly (with an injected resolver where a
+name must not resolve); the real CLI covers the scenarios of failure-modes.md §4: S06 (the proxy
+answers 502; Privoxy's 500, a reset and an RST in-process), S07 (a 403 page: on a loopback
+target it is the proxy capturing local traffic; on a name only the proxy can resolve it is the
+proxy blocking, staged in a network namespace so the client's failed lookup never leaves it),
+S08 (a dead proxy), S09 (SOCKS without socksio), plus healthy setups that must raise no error,
+and proxy passwords that must appear in no output.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import pytest
+
+from ollama_doctor import diagnosis
+from ollama_doctor.context import Context, Options
+from ollama_doctor.probes import proxy as probe
+from ollama_doctor.result import Outcome, ProbeResult, Severity, Status
+from ollama_doctor.target import parse_target
+from tests.conftest import CliRun, clean_environ, free_port
+from tests.support.guard import loopback_only
+from tests.support.netns import Netns, require_netns
+from tests.support.proxy import ForwardProxy
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "hunter2-Pr0xy"
+CORP = "ollama.corp.test"  # a name only the proxy can resolve
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only() -> Iterator[None]:
+    with loopback_only():
+        yield
+
+
+# --------------------------------------------------------------------------------------------
+# small servers
+
+
+class TinyOllama(ThreadingHTTPServer):
+    """Answers like Ollama (ollama-facts §5): ``/`` and ``/api/version``, no ``Server`` header."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _OllamaHandler)
+        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _OllamaHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    ROUTES: ClassVar[dict[str, tuple[int, str, bytes]]] = {
+        "/": (200, "text/plain; charset=utf-8", b"Ollama is running"),
+        "/api/version": (200, "application/json; charset=utf-8", b'{"version":"0.33.0"}'),
+        "/api/tags": (200, "application/json; charset=utf-8", b'{"models":[]}'),
+    }
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path or "/"  # also the absolute form a proxy may send
+        status, ctype, body = self.ROUTES.get(path, (404, "text/plain", b"404 page not found"))
+        self.send_response_only(status)
+        self.send_header("Date", self.date_time_string())
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_HEAD = do_GET
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class CaptivePortal(ThreadingHTTPServer):
+    """A forward proxy that answers every request itself: 200 with its own HTML page."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _PortalHandler)
+        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _PortalHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"<html><body>Welcome! Accept the terms to continue.</body></html>"
+        self.send_response_only(200)
+        self.send_header("Server", "portal/1.0")
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def ollama() -> Iterator[TinyOllama]:
+    server = TinyOllama()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def socks_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """socksio may well be installed in the dev venv: decide its absence here."""
+    monkeypatch.setattr(probe, "socksio_importable", lambda: False)
+
+
+def unresolvable(*names: str) -> Callable[..., list[tuple[Any, ...]]]:
+    """A resolver for which ``names`` do not exist (as NXDOMAIN); others are loopback-only."""
+    def getaddrinfo(host: str, port: Any, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
+        if host in names:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return socket.getaddrinfo(host, port, *args, **kwargs)
+    return getaddrinfo
+
+
+def run(url: str, env: dict[str, str], getaddrinfo: Callable[..., Any] | None = None) -> Outcome:
+    ctx = Context(target=parse_target(url), options=Options(timeout=3.0), env=env)
+    if getaddrinfo is not None:
+        ctx.getaddrinfo = getaddrinfo
+    return probe.run(ctx)
+
+
+def causes(outcome: Outcome) -> list[tuple[str, str, str, int | None]]:
+    return [(f.cause, f.severity.value, f.confidence.value, f.code) for f in outcome.findings]
+
+
+def verdict(outcome: Outcome) -> str:
+    return str(outcome.facts["comparison"]["verdict"])
+
+
+def with_password(proxy_url: str, user: str = "bob", password: str = SECRET) -> str:
+    return proxy_url.replace("://", f"://{user}:{password}@", 1)
+
+
+# --------------------------------------------------------------------------------------------
+# in-process: every verdict
+
+
+def test_no_settings_pass(ollama: TinyOllama) -> None:
+    outcome = run(ollama.url, {})
+    assert (outcome.status, outcome.findings) == (Status.PASS, [])
+    assert outcome.summary == "no proxy settings found: every client connects directly"
+    assert {f: row["route"] for f, row in outcome.facts["clients"].items()} == dict.fromkeys(
+        ("httpx", "requests", "curl", "go", "node"), "direct")
+    assert "comparison" not in outcome.facts
+
+
+def test_correct_no_proxy_means_no_request_through_the_proxy(ollama: TinyOllama) -> None:
+    with ForwardProxy("deny") as proxy:
+        outcome = run(ollama.url, {"HTTP_PROXY": proxy.url, "http_proxy": proxy.url,
+                                   "NO_PROXY": "localhost,127.0.0.1,::1",
+                                   "no_proxy": "localhost,127.0.0.1,::1"})
+        assert proxy.requests == []
+    assert (outcome.status, outcome.findings) == (Status.PASS, [])
+    assert outcome.summary == (f"no client proxies {ollama.url}: NO_PROXY entry '127.0.0.1' "
+                               "covers 127.0.0.1")
+    assert outcome.facts["families_disagree"] is False
+
+
+def test_relay_on_a_local_target_is_only_an_info_note(ollama: TinyOllama) -> None:
+    with ForwardProxy("relay") as proxy:
+        outcome = run(ollama.url, {"HTTP_PROXY": proxy.url})
+        assert [r.target for r in proxy.requests] == [ollama.url + "/"]
+    assert outcome.status == Status.PASS
+    assert causes(outcome) == [("proxy-captures-local", "info", "high", None)]
+    assert verdict(outcome) == "relays"
+    assert outcome.facts["comparison"]["fingerprints"]["via"] == "1.1 proxy (squid/5.7)"
+
+
+@pytest.mark.parametrize(("mode", "code", "marks"), [
+    ("bad-gateway", 502, {"x-squid-error": "ERR_CONNECT_FAIL 111", "server": "squid/5.7"}),  # S06
+    ("privoxy-500", 500, {"body": "html"}),  # S06, Privoxy
+    ("deny", 403, {"x-squid-error": "ERR_ACCESS_DENIED 0"}),  # S07 on a loopback target
+    ("reset", None, {"error": "protocol"}),
+    ("rst", None, {"error": "reset"}),
+])
+def test_proxy_failing_a_local_target_captures_it(ollama: TinyOllama, mode: str,
+                                                  code: int | None,
+                                                  marks: dict[str, str]) -> None:
+    with ForwardProxy(mode) as proxy:  # type: ignore[arg-type]
+        outcome = run(ollama.url, {"HTTP_PROXY": proxy.url, "NO_PROXY": "localhost"})
+    assert outcome.status == Status.FAIL
+    assert causes(outcome) == [("proxy-captures-local", "critical", "high", code)]
+    assert verdict(outcome) == "proxy-captures-local"
+    prints = outcome.facts["comparison"]["fingerprints"]
+    assert {k: prints.get(k) for k in marks} == marks
+    finding = outcome.findings[0]
+    assert finding.evidence["direct"]["body"] == "Ollama is running"
+    assert finding.fix[0].commands[0] == (
+        "export NO_PROXY='localhost,127.0.0.1,::1' no_proxy='localhost,127.0.0.1,::1'")
+    assert f"ollama.Client(host='{ollama.url}', trust_env=False)   # ollama-python" in \
+        finding.fix[1].commands
+    assert f"curl --noproxy '*' {ollama.url}/" in finding.fix[1].commands
+
+
+def test_privoxy_is_named_in_the_message(ollama: TinyOllama) -> None:
+    with ForwardProxy("privoxy-500") as proxy:
+        outcome = run(ollama.url, {"http_proxy": proxy.url})
+    assert ("which answers HTTP 500 from Privoxy; directly, the server answers 'Ollama is "
+            "running'. Exclude it: NO_PROXY=localhost,127.0.0.1,::1."
+            in outcome.findings[0].message)
+
+
+def test_proxy_answering_its_own_page_with_200_is_an_error(ollama: TinyOllama) -> None:
+    portal = CaptivePortal()
+    try:
+        outcome = run(ollama.url, {"ALL_PROXY": portal.url})
+    finally:
+        portal.stop()
+    assert causes(outcome) == [("proxy-captures-local", "error", "high", 200)]
+    assert "HTTP 200 from portal/1.0 with '<html><body>Welcome!" in outcome.findings[0].message
+
+
+def test_dead_proxy_is_unreachable(ollama: TinyOllama) -> None:  # S08
+    port = free_port()
+    outcome = run(ollama.url, {"HTTP_PROXY": f"http://127.0.0.1:{port}"})
+    assert outcome.status == Status.FAIL
+    assert causes(outcome) == [("proxy-unreachable", "critical", "high", None)]
+    assert verdict(outcome) == "proxy-unreachable"
+    assert outcome.summary == f"the proxy http://127.0.0.1:{port} (HTTP_PROXY) refuses connections"
+    connect = outcome.findings[0].evidence["proxy_connect"]
+    assert connect["connect"]["error"] == "refused"
+    assert outcome.findings[0].message.endswith(
+        "(directly, the server answers 'Ollama is running').")
+
+
+def test_proxy_name_that_does_not_resolve_is_unreachable(ollama: TinyOllama) -> None:
+    outcome = run(ollama.url, {"HTTPS_PROXY": "http://proxy.corp.test:3128",
+                               "HTTP_PROXY": "http://proxy.corp.test:3128"},
+                  unresolvable("proxy.corp.test"))
+    assert causes(outcome) == [("proxy-unreachable", "critical", "high", None)]
+    assert outcome.summary == "the proxy http://proxy.corp.test:3128 (HTTP_PROXY) does not resolve"
+    assert outcome.findings[0].evidence["proxy_connect"]["error"]["kind"] == "dns"
+
+
+def test_socks_without_socksio_is_unsupported(socks_missing: None) -> None:  # S09
+    port = free_port()  # never dialled: the client cannot even be built
+    outcome = run(f"http://127.0.0.1:{port}", {"ALL_PROXY": f"socks5://127.0.0.1:{port}",
+                                               "NO_PROXY": "localhost,127.0.0.1"})
+    assert outcome.status == Status.FAIL
+    assert causes(outcome) == [("proxy-unsupported", "critical", "medium", None)]
+    assert outcome.summary == "httpx cannot use ALL_PROXY (socks missing)"
+    finding = outcome.findings[0]
+    assert finding.evidence["error"].startswith("ImportError: Using SOCKS proxy, but the "
+                                                "'socksio' package is not installed.")
+    assert finding.fix[0].commands == ("pip install 'httpx[socks]'",)
+    assert finding.fix[1].commands == ("unset ALL_PROXY all_proxy",)
+
+
+def test_unknown_scheme_is_unsupported() -> None:
+    outcome = run("http://127.0.0.1:11434", {"all_proxy": "socks4://127.0.0.1:1080"})
+    assert causes(outcome) == [("proxy-unsupported", "critical", "high", None)]
+    assert outcome.findings[0].evidence["error"] == (
+        "ValueError: Unknown scheme for proxy URL URL('socks4://127.0.0.1:1080')")
+
+
+def test_s07_proxy_blocks_a_target_only_it_can_reach(ollama: TinyOllama) -> None:
+    with ForwardProxy("deny", resolve={CORP: ("127.0.0.1", ollama.port)}) as proxy:
+        outcome = run(f"http://{CORP}:11434", {"HTTP_PROXY": proxy.url}, unresolvable(CORP))
+    assert outcome.status == Status.FAIL
+    assert causes(outcome) == [("proxy-blocks", "critical", "high", 403)]
+    assert verdict(outcome) == "proxy-blocks"
+    finding = outcome.findings[0]
+    assert finding.evidence["direct"]["error"]["kind"] == "dns"
+    assert finding.evidence["fingerprints"]["x-squid-error"] == "ERR_ACCESS_DENIED 0"
+    assert finding.fix[0].commands == (f"acl ollama dstdomain {CORP}", "acl ollama_port port 11434",
+                                       "http_access allow ollama ollama_port")
+
+
+def test_target_reachable_only_through_a_working_proxy_passes(ollama: TinyOllama) -> None:
+    with ForwardProxy("relay", resolve={CORP: ("127.0.0.1", ollama.port)}) as proxy:
+        outcome = run(f"http://{CORP}:11434", {"HTTP_PROXY": proxy.url}, unresolvable(CORP))
+    assert (outcome.status, outcome.findings) == (Status.PASS, [])
+    assert verdict(outcome) == "proxy-only-path"
+
+
+@pytest.mark.parametrize(("credentials", "status", "found"), [
+    (None, Status.FAIL, [("proxy-blocks", "critical", "high", 407)]),
+    (("alice", "wrong"), Status.FAIL, [("proxy-blocks", "critical", "high", 407)]),
+    (("alice", SECRET), Status.PASS, []),
+])
+def test_proxy_that_wants_credentials(ollama: TinyOllama, credentials: tuple[str, str] | None,
+                                      status: Status, found: list[Any]) -> None:
+    with ForwardProxy("relay", require_auth=("alice", SECRET),
+                      resolve={CORP: ("127.0.0.1", ollama.port)}) as proxy:
+        url = with_password(proxy.url, *credentials) if credentials else proxy.url
+        outcome = run(f"http://{CORP}:11434", {"HTTP_PROXY": url}, unresolvable(CORP))
+    assert (outcome.status, causes(outcome)) == (status, found)
+    if credentials is None:
+        assert "demands credentials (407 Proxy Authentication Required) that are not in " \
+               "HTTP_PROXY" in outcome.findings[0].message
+        assert outcome.findings[0].fix[0].commands == (
+            f"export HTTP_PROXY=http://USER:PASSWORD@127.0.0.1:{proxy.port}",)
+    elif status == Status.FAIL:
+        assert "rejects the credentials in HTTP_PROXY" in outcome.findings[0].message
+    assert SECRET not in json.dumps([outcome.facts, [f.to_dict() for f in outcome.findings]])
+
+
+def test_407_on_a_local_target_is_still_capture(ollama: TinyOllama) -> None:
+    with ForwardProxy("relay", require_auth=("alice", SECRET)) as proxy:
+        outcome = run(ollama.url, {"HTTP_PROXY": proxy.url})
+    assert causes(outcome) == [("proxy-captures-local", "critical", "high", 407)]
+
+
+def test_server_down_behind_a_capturing_proxy_is_a_warning() -> None:
+    port = free_port()
+    with ForwardProxy("deny") as proxy:
+        outcome = run(f"http://127.0.0.1:{port}", {"HTTP_PROXY": proxy.url})
+    assert outcome.status == Status.WARN
+    assert causes(outcome) == [("proxy-captures-local", "warning", "medium", 403)]
+    assert verdict(outcome) == "both-fail"
+
+
+def test_other_families_through_a_failing_proxy_warn(ollama: TinyOllama) -> None:
+    """ollama-python matches the port entry and goes direct; requests and curl do not."""
+    with ForwardProxy("bad-gateway") as proxy:
+        env = {"http_proxy": proxy.url, "NO_PROXY": f"127.0.0.1:{ollama.port}"}
+        outcome = run(ollama.url, env)
+    assert outcome.status == Status.WARN
+    assert causes(outcome) == [("proxy-captures-local", "warning", "medium", 502)]
+    assert outcome.facts["comparison"]["families"] == ["requests", "curl"]
+    assert outcome.facts["routes"] == {"direct": ["httpx", "go", "node"],
+                                       proxy.url: ["requests", "curl"]}
+    assert outcome.findings[0].message.startswith(
+        "requests, curl (ollama-python itself connects directly) sends")
+
+
+def test_passwords_never_reach_facts_or_findings(ollama: TinyOllama) -> None:
+    with ForwardProxy("bad-gateway") as proxy:
+        outcome = run(ollama.url, {"HTTP_PROXY": with_password(proxy.url),
+                                   "https_proxy": f"bob:{SECRET}@127.0.0.1:9"})
+    text = json.dumps([outcome.summary, outcome.facts, [f.to_dict() for f in outcome.findings]])
+    assert SECRET not in text
+    assert f"http://bob:***@127.0.0.1:{proxy.port}" in text
+    assert outcome.facts["variables"]["https_proxy"] == "bob:***@127.0.0.1:9"
+
+
+def test_proxy_fingerprints_from_a_refused_connect() -> None:
+    """httpcore reports a refused CONNECT (https targets) as ProxyError('403 Forbidden')."""
+    from ollama_doctor import net
+
+    reply = net.HttpReply("GET", "https://x/", error=net.NetError("proxy", "403 Forbidden",
+                                                                   "ProxyError"))
+    assert probe.fingerprints(reply) == {"error": "proxy", "status": 403}
+
+
+def test_captures_local_absorbs_the_proxys_symptoms_in_the_diagnosis(ollama: TinyOllama) -> None:
+    with ForwardProxy("bad-gateway") as proxy:
+        outcome = run(ollama.url, {"HTTP_PROXY": proxy.url})
+    mine = ProbeResult("proxy", "Proxy settings", outcome.status, outcome.summary,
+                       facts=outcome.facts, findings=outcome.findings)
+    ranked = diagnosis.rank([mine])
+    assert [(d.cause, d.code, d.severity) for d in ranked] == [
+        ("proxy-captures-local", 502, Severity.CRITICAL)]
+
+
+# --------------------------------------------------------------------------------------------
+# the real CLI
+
+
+def cli_json(cli: Callable[..., CliRun], *args: str, env: dict[str, str]) -> tuple[int, Any]:
+    result = cli(*args, "--json", env=env)
+    assert result.stdout, result.stderr
+    return result.code, result.json()
+
+
+def check_of(doc: dict[str, Any], probe_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(c for c in doc["checks"] if c["id"] == probe_id)
+    return found
+
+
+def top(doc: dict[str, Any]) -> tuple[str, int | None, str]:
+    first = doc["diagnosis"][0]
+    return first["cause"], first["code"], first["severity"]
+
+
+def test_cli_s06_proxy_502_captures_local(cli: Callable[..., CliRun],
+                                          ollama: TinyOllama) -> None:
+    with ForwardProxy("bad-gateway") as proxy:
+        code, doc = cli_json(cli, "check", "--host", ollama.url,
+                             env={"HTTP_PROXY": proxy.url, "NO_PROXY": "localhost"})
+    assert code == 1
+    assert top(doc) == ("proxy-captures-local", 502, "critical")
+    assert doc["summary"]["top_cause"] == "proxy-captures-local"
+    assert check_of(doc, "reachability")["status"] == "pass"  # the direct path works
+    facts = check_of(doc, "proxy")["facts"]
+    used_by = {"httpx": "ollama-python, langchain-ollama, openai-python, LiteLLM (httpx)",
+               "requests": "requests, urllib3 and the tools built on them",
+               "curl": "curl and libcurl", "go": "the ollama CLI and other Go programs",
+               "node": "ollama-js and other Node programs (fetch, http)"}
+    assert facts["clients"] == {
+        "httpx": {"route": "proxy", "proxy": proxy.url, "source": "HTTP_PROXY",
+                  "reason": "HTTP_PROXY applies to http:// URLs; no NO_PROXY entry matches "
+                            "127.0.0.1 (httpx does not treat 'localhost' as covering IP "
+                            "addresses)", "used_by": used_by["httpx"]},
+        "requests": {"route": "proxy", "proxy": proxy.url, "source": "HTTP_PROXY",
+                     "reason": "HTTP_PROXY applies; no NO_PROXY entry covers 127.0.0.1",
+                     "used_by": used_by["requests"]},
+        "curl": {"route": "direct", "proxy": None, "source": None,
+                 "reason": "curl ignores upper-case HTTP_PROXY (httpoxy); http_proxy is not set",
+                 "used_by": used_by["curl"]},
+        "go": {"route": "direct", "proxy": None, "source": None,
+               "reason": "Go never proxies loopback addresses (127.0.0.1)",
+               "used_by": used_by["go"]},
+        "node": {"route": "direct", "proxy": None, "source": None,
+                 "reason": "Node ignores proxy variables unless NODE_USE_ENV_PROXY=1 (Node ≥ 24, "
+                           "or 22.21) or --use-env-proxy", "used_by": used_by["node"]},
+    }
+    assert facts["families_disagree"] is True
+    assert facts["variables"] == {"HTTP_PROXY": proxy.url, "NO_PROXY": "localhost"}
+    assert facts["recommended_no_proxy"] == "localhost,127.0.0.1,::1"
+    evidence = doc["diagnosis"][0]["evidence"]
+    assert evidence["proxied"]["status"] == 502
+    assert evidence["proxied"]["headers"]["x-squid-error"] == "ERR_CONNECT_FAIL 111"
+    assert evidence["direct"]["body"] == "Ollama is running"
+
+
+def test_cli_s07_proxy_403_on_a_loopback_target(cli: Callable[..., CliRun],
+                                                ollama: TinyOllama) -> None:
+    with ForwardProxy("deny") as proxy:
+        code, doc = cli_json(cli, "check", "--host", ollama.url, env={"ALL_PROXY": proxy.url})
+    assert code == 1
+    assert top(doc) == ("proxy-captures-local", 403, "critical")
+
+
+def test_cli_s08_dead_proxy(cli: Callable[..., CliRun], ollama: TinyOllama) -> None:
+    port = free_port()
+    code, doc = cli_json(cli, "check", "--host", ollama.url,
+                         env={"HTTP_PROXY": f"http://127.0.0.1:{port}"})
+    assert code == 1
+    assert top(doc) == ("proxy-unreachable", None, "critical")
+
+
+def test_cli_s09_socks_without_socksio(cli: Callable[..., CliRun], ollama: TinyOllama,
+                                       tmp_path: Path) -> None:
+    # Make socksio unimportable for the CLI's interpreter, whatever the venv holds.
+    (tmp_path / "socksio.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'socksio'\", name='socksio')\n")
+    code, doc = cli_json(cli, "check", "--host", ollama.url,
+                         env={"ALL_PROXY": f"socks5://127.0.0.1:{free_port()}",
+                              "PYTHONPATH": str(tmp_path)})
+    assert code == 1
+    assert top(doc) == ("proxy-unsupported", None, "critical")
+    assert check_of(doc, "reachability")["status"] == "pass"
+
+
+def test_cli_healthy_relay_with_correct_no_proxy(cli: Callable[..., CliRun],
+                                                 ollama: TinyOllama) -> None:
+    with ForwardProxy("relay") as proxy:
+        code, doc = cli_json(cli, "check", "--host", ollama.url,
+                             env={"HTTP_PROXY": proxy.url, "HTTPS_PROXY": proxy.url,
+                                  "NO_PROXY": "localhost,127.0.0.1,::1"})
+        assert proxy.requests == []
+    assert code == 0
+    assert doc["summary"]["status"] == "healthy"
+    assert [d for d in doc["diagnosis"] if d["severity"] in ("error", "critical")] == []
+    proxy_check = check_of(doc, "proxy")
+    assert (proxy_check["status"], proxy_check["findings"]) == ("pass", [])
+    assert {f: row["route"] for f, row in proxy_check["facts"]["clients"].items()} == \
+        dict.fromkeys(("httpx", "requests", "curl", "go", "node"), "direct")
+
+
+def test_cli_relaying_proxy_on_a_local_target_raises_no_error(cli: Callable[..., CliRun],
+                                                              ollama: TinyOllama) -> None:
+    with ForwardProxy("relay") as proxy:
+        code, doc = cli_json(cli, "check", "--host", ollama.url, env={"HTTP_PROXY": proxy.url})
+    assert code == 0
+    assert doc["summary"]["status"] == "healthy"
+    assert {d["severity"] for d in doc["diagnosis"]} <= {"info"}
+    assert check_of(doc, "proxy")["facts"]["comparison"]["verdict"] == "relays"
+
+
+def test_cli_proxy_password_in_no_output_and_table_in_verbose(cli: Callable[..., CliRun],
+                                                              ollama: TinyOllama) -> None:
+    with ForwardProxy("bad-gateway") as proxy:
+        env = {"HTTP_PROXY": with_password(proxy.url), "NO_PROXY": "localhost"}
+        verbose = cli("check", "--host", ollama.url, "-v", env=env)
+        as_json = cli("probe", "proxy", "--host", ollama.url, "--json", env=env)
+    for result in (verbose, as_json):
+        assert result.code == 1
+        assert SECRET not in result.stdout + result.stderr
+    assert " 1. proxy-captures-local — A proxy captures traffic meant for Ollama" in verbose.stdout
+    shown = f"http://bob:***@127.0.0.1:{proxy.port}"
+    # the per-client table is in -v output …
+    for line in ('"clients": {', '"route": "proxy"', f'"proxy": "{shown}"',
+                 '"reason": "curl ignores upper-case HTTP_PROXY (httpoxy); http_proxy is not set"',
+                 '"reason": "Go never proxies loopback addresses (127.0.0.1)"',
+                 '"families_disagree": true'):
+        assert line in verbose.stdout, line
+    # … and in the JSON facts
+    clients = check_of(as_json.json(), "proxy")["facts"]["clients"]
+    assert clients["httpx"]["proxy"] == shown
+
+
+# --------------------------------------------------------------------------------------------
+# S07, proxy-blocks: the client's own lookup must fail without asking the host's nameserver, so
+# the client runs in a network namespace whose resolv.conf points at nothing.
+
+_SERVERS = r"""
+import sys, threading
+sys.path.insert(0, sys.argv[1])
+from tests.support.proxy import ForwardProxy
+from tests.test_probe_proxy import TinyOllama
+ollama = TinyOllama()
+proxy = ForwardProxy(sys.argv[2], resolve={sys.argv[3]: ("127.0.0.1", ollama.port)})
+print(proxy.start(), flush=True)
+threading.Event().wait()
+"""
+
+
+def _cli_in(ns: Netns, *args: str, env: dict[str, str]) -> CliRun:
+    done = ns.run([sys.executable, "-m", "ollama_doctor", *args], timeout=60, cwd=REPO,
+                  env=clean_environ(env))
+    return CliRun(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("mode", ["deny", "relay"])
+def test_netns_s07_corporate_gateway(mode: str) -> None:
+    require_netns()
+    with Netns(hosts="127.0.0.1 localhost\n::1 localhost\n") as ns:
+        proxy_url = ns.start_server([sys.executable, "-c", _SERVERS, str(REPO), mode, CORP],
+                                    cwd=REPO).first_line
+        env = {"HTTP_PROXY": proxy_url}
+        target = f"http://{CORP}:11434"
+        if mode == "deny":
+            run_ = _cli_in(ns, "check", "--host", target, "--timeout", "2", "--json", env=env)
+        else:
+            run_ = _cli_in(ns, "probe", "proxy", "--host", target, "--json", env=env)
+    doc = run_.json()
+    proxy_check = check_of(doc, "proxy")
+    if mode == "deny":
+        assert run_.code == 1
+        assert top(doc) == ("proxy-blocks", 403, "critical"), doc["diagnosis"]
+        assert proxy_check["facts"]["comparison"]["direct"]["error"]["kind"] == "dns"
+    else:
+        # the proxy is the way there and it works: the proxy probe raises nothing
+        assert (proxy_check["status"], proxy_check["findings"]) == ("pass", [])
+        assert proxy_check["facts"]["comparison"]["verdict"] == "proxy-only-path"
