@@ -2,7 +2,10 @@
 
 The ranking rule
 ----------------
-1. **Cross-probe rules first** (``RULES``): a root cause absorbs the symptoms it explains. When
+0. **Fact rules** (``ADJUSTMENTS``): evidence from one probe changes how far another probe's
+   finding matters. When the user's client reaches the target only through its proxy, a failure
+   of the direct path is not what the client hits, so it becomes a note.
+1. **Cross-probe rules** (``RULES``): a root cause absorbs the symptoms it explains. When
    a proxy captures local traffic, the 502 it produced is not also a ``bad-gateway``; when
    ``--discover`` proved the host's server answers, ``container-localhost`` absorbs
    ``server-not-running``. Absorbed findings become evidence of the cause that explains them.
@@ -23,8 +26,8 @@ Each entry says why it ranks where it does (``why_ranked``), built from the same
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ollama_doctor.causes import CAUSES, Layer, retry_for
@@ -53,6 +56,8 @@ RULES: tuple[Absorb, ...] = (
            "the proxy produced this answer; the direct path to Ollama works"),
     Absorb("proxy-unreachable", ("server-not-running", "dns-failure"),
            "the client never got past its proxy"),
+    Absorb("proxy-blocks", ("dns-failure", "server-not-running", "connect-timeout"),
+           "the client goes through the proxy; the direct path is not used"),
     Absorb("proxy-unsupported", ("proxy-unreachable",),
            "the client fails before it uses the proxy"),
     Absorb("container-localhost", ("server-not-running",),
@@ -79,8 +84,39 @@ RULES: tuple[Absorb, ...] = (
 )
 
 
+DIRECT_PATH = ("dns-failure", "server-not-running", "connect-timeout", "server-unresponsive")
+
+
+def _proxy_carries_the_request(results: Sequence[ProbeResult]) -> list[ProbeResult]:
+    """The client's proxy is its only way to the target: direct-path failures become notes."""
+    proxy = next((r for r in results if r.id == "proxy"), None)
+    verdict = ((proxy.facts.get("comparison") or {}).get("verdict") if proxy else None)
+    if verdict not in ("proxy-only-path", "proxy-blocks"):
+        return list(results)
+    out = []
+    for result in results:
+        if result.id == "proxy" or not any(f.cause in DIRECT_PATH for f in result.findings):
+            out.append(result)
+            continue
+        findings = [
+            replace(f, severity=Severity.INFO,
+                    message=f"{f.message} This is the direct path only: the client's requests "
+                            "go through its proxy, which resolves and connects for it.")
+            if f.cause in DIRECT_PATH else f
+            for f in result.findings]
+        out.append(replace(result, findings=findings))
+    return out
+
+
+ADJUSTMENTS: tuple[Callable[[Sequence[ProbeResult]], list[ProbeResult]], ...] = (
+    _proxy_carries_the_request,
+)
+
+
 def rank(results: Sequence[ProbeResult], rules: Iterable[Absorb] = RULES) -> list[Diagnosis]:
     """The ranked diagnosis for a run. Skipped probes contribute nothing."""
+    for adjust in ADJUSTMENTS:
+        results = adjust(results)
     tagged = [(idx, result.id, f) for idx, result in enumerate(results) for f in result.findings]
     present: dict[str, tuple[int, int]] = {}
     for _, _, f in tagged:

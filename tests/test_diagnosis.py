@@ -108,3 +108,22 @@ def test_summary_and_exit_code(findings: list[Finding], statuses: list[Status], 
     results[0].findings = findings
     out = summary(rank(results), results, strict=strict)
     assert (out["status"], out["exit_code"]) == (status, code)
+
+
+def test_direct_path_failure_is_a_note_when_the_proxy_carries_the_request() -> None:
+    proxy = result("proxy", status=Status.PASS)
+    proxy.facts = {"comparison": {"verdict": "proxy-only-path"}}
+    reach = result("reachability", f("dns-failure", C))
+    ranked = rank([proxy, reach])
+    assert [(d.cause, d.severity) for d in ranked] == [("dns-failure", INFO)]
+    assert "direct path only" in ranked[0].explanation
+    # the same failure without a proxy in the way stays critical
+    assert rank([reach])[0].severity is C
+
+
+def test_proxy_blocks_absorbs_the_direct_path() -> None:
+    proxy = result("proxy", f("proxy-blocks", C, code=403))
+    proxy.facts = {"comparison": {"verdict": "proxy-blocks"}}
+    ranked = rank([proxy, result("reachability", f("dns-failure", C))])
+    assert [d.cause for d in ranked if d.severity is not INFO] == ["proxy-blocks"]
+    assert ranked[0].code == 403
