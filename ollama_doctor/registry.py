@@ -54,6 +54,20 @@ REGISTRY: tuple[ProbeSpec, ...] = (
                 "wrong-base-path", "dns-failure", "tls-error", "bad-gateway",
                 "gateway-timeout"),
     ),
+    ProbeSpec(  # models
+        "models", "Models",
+        "The installed models; whether --model is one of them and can do what --needs asks.",
+        needs=("reachability",),
+        causes=("model-not-found", "model-capability", "wrong-instance",
+                "cloud-signin-required", "rate-limited", "server-error"),
+    ),
+    ProbeSpec(  # auth
+        "auth", "Auth and access",
+        "Credentials and Origin the client sends; 401 and 403 told apart by re-probing.",
+        needs=("reachability",),
+        causes=("auth-required", "cloud-signin-required", "origin-forbidden",
+                "host-forbidden", "forbidden", "proxy-blocks"),
+    ),
 )
 
 BY_ID: dict[str, ProbeSpec] = {spec.id: spec for spec in REGISTRY}

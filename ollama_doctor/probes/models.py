@@ -1,0 +1,677 @@
+"""``models``: which models the server holds, and whether ``--model`` is one it can use.
+
+Checks:
+
+1. ``GET /api/tags`` at the server's native base (and ``GET {base}/models`` too when the
+   target is an OpenAI-style ``…/v1`` base): every model with its size, family, parameter size
+   and quantisation.
+2. For ``--model``: is it installed, by Ollama's own matching (``modelname``: case-insensitive
+   parts, a missing tag means ``:latest``, the default ``registry.ollama.ai/library/`` prefix
+   dropped). If not: the closest installed names and the exact ``ollama pull`` command, plus
+   what the server answers for it (``POST /api/show`` → ``404 model 'x:latest' not found``).
+3. ``POST /api/show`` for the model: capabilities, context length, parameter size; ``--needs``
+   (Ollama's capability names) against the capabilities, naming models on this server that
+   have what is missing.
+4. Another instance, when the model is missing or the store is empty: what the ``ollama`` CLI on
+   this machine lists (only when the binary is on ``PATH``; bounded in time and output; the
+   runner is injectable as ``COMMAND_RUNNER``), and what other Ollama servers on this machine
+   (``local.find_servers``) hold.
+5. Cloud models (tag ``cloud`` or ``…-cloud``): a 401 with ``signin_url`` on ``/api/show``
+   means this server is not signed in to ollama.com; a 429 is Ollama Cloud's usage limit.
+
+Facts: ``native_base``, ``count``, ``models`` (name, size, family, parameter_size,
+quantization, capabilities), ``openai_models`` (ids, whether both views agree), ``model``
+(requested, installed_as, cloud, show: capabilities, context_length, parameter_size, …),
+``needs`` (asked, missing, unknown), ``instances`` (cli, others).
+
+Cause ids: ``model-not-found``, ``model-capability``, ``wrong-instance``,
+``cloud-signin-required``, ``rate-limited``, ``server-error``. A 401 or 403 on ``/api/tags`` is
+left to the ``auth`` probe.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+from ollama_doctor import modelname, net
+from ollama_doctor.context import Context
+from ollama_doctor.result import Confidence, Finding, FixStep, Outcome, Severity, Status
+from ollama_doctor.target import DEFAULT_URL, base_path_kind
+
+CAPABILITIES = ("completion", "tools", "insert", "vision", "embedding", "thinking", "image",
+                "audio")
+ALIASES = {"generate": "completion", "chat": "completion", "tool": "tools",
+           "embed": "embedding", "embeddings": "embedding", "think": "thinking"}
+MAX_LISTED = 200  # models kept in facts
+MAX_OTHER_SHOWS = 12  # /api/show calls to find models that have a missing capability
+MAX_INSTANCES = 8  # other local listeners asked for their models
+MAX_CLI_OUTPUT = 256 * 1024
+TAGS_MAX_BYTES = 4 << 20
+
+
+# --------------------------------------------------------------------------------------------
+# the ollama CLI, behind an injectable runner
+
+
+@dataclass
+class CommandResult:
+    returncode: int | None
+    stdout: str
+    stderr: str
+    error: str | None = None  # could not start, or timed out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"returncode": self.returncode, "error": self.error,
+                "stderr": self.stderr.strip()[:300]}
+
+
+CommandRunner = Callable[[Sequence[str], Mapping[str, str], float], CommandResult]
+
+
+def run_command(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> CommandResult:
+    """Run ``argv`` with ``env``; at most ``timeout`` seconds and ``MAX_CLI_OUTPUT`` bytes kept."""
+    try:
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=dict(env))
+    except OSError as exc:
+        return CommandResult(None, "", "", f"{type(exc).__name__}: {exc}")
+    bufs = (bytearray(), bytearray())
+
+    def pump(stream: IO[bytes] | None, buf: bytearray) -> None:
+        if stream is None:
+            return
+        while True:
+            chunk = stream.read(65536)
+            if not chunk:
+                return
+            if len(buf) < MAX_CLI_OUTPUT:  # keep reading past the bound so the child never blocks
+                buf += chunk[:MAX_CLI_OUTPUT - len(buf)]
+
+    pumps = [threading.Thread(target=pump, args=(s, b), daemon=True, name="od-cli-pump")
+             for s, b in ((proc.stdout, bufs[0]), (proc.stderr, bufs[1]))]
+    for thread in pumps:
+        thread.start()
+    error = None
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        error = f"no answer within {timeout:g} s"
+    for thread in pumps:
+        thread.join(1.0)
+    out, err = (bytes(b).decode("utf-8", "replace") for b in bufs)
+    return CommandResult(None if error else proc.returncode, out, err, error)
+
+
+COMMAND_RUNNER: CommandRunner = run_command
+
+
+# --------------------------------------------------------------------------------------------
+# the probe
+
+
+def run(ctx: Context) -> Outcome:
+    target = ctx.target
+    headers = ctx.client_headers(with_origin=False)
+    findings: list[Finding] = []
+    facts: dict[str, Any] = {}
+
+    base, tags = _fetch_tags(ctx, headers)
+    facts["native_base"] = base
+    facts["tags"] = {"request": f"GET {base}/api/tags", "answer": tags.describe()}
+    if not tags.ok:
+        return _tags_failed(ctx, tags, facts, findings)
+    entries = _parse_tags(tags.json())
+    if entries is None:
+        facts["tags"]["body"] = tags.snippet(200)
+        return Outcome(Status.WARN, f"GET {base}/api/tags did not answer Ollama's model list",
+                       facts)
+    names = [e["name"] for e in entries]
+    facts["count"] = len(entries)
+    facts["models"] = entries[:MAX_LISTED]
+    if len(entries) > MAX_LISTED:
+        facts["models_truncated"] = True
+    if base_path_kind(target.path) == "openai":
+        facts["openai_models"] = _openai_view(ctx, headers, names)
+
+    model = ctx.options.model
+    if not model:
+        if not entries:
+            _check_instances(ctx, headers, facts, findings, base, None, names)
+        return _finish(f"{_count(len(entries))} on {base}" if entries else
+                       f"no models installed on {base}", facts, findings,
+                       empty_is_warn=not entries)
+
+    model = model.strip() or model
+    installed_as = modelname.find(model, names)
+    info: dict[str, Any] = {"requested": ctx.options.model, "installed_as": installed_as,
+                            "cloud": modelname.is_cloud(model)}
+    trouble = modelname.problems(ctx.options.model or "")
+    if trouble:
+        info["name_problems"] = trouble
+    facts["model"] = info
+    if installed_as is None and not info["cloud"]:
+        _not_found(ctx, headers, facts, findings, base, model, names)
+        return _finish(f"{model} is not on {base} ({_count(len(entries))})", facts, findings)
+
+    show = ctx.http("POST", base + "/api/show", headers=headers,
+                    json_body={"model": installed_as or model}, max_bytes=2 << 20)
+    shown = _judge_show(ctx, show, facts, findings, base, model, names, installed_as)
+    if shown is not None:
+        info["show"] = shown
+        _check_needs(ctx, headers, facts, findings, base, installed_as or model, model, shown,
+                     entries)
+    where = f"installed as {installed_as}" if installed_as else "a cloud model"
+    return _finish(f"{model}: {where} ({_count(len(entries))} on {base})", facts, findings)
+
+
+def _count(n: int) -> str:
+    return f"{n} model{'' if n == 1 else 's'}"
+
+
+def _finish(summary: str, facts: dict[str, Any], findings: list[Finding], *,
+            empty_is_warn: bool = False) -> Outcome:
+    worst = max((f.severity.rank for f in findings), default=-1)
+    if worst >= Severity.ERROR.rank:
+        status = Status.FAIL
+    elif worst >= Severity.WARNING.rank or empty_is_warn:
+        status = Status.WARN
+    else:
+        status = Status.PASS
+    return Outcome(status, summary, facts, findings)
+
+
+def native_base(ctx: Context) -> str:
+    """Where Ollama's own ``/api/…`` routes are for this target: the base without ``/v1``
+    (or a doubled ``/api``), keeping a reverse-proxy prefix."""
+    target = ctx.target
+    path = target.path
+    kind = base_path_kind(path)
+    if kind == "openai":
+        path = path[: -len("/v1")]
+    elif kind == "api":
+        path = path[: path.lower().rfind("/api")]
+    return target.root_url + path
+
+
+def _fetch_tags(ctx: Context, headers: dict[str, str]) -> tuple[str, net.HttpReply]:
+    base = native_base(ctx)
+    reply = ctx.http("GET", base + "/api/tags", headers=headers, max_bytes=TAGS_MAX_BYTES)
+    if base != ctx.target.root_url and reply.status == 404:
+        root = ctx.target.root_url
+        again = ctx.http("GET", root + "/api/tags", headers=headers, max_bytes=TAGS_MAX_BYTES)
+        if again.ok:
+            return root, again
+    return base, reply
+
+
+def _parse_tags(data: Any) -> list[dict[str, Any]] | None:
+    """``/api/tags`` JSON → one flat record per model; ``None`` when it is not that shape."""
+    if not isinstance(data, dict) or not isinstance(data.get("models", []), (list, type(None))):
+        return None
+    out: list[dict[str, Any]] = []
+    for item in data.get("models") or []:
+        if not isinstance(item, dict):
+            continue
+        name = item.get("name") or item.get("model")
+        if not isinstance(name, str) or not name:
+            continue
+        details = _dict(item.get("details"))
+        size = item.get("size") if isinstance(item.get("size"), int) else None
+        record: dict[str, Any] = {
+            "name": name, "size": size, "size_human": _human(size),
+            "family": details.get("family"), "parameter_size": details.get("parameter_size"),
+            "quantization": details.get("quantization_level"),
+        }
+        caps = item.get("capabilities")
+        if isinstance(caps, list):
+            record["capabilities"] = [c for c in caps if isinstance(c, str)]
+        if isinstance(item.get("remote_host"), str):
+            record["remote_host"] = item["remote_host"]
+        out.append(record)
+    return out
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _human(size: int | None) -> str | None:
+    if size is None:
+        return None
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):  # decimal units, as `ollama list` shows
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return None
+
+
+def _tags_failed(ctx: Context, tags: net.HttpReply, facts: dict[str, Any],
+                 findings: list[Finding]) -> Outcome:
+    base = facts["native_base"]
+    status = tags.status
+    if status in (401, 403):
+        return Outcome(Status.WARN, f"GET {base}/api/tags was refused (HTTP {status}); the auth "
+                                    "probe tells why", facts)
+    if status == 429:
+        findings.append(Finding(
+            "rate-limited", Severity.ERROR,
+            f"Something in front of {base} throttles calls: GET /api/tags answered 429 (local "
+            "Ollama never sends 429).", {"tags": tags.to_evidence()},
+            [FixStep("Pace calls below the gateway's limit and back off on 429, honouring "
+                     "Retry-After.")], code=429))
+        return Outcome(Status.FAIL, f"GET {base}/api/tags answered 429", facts, findings)
+    if status is not None and status >= 500:
+        findings.append(Finding(
+            "server-error", Severity.ERROR,
+            f"Listing the models failed: GET {base}/api/tags answered {status} "
+            f"{tags.error_message() or tags.snippet(120)!r}.", {"tags": tags.to_evidence()},
+            [FixStep("Read the server log; the model store may be unreadable.",
+                     ("journalctl -u ollama -n 100",))], confidence=Confidence.MEDIUM,
+            code=status))
+        return Outcome(Status.FAIL, f"GET {base}/api/tags answered {status}", facts, findings)
+    return Outcome(Status.WARN, f"GET {base}/api/tags gave {tags.describe()}; models unknown",
+                   facts)
+
+
+def _openai_view(ctx: Context, headers: dict[str, str], names: list[str]) -> dict[str, Any]:
+    """``GET {base}/models``: the list an OpenAI client sees (``data`` is null when empty)."""
+    url = ctx.target.base_url + "/models"
+    reply = ctx.http("GET", url, headers=headers, max_bytes=TAGS_MAX_BYTES)
+    view: dict[str, Any] = {"request": f"GET {url}", "answer": reply.describe()}
+    data = reply.json()
+    if reply.ok and isinstance(data, dict) and data.get("object") == "list":
+        items = data.get("data") or []
+        ids = [str(i["id"]) for i in items if isinstance(i, dict) and isinstance(i.get("id"), str)]
+        view["ids"] = ids[:MAX_LISTED]
+        view["agrees"] = ({modelname.parse(i).key for i in ids}
+                          == {modelname.parse(n).key for n in names})
+    return view
+
+
+# --------------------------------------------------------------------------------------------
+# a model that is not there
+
+
+def _pull_command(ctx: Context, base: str, model: str) -> str:
+    prefix = "" if base == DEFAULT_URL else f"OLLAMA_HOST={base} "
+    return f"{prefix}ollama pull {model}"
+
+
+def _not_found(ctx: Context, headers: dict[str, str], facts: dict[str, Any],
+               findings: list[Finding], base: str, model: str, names: list[str],
+               show: net.HttpReply | None = None) -> None:
+    if show is None:  # what a generate or chat would meet, in Ollama's own words
+        show = ctx.http("POST", base + "/api/show", headers=headers, json_body={"model": model},
+                        max_bytes=64 * 1024)
+    close = modelname.suggest(model, names)
+    facts["model"]["suggestions"] = close
+    evidence: dict[str, Any] = {
+        "model": model, "server": base, "installed": names[:20],
+        "suggestions": close, "show": show.to_evidence(),
+    }
+    if facts["model"].get("name_problems"):
+        evidence["name_problems"] = facts["model"]["name_problems"]
+    if close:
+        hint = f"did you mean {' or '.join(close)}?"
+    elif names:
+        shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
+        hint = f"it has {shown}."
+    else:
+        hint = "it has no models at all."
+    fixes = [FixStep("Pull it onto the server your client calls.",
+                     (_pull_command(ctx, base, model),))]
+    if close:
+        fixes.append(FixStep(f"Or call an installed model by its exact name, e.g. {close[0]}.",
+                             (f'"model": "{close[0]}"',)))
+    if facts["model"].get("name_problems"):
+        fixes.insert(0, FixStep("Fix the model name: " + "; ".join(
+            facts["model"]["name_problems"]) + "."))
+    findings.append(Finding(
+        "model-not-found", Severity.ERROR,
+        f"Model {model!r} is not on the server at {base}: {hint}", evidence, fixes, code=404))
+    _check_instances(ctx, headers, facts, findings, base, model, names)
+
+
+# --------------------------------------------------------------------------------------------
+# /api/show
+
+
+def _judge_show(ctx: Context, show: net.HttpReply, facts: dict[str, Any],
+                findings: list[Finding], base: str, model: str, names: list[str],
+                installed_as: str | None) -> dict[str, Any] | None:
+    data = show.json()
+    if show.ok and isinstance(data, dict):
+        return _show_facts(data)
+    facts["model"]["show_error"] = show.to_evidence()
+    message = show.error_message() or show.snippet(200)
+    cloud = facts["model"]["cloud"] or any(
+        e.get("remote_host") for e in facts.get("models", []) if e["name"] == installed_as)
+    signin = data.get("signin_url") if isinstance(data, dict) else None
+    if show.status == 401 and (isinstance(signin, str) or (cloud and message == "unauthorized")):
+        evidence: dict[str, Any] = {"model": model, "show": show.to_evidence()}
+        if isinstance(signin, str):
+            evidence["signin_url"] = signin
+        findings.append(Finding(
+            "cloud-signin-required", Severity.ERROR,
+            f"{model} runs on Ollama Cloud, and the server at {base} is not signed in to "
+            "ollama.com (401 unauthorized).", evidence,
+            [FixStep("Sign the server in (run this where the server runs, as its user), or open "
+                     "the sign-in URL it gave.", ("ollama signin",)),
+             FixStep("Or use a local model instead of the cloud one.")],
+            code=401))
+        return None
+    if show.status == 429:
+        cloud_text = "Ollama Cloud's usage limit" if cloud else "a gateway's rate limit"
+        findings.append(Finding(
+            "rate-limited", Severity.ERROR,
+            f"Calls for {model} are throttled by {cloud_text} (429: {message[:160]!r}); local "
+            "Ollama never sends 429.",
+            {"model": model, "show": show.to_evidence(),
+             "retry_after": show.headers.get("retry-after")},
+            [FixStep("Wait for the quota to reset or upgrade the plan "
+                     "(https://ollama.com/upgrade), or use a local model." if cloud else
+                     "Pace calls below the limit and back off on 429, honouring Retry-After.")],
+            code=429))
+        return None
+    if show.status == 404 and installed_as is None:
+        _not_found(ctx, ctx.client_headers(with_origin=False), facts, findings, base, model,
+                   names, show)
+        return None
+    return None  # 401/403 are the auth probe's; anything else is recorded in facts
+
+
+def _show_facts(data: dict[str, Any]) -> dict[str, Any]:
+    details = _dict(data.get("details"))
+    info = _dict(data.get("model_info"))
+    arch = info.get("general.architecture")
+    context_length = info.get(f"{arch}.context_length") if isinstance(arch, str) else None
+    if context_length is None:
+        context_length = next((v for k, v in info.items()
+                               if isinstance(k, str) and k.endswith(".context_length")), None)
+    caps = data.get("capabilities")
+    out: dict[str, Any] = {
+        "capabilities": [c for c in caps if isinstance(c, str)] if isinstance(caps, list)
+        else None,
+        "context_length": context_length if isinstance(context_length, int) else None,
+        "parameter_size": details.get("parameter_size"),
+        "family": details.get("family"),
+        "quantization": details.get("quantization_level"),
+        "architecture": arch if isinstance(arch, str) else None,
+    }
+    num_ctx = _num_ctx(data.get("parameters"))
+    if num_ctx is not None:
+        out["num_ctx"] = num_ctx
+    for key in ("remote_model", "remote_host"):
+        if isinstance(data.get(key), str):
+            out[key] = data[key]
+    return out
+
+
+def _num_ctx(parameters: Any) -> int | None:
+    """``num_ctx`` set in the Modelfile (``parameters`` is its text form)."""
+    if not isinstance(parameters, str):
+        return None
+    for line in parameters.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "num_ctx" and parts[1].isdigit():
+            return int(parts[1])
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# --needs
+
+
+def normalise_needs(needs: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``--needs`` values → (Ollama capability names, unknown values). Accepts a comma list."""
+    asked: list[str] = []
+    unknown: list[str] = []
+    for raw in needs:
+        for item in raw.split(","):
+            name = ALIASES.get(item.strip().lower(), item.strip().lower())
+            if not name:
+                continue
+            target = asked if name in CAPABILITIES else unknown
+            if name not in target:
+                target.append(name if name in CAPABILITIES else item.strip())
+    return asked, unknown
+
+
+def _what_ollama_says(model: str, capability: str) -> str:
+    """Ollama's 400: generate, chat and thinking quote the name as sent, the others the full
+    name (ollama-facts §2.2)."""
+    parsed = modelname.parse(model)
+    full = f"{parsed.host}/{parsed.namespace}/{parsed.model}:{parsed.tag}"
+    if capability == "completion":
+        return f'400 "{model}" does not support generate (or chat)'
+    if capability == "thinking":
+        return f'400 "{model}" does not support thinking'
+    return f"400 {full} does not support {capability}"
+
+
+def _check_needs(ctx: Context, headers: dict[str, str], facts: dict[str, Any],
+                 findings: list[Finding], base: str, model: str, requested: str,
+                 shown: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+    if not ctx.options.needs:
+        return
+    asked, unknown = normalise_needs(ctx.options.needs)
+    needs: dict[str, Any] = {"asked": asked}
+    if unknown:
+        needs["unknown"] = unknown
+        needs["known_names"] = list(CAPABILITIES)
+    facts["needs"] = needs
+    caps = shown.get("capabilities")
+    if caps is None:
+        needs["missing"] = None
+        needs["note"] = "this server's /api/show lists no capabilities (Ollama older than 0.6)"
+        return
+    missing = [c for c in asked if c not in caps]
+    needs["missing"] = missing
+    if not missing:
+        return
+    having = _models_with(ctx, headers, base, model, missing, entries)
+    needs["models_with_it"] = having
+    names = ", ".join(missing)
+    alternatives = ", ".join(having[:5])
+    message = (f"{model} cannot do what the call needs: it lacks {names} (it has "
+               f"{', '.join(caps) or 'no capabilities'}).")
+    if having:
+        message += f" On this server {alternatives} {'has' if len(having) == 1 else 'have'} it."
+    fixes = []
+    if having:
+        fixes.append(FixStep(f"Call a model that has {names}.", (f'"model": "{having[0]}"',)))
+    fixes.append(FixStep(
+        f"{'Or pull' if having else 'Pull'} a model that has it ({_examples(missing)}), or "
+        f"drop {names} from the call.",
+        tuple(_pull_command(ctx, base, m) for m in _pull_examples(missing))))
+    findings.append(Finding(
+        "model-capability", Severity.ERROR, message,
+        {"model": model, "capabilities": caps, "needs": asked, "missing": missing,
+         "ollama_answers": [_what_ollama_says(requested, c) for c in missing],
+         "models_with_it": having}, fixes, code=400))
+
+
+_EXAMPLES = {"tools": "llama3.1", "vision": "llama3.2-vision", "embedding": "nomic-embed-text",
+             "thinking": "qwen3", "insert": "qwen2.5-coder", "completion": "llama3.2"}
+
+
+def _pull_examples(missing: list[str]) -> list[str]:
+    out: list[str] = []
+    for cap in missing:
+        example = _EXAMPLES.get(cap)
+        if example and example not in out:
+            out.append(example)
+    return out[:2]
+
+
+def _examples(missing: list[str]) -> str:
+    known = [f"{_EXAMPLES[c]} has {c}" for c in missing if c in _EXAMPLES]
+    return ", ".join(known) or "see https://ollama.com/search"
+
+
+def _models_with(ctx: Context, headers: dict[str, str], base: str, model: str,
+                 missing: list[str], entries: list[dict[str, Any]]) -> list[str]:
+    """Installed models that have every missing capability (tags' list, else ``/api/show``)."""
+    out: list[str] = []
+    asked = 0
+    for entry in entries:
+        name = entry["name"]
+        if modelname.same(name, model):
+            continue
+        caps = entry.get("capabilities")
+        if caps is None:
+            left = ctx.remaining()
+            if asked >= MAX_OTHER_SHOWS or (left is not None and left < 0.5):
+                continue
+            asked += 1
+            reply = ctx.http("POST", base + "/api/show", headers=headers,
+                             json_body={"model": name}, max_bytes=2 << 20,
+                             timeout=ctx.op_timeout(min(ctx.options.timeout, 3.0)))
+            data = reply.json()
+            if not (reply.ok and isinstance(data, dict)):
+                continue
+            caps = _show_facts(data)["capabilities"]
+        if caps and all(c in caps for c in missing):
+            out.append(name)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# another instance
+
+
+def _check_instances(ctx: Context, headers: dict[str, str], facts: dict[str, Any],
+                     findings: list[Finding], base: str, model: str | None,
+                     names: list[str]) -> None:
+    """Compare the answering store with the CLI's listing and other local servers' stores."""
+    instances: dict[str, Any] = {}
+    facts["instances"] = instances
+    cli = _cli_listing(ctx)
+    if cli is not None:
+        instances["cli"] = cli
+    others = _other_servers(ctx)
+    if others:
+        instances["others"] = others
+
+    cli_names: list[str] = cli.get("models", []) if cli else []
+    cli_host = str(cli["host"]) if cli else ""
+    holders: list[str] = []  # descriptions of where the model (or any model) is
+    commands: list[str] = []
+    if model is not None:
+        if cli and modelname.find(model, cli_names):
+            holders.append(f"the ollama CLI (which talks to {cli_host}) lists it")
+            commands.append(f"export OLLAMA_HOST={cli_host}")
+        for other in others:
+            found = modelname.find(model, other.get("models", []))
+            if found:
+                holders.append(f"the server at {other['url']} (pid {other['pid']}) has it as "
+                               f"{found}")
+                commands.append(f"export OLLAMA_HOST={other['url']}")
+        if not holders and not names and (cli_names or any(o.get("models") for o in others)):
+            _wrong_instance(findings, base, model, names, cli, others, Severity.WARNING,
+                            Confidence.MEDIUM, [], commands)
+            return
+        if holders:
+            _wrong_instance(findings, base, model, names, cli, others, Severity.ERROR,
+                            Confidence.HIGH, holders, commands)
+        return
+    # no model asked: only an empty store next to a populated one is worth saying
+    if not names:
+        if cli_names:
+            holders.append(f"the ollama CLI (which talks to {cli_host}) lists "
+                           f"{_count(len(cli_names))}")
+            commands.append(f"export OLLAMA_HOST={cli_host}")
+        for other in others:
+            if other.get("models"):
+                holders.append(f"the server at {other['url']} (pid {other['pid']}) has "
+                               f"{_count(len(other['models']))}")
+                commands.append(f"export OLLAMA_HOST={other['url']}")
+        if holders:
+            _wrong_instance(findings, base, None, names, cli, others, Severity.WARNING,
+                            Confidence.HIGH, holders, commands)
+
+
+def _wrong_instance(findings: list[Finding], base: str, model: str | None, names: list[str],
+                    cli: dict[str, Any] | None, others: list[dict[str, Any]],
+                    severity: Severity, confidence: Confidence, holders: list[str],
+                    commands: list[str]) -> None:
+    what = f"{model!r} is not on the server at {base}" if model else \
+        f"The server at {base} has no models"
+    if holders:
+        message = f"{what}, but {'; '.join(holders)}: your client talks to another instance."
+    else:
+        message = (f"{what} and its store is empty, while another store on this machine has "
+                   "models: your client may talk to another instance than the one you pulled to.")
+    evidence: dict[str, Any] = {"server": base, "models_here": names[:20]}
+    if cli is not None:
+        evidence["cli"] = cli
+    if others:
+        evidence["other_servers"] = others
+    fixes = []
+    if commands:
+        fixes.append(FixStep("Point your client at the server that holds the models.",
+                             tuple(dict.fromkeys(commands))))
+    fixes.append(FixStep(
+        "Or run a single server: find every Ollama server on this machine, stop the extra one, "
+        "and set OLLAMA_MODELS for the one that remains if its store is elsewhere.",
+        ("ps aux | grep 'ollama serve'", f"OLLAMA_HOST={base} ollama list")))
+    findings.append(Finding("wrong-instance", severity, message, evidence, fixes,
+                            confidence, code=404 if model else None))
+
+
+def _cli_listing(ctx: Context) -> dict[str, Any] | None:
+    """What ``ollama list`` shows on this machine, when the CLI is on PATH."""
+    binary = shutil.which("ollama", path=ctx.env.get("PATH"))
+    if binary is None:
+        return None
+    host = ctx.env.get("OLLAMA_HOST", "").strip() or DEFAULT_URL
+    result = COMMAND_RUNNER([binary, "list"], ctx.env, ctx.op_timeout(min(ctx.options.timeout,
+                                                                          5.0)))
+    out: dict[str, Any] = {"binary": binary, "host": host, **result.to_dict()}
+    if result.error is None and result.returncode == 0:
+        out["models"] = modelname.parse_cli_list(result.stdout)
+    return out
+
+
+def _other_servers(ctx: Context) -> list[dict[str, Any]]:
+    """Other Ollama listeners on this machine and the models each holds."""
+    from ollama_doctor.local import find_servers
+
+    try:
+        servers = find_servers(ctx)
+    except Exception:  # psutil trouble must not hide the rest of the probe
+        return []
+    target = ctx.target
+    seen: set[tuple[str, int]] = set()
+    out: list[dict[str, Any]] = []
+    for server in servers:
+        for address, port in server.listeners:
+            dial = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(address, address)
+            same_port = port == target.port
+            if same_port and (target.is_loopback or dial == target.dial_host
+                              or address in ("0.0.0.0", "::", "")):
+                continue
+            if (dial, port) in seen or len(out) >= MAX_INSTANCES:
+                continue
+            seen.add((dial, port))
+            host = f"[{dial}]" if ":" in dial else dial
+            url = f"http://{host}:{port}"
+            left = ctx.remaining()
+            if left is not None and left < 0.3:
+                break
+            reply = ctx.http("GET", url + "/api/tags", max_bytes=TAGS_MAX_BYTES,
+                             timeout=ctx.op_timeout(min(ctx.options.timeout, 2.0)))
+            entries = _parse_tags(reply.json()) if reply.ok else None
+            if entries is None:
+                continue  # not an Ollama API on that port
+            out.append({"pid": server.pid, "url": url,
+                        "models": [e["name"] for e in entries][:MAX_LISTED]})
+    return out
