@@ -54,6 +54,12 @@ REGISTRY: tuple[ProbeSpec, ...] = (
                 "wrong-base-path", "dns-failure", "tls-error", "bad-gateway",
                 "gateway-timeout"),
     ),
+    ProbeSpec(  # dns
+        "dns", "Name resolution",
+        "System resolver vs DNS servers, /etc/hosts, address order; IPv4 vs IPv6 localhost.",
+        after=("proxy", "reachability"),
+        causes=("dns-failure", "ipv6-localhost", "high-latency"),
+    ),
     ProbeSpec(  # models
         "models", "Models",
         "The installed models; whether --model is one of them and can do what --needs asks.",
