@@ -53,6 +53,7 @@ class Options:
 
 
 GetAddrInfo = Callable[..., list[tuple[Any, ...]]]
+OP_FLOOR = 1.0  # seconds an operation gets even past the run's deadline
 
 
 @dataclass
@@ -73,11 +74,15 @@ class Context:
         return None if self.deadline is None else self.deadline - self.clock()
 
     def op_timeout(self, limit: float | None = None) -> float:
-        """Timeout for one network operation: ``--timeout`` (or ``limit``), cut to the deadline."""
+        """Timeout for one network operation: ``--timeout`` (or ``limit``), cut to the deadline.
+
+        Past the deadline an operation still gets ``min(timeout, 1 s)``: enough for a healthy
+        server on a loaded machine, little enough that a run of stragglers stays bounded.
+        """
         value = self.options.timeout if limit is None else limit
         left = self.remaining()
         if left is not None:
-            value = min(value, max(left, 0.05))
+            value = min(value, max(left, min(value, OP_FLOOR)))
         return value
 
     # -- files ----------------------------------------------------------------------------

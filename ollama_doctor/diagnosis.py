@@ -156,7 +156,9 @@ def _merge(cause_id: str, items: list[tuple[int, str, Finding]],
            absorbed_by: dict[str, tuple[str, str]]) -> tuple[tuple[Any, ...], Diagnosis]:
     entry = CAUSES[cause_id]
     own = [f for _, _, f in items if f.cause == cause_id] or [f for _, _, f in items]
-    lead = max(own, key=lambda f: (f.severity.rank, f.confidence.rank))
+    # The finding that explains the entry: the worst, the surest, then one that carries its own
+    # fix (the probe that specialises in the cause, e.g. dns over reachability's generic note).
+    lead = max(own, key=lambda f: (f.severity.rank, f.confidence.rank, bool(f.fix)))
     severity = max((f.severity for f in own), key=lambda s: s.rank)
     confidence = max((f.confidence for f in own), key=lambda c: c.rank)
     evidence: dict[str, Any] = {}

@@ -18,11 +18,16 @@ _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)",
 _SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key",
                    "api-key"}
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/@\s:]*):(?P<pw>[^/@\s]*)@")
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{4,}")
+# A credential after "Bearer"/"Basic", but not a challenge's parameters (realm="ollama").
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+(?![a-z_]+=)[A-Za-z0-9._~+/=-]{4,}")
+# Challenges name the scheme a server wants; they hold no secret and are evidence.
+_CHALLENGE_HEADERS = {"www-authenticate", "proxy-authenticate"}
 
 
 def is_secret_name(name: str) -> bool:
     """Names of variables or headers whose values must not be shown (brew doctor's rule)."""
+    if name.lower() in _CHALLENGE_HEADERS:
+        return False
     return name.lower() in _SECRET_HEADERS or bool(_SECRET_NAME.search(name))
 
 

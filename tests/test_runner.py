@@ -95,3 +95,17 @@ def test_prerequisites_are_marked(ctx: Context) -> None:
     registry = (ProbeSpec("t_dep", "Dep", ""), ProbeSpec("t_main", "Main", "", needs=("t_dep",)))
     results = run_probes(ctx, ["t_main"], prerequisites=["t_dep"], registry=registry)
     assert [(r.id, r.prerequisite) for r in results] == [("t_dep", True), ("t_main", False)]
+
+
+def test_operations_past_the_deadline_keep_a_bounded_floor() -> None:
+    now = [100.0]
+    ctx = Context(parse_target("127.0.0.1:1"), Options(timeout=5), clock=lambda: now[0])
+    ctx.deadline = 110.0
+    assert ctx.op_timeout() == 5
+    now[0] = 107.5
+    assert ctx.op_timeout() == 2.5
+    now[0] = 120.0
+    assert ctx.op_timeout() == 1.0  # the floor
+    short = Context(parse_target("127.0.0.1:1"), Options(timeout=0.3), clock=lambda: 999.0)
+    short.deadline = 0.0
+    assert short.op_timeout() == 0.3  # never more than --timeout

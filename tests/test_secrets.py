@@ -57,3 +57,7 @@ def test_redaction_units() -> None:
     assert redact_value({"authorization": "Bearer abcdef", "note": "Bearer abcdef1234"}) == {
         "authorization": "***", "note": "Bearer ***"}
     assert Redactor(["abcd1234"]).scrub("key=abcd1234!") == "key=***!"
+    # a challenge is evidence, not a secret
+    challenge = 'Bearer realm="ollama", error="invalid_token"'
+    assert redact_headers({"WWW-Authenticate": challenge}) == {"WWW-Authenticate": challenge}
+    assert redact_value({"note": challenge}) == {"note": challenge}
