@@ -68,6 +68,7 @@ class Context:
     deadline: float | None = None
     results: dict[str, ProbeResult] = field(default_factory=dict)
     error: ErrorAnalysis | None = None  # the pasted client error, analysed (check --error)
+    memo: dict[str, Any] = field(default_factory=dict)  # per-run cache of local look-ups
 
     # -- time -----------------------------------------------------------------------------
     def remaining(self) -> float | None:

@@ -17,6 +17,7 @@ import os
 import re
 import stat
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +65,20 @@ def is_ollama_server(name: str, cmdline: list[str]) -> bool:
 
 
 def find_servers(ctx: Context) -> list[ServerProcess]:
-    """Ollama server processes on this machine, with the TCP ports each listens on."""
+    """Ollama server processes on this machine, with the TCP ports each listens on.
+
+    Scanning every process is the slowest local look-up, and several probes need it: the
+    answer is kept for the run in ``ctx.memo``.
+    """
+    lock = ctx.memo.setdefault("servers.lock", threading.Lock())
+    with lock:
+        if "servers" not in ctx.memo:
+            ctx.memo["servers"] = _scan(ctx)
+        servers: list[ServerProcess] = ctx.memo["servers"]
+        return servers
+
+
+def _scan(ctx: Context) -> list[ServerProcess]:
     import psutil
 
     found: list[ServerProcess] = []

@@ -46,23 +46,28 @@ def run_probes(
 
     with ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="od-probe") as pool:
         while pending or running:
-            for spec in [s for s in selected if s.id in pending]:
-                if any(d not in done for d in deps(spec)):
-                    continue
-                del pending[spec.id]
-                blocker = next((d for d in spec.needs if d in done and not done[d].ok), None)
-                if blocker is not None:
-                    result = ProbeResult(
-                        spec.id, spec.title, Status.SKIP,
-                        f"skipped: {blocker} did not pass", blocked_by=blocker)
-                    result.prerequisite = spec.id in prereq
-                    done[spec.id] = result
+            progress = True
+            while progress:  # a skip can unblock a probe earlier in the order: pass again
+                progress = False
+                for spec in [s for s in selected if s.id in pending]:
+                    if any(d not in done for d in deps(spec)):
+                        continue
+                    del pending[spec.id]
+                    progress = True
+                    blocker = next((d for d in spec.needs if d in done and not done[d].ok),
+                                   None)
+                    if blocker is not None:
+                        result = ProbeResult(
+                            spec.id, spec.title, Status.SKIP,
+                            f"skipped: {blocker} did not pass", blocked_by=blocker)
+                        result.prerequisite = spec.id in prereq
+                        done[spec.id] = result
+                        if on_event:
+                            on_event("done", result)
+                        continue
                     if on_event:
-                        on_event("done", result)
-                    continue
-                if on_event:
-                    on_event(spec.id, None)
-                running[pool.submit(_run_one, spec, ctx)] = spec.id
+                        on_event(spec.id, None)
+                    running[pool.submit(_run_one, spec, ctx)] = spec.id
             if not running:
                 if pending:  # a cycle or a missing dependency: a registry bug, reported as data
                     for probe_id in list(pending):

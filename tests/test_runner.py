@@ -109,3 +109,17 @@ def test_operations_past_the_deadline_keep_a_bounded_floor() -> None:
     short = Context(parse_target("127.0.0.1:1"), Options(timeout=0.3), clock=lambda: 999.0)
     short.deadline = 0.0
     assert short.op_timeout() == 0.3  # never more than --timeout
+
+
+def test_a_skip_later_in_the_order_unblocks_an_earlier_probe(ctx: Context) -> None:
+    """``after`` a probe that comes later and is skipped in the same pass: not a cycle."""
+    install("t_root", lambda ctx: Outcome(Status.FAIL, "down"))
+    install("t_early", lambda ctx: Outcome(Status.PASS, "ran"))
+    install("t_late", lambda ctx: Outcome(Status.PASS, "never"))
+    registry = (ProbeSpec("t_root", "Root", ""),
+                ProbeSpec("t_early", "Early", "", after=("t_root", "t_late")),
+                ProbeSpec("t_late", "Late", "", needs=("t_root",)))
+    results = run_probes(ctx, ["t_root", "t_early", "t_late"], registry=registry)
+    assert [(r.id, r.status, r.blocked_by) for r in results] == [
+        ("t_root", Status.FAIL, None), ("t_early", Status.PASS, None),
+        ("t_late", Status.SKIP, "t_root")]
