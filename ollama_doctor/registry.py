@@ -60,6 +60,33 @@ REGISTRY: tuple[ProbeSpec, ...] = (
         after=("proxy", "reachability"),
         causes=("dns-failure", "ipv6-localhost", "high-latency"),
     ),
+    ProbeSpec(  # container
+        "container", "Container and limits",
+        "Container or WSL detection, cgroup v1/v2 limits, localhost inside a container.",
+        after=("reachability", "models"),
+        causes=("container-localhost", "memory-limit"),
+    ),
+    ProbeSpec(
+        "server", "Local server",
+        "Ollama processes, listeners, effective environment and server log on this machine.",
+        after=("reachability", "auth"),
+        causes=("bound-to-loopback", "wrong-instance", "wrong-port-scheme",
+                "setting-not-applied", "out-of-memory", "runner-crashed", "slow-model-load",
+                "gpu-offload", "prompt-truncated", "fd-limit-low", "ollama-outdated",
+                "server-error", "rate-limited"),
+    ),
+    ProbeSpec(  # ulimit
+        "ulimit", "Open-file limits",
+        "RLIMIT_NOFILE of this process and of the server, against the expected concurrency.",
+        after=("server",),
+        causes=("fd-limit-low",),
+    ),
+    ProbeSpec(  # resources
+        "resources", "Memory, disk and GPU",
+        "Free memory, disk where models live, swap, GPUs and VRAM against the model's size.",
+        after=("reachability", "models", "server"),
+        causes=("disk-space-low", "memory-limit", "gpu-offload"),
+    ),
     ProbeSpec(  # models
         "models", "Models",
         "The installed models; whether --model is one of them and can do what --needs asks.",
