@@ -107,6 +107,8 @@ _opt("nameserver", Annotated[list[str] | None, typer.Option(
                          "(repeatable).")], None)
 _opt("log_file", Annotated[str | None, typer.Option(
     "--log-file", help="An Ollama server log to read ('-' for stdin).")], None)
+_opt("log_lines", Annotated[int, typer.Option(
+    "--log-lines", help="How many of the log's last lines to read.")], 2000)
 _opt("concurrency", Annotated[int | None, typer.Option(
     "--concurrency", help="How many calls your app makes at once.")], None)
 _opt("load", Annotated[bool, typer.Option(
@@ -245,6 +247,8 @@ def _context(common: dict[str, Any]) -> Any:
                        f"not {common[name]}")
     if common["client_timeout"] is not None and not common["client_timeout"] > 0:
         fail_usage(f"--client-timeout must be positive, not {common['client_timeout']}")
+    if not 1 <= common["log_lines"] <= 100_000:
+        fail_usage(f"--log-lines must be between 1 and 100000, not {common['log_lines']}")
     if common["samples"] < 1 or common["samples"] > 1000:
         fail_usage(f"--samples must be between 1 and 1000, not {common['samples']}")
     for name in ("load_max_rate", "load_max_requests", "load_max_seconds"):
@@ -289,6 +293,7 @@ def _context(common: dict[str, Any]) -> Any:
         cold=common["cold"], discover=common["discover"],
         candidates=tuple(common["candidate"] or ()),
         nameservers=tuple(common["nameserver"] or ()), log_file=common["log_file"],
+        log_lines=common["log_lines"],
         concurrency=common["concurrency"], load=common["load"], load_call=common["load_call"],
         load_max_rate=common["load_max_rate"], load_max_requests=common["load_max_requests"],
         load_max_seconds=common["load_max_seconds"],
@@ -394,6 +399,30 @@ def explain(
         print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         print(explainer.as_text(data))
+
+
+@app.command()
+def logs(
+    log_file: Annotated[str | None, typer.Option(
+        "--log-file", help="The server log to read ('-' for stdin). Default: journalctl -u "
+                           "ollama, ~/.ollama/logs/server.log, /var/log/ollama/.")] = None,
+    lines: Annotated[int, typer.Option("--lines", help="How many of the last lines.")] = 2000,
+    json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Read an Ollama server log and print the lines that explain failures, classified.
+
+    Exit codes: 0 = nothing error-level; 1 = an error-level cause; 2 = no log could be read.
+    """
+    from pathlib import Path
+
+    from ollama_doctor.logs import run_logs_command
+
+    code, text = run_logs_command(log_file, lines, json_out, sys.stdin, dict(os.environ),
+                                  Path("/"))
+    if code == EXIT_USAGE:
+        fail_usage(text.strip())
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -69,7 +69,7 @@ RULES: tuple[Absorb, ...] = (
     Absorb("memory-limit", ("out-of-memory", "runner-crashed"),
            "the container's memory limit is what the model runs out of"),
     Absorb("out-of-memory", ("runner-crashed", "server-error"),
-           "the runner died for lack of memory"),
+           "the runner died for lack of memory", min_confidence=Confidence.MEDIUM),
     Absorb("runner-crashed", ("server-error",), "the 500 is the runner's crash"),
     Absorb("slow-model-load", ("gateway-timeout", "high-latency"),
            "the wait is the model loading"),

@@ -362,3 +362,21 @@ def test_huge_body_is_read_bounded(cli: Callable[..., CliRun],
     top = run.json()["diagnosis"][0]
     assert top["cause"] == "not-ollama"
     assert len(run.stdout) < 200_000
+
+
+def test_logs_command_classifies_and_sets_the_exit_code(cli: Callable[..., CliRun],
+                                                        tmp_path: Path) -> None:
+    bad = tmp_path / "server.log"
+    bad.write_text('time=2026-11-25T10:00:00Z level=ERROR source=sched.go:1 msg="Load failed" '
+                   'model=x error="llama-server process has terminated: signal: killed"\n')
+    run = cli("logs", "--log-file", str(bad), "--json")
+    assert run.code == 1
+    causes = {c["cause"] for c in json.loads(run.stdout)["causes"]}
+    assert {"out-of-memory", "runner-crashed"} <= causes
+    good = tmp_path / "ok.log"
+    good.write_text('time=2026-11-25T10:00:00Z level=INFO source=routes.go:1 '
+                    'msg="Listening on 127.0.0.1:11434 (version 0.33.0)"\n')
+    assert cli("logs", "--log-file", str(good)).code == 0
+    missing = cli("logs", "--log-file", str(tmp_path / "nope.log"))
+    assert (missing.code, missing.stdout) == (2, "")
+    assert missing.stderr.startswith("ollama-doctor: error: cannot read")

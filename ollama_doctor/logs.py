@@ -1,0 +1,1011 @@
+"""Reading an Ollama server log (bounded) and classifying its lines by a table of signatures.
+
+Reading
+-------
+A log comes from ``--log-file PATH`` (``-`` = stdin), else ``journalctl -u ollama -n N``, else
+``~/.ollama/logs/server.log`` or the newest ``/var/log/ollama/*.log`` (ollama-facts §4.1). Only
+the last N lines matter, and the cost is bounded whatever the source:
+
+- a regular file is read **backwards from its end** in 64 KiB blocks until N lines are found or
+  ``MAX_TAIL_BYTES`` were read, so a 10 GB log costs one small read;
+- a stream (stdin, a FIFO, journalctl's output) is read forwards keeping a rolling tail of N
+  lines, and stops after ``MAX_STREAM_BYTES`` or its deadline;
+- every line is cut at ``MAX_LINE_CHARS``; NUL bytes and invalid UTF-8 become nothing or U+FFFD.
+
+Classifying
+-----------
+``SIGNATURES`` is the table: a regular expression, the cause it is evidence for, a severity and
+a label, built from ollama-facts §4.3–4.5 and failure-modes §2.7 (both runner wordings, before
+and after v0.30). ``classify`` is pure: lines in, hits out (count, first and last line per
+signature) plus the facts a log holds (``Listening on ADDR (version V)``, the ``server config``
+environment, load times, layer offload). ``findings`` turns hits into one ``Finding`` per cause.
+
+The generic ``error`` / ``timeout`` / ``quota`` signatures (the troubleshooting guide's advice)
+count only lines that are errors by their form (``level=ERROR``, a line starting ``Error:`` or
+``panic:``) or warnings by level, and only when no specific signature explained the line; they
+are info-level evidence, never alarms: the word "error" inside a healthy line counts for nothing.
+
+``run_logs_command`` is the ``ollama-doctor logs`` command without its CLI wiring.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, BinaryIO, TextIO
+
+from ollama_doctor.redact import MASK, Redactor, is_secret_name, redact_text
+from ollama_doctor.result import Confidence, Finding, FixStep, Severity
+
+BLOCK = 64 * 1024
+MAX_LINE_CHARS = 4096
+MAX_LINE_BYTES = 4 * MAX_LINE_CHARS  # UTF-8: at most 4 bytes a character
+MAX_TAIL_BYTES = 16 * 1024 * 1024  # a file: at most this much read from its end
+MAX_STREAM_BYTES = 256 * 1024 * 1024  # stdin / journalctl: at most this much consumed
+STREAM_SECONDS = 20.0  # and for at most this long
+QUOTE_CHARS = 300  # a line quoted as evidence
+MAX_LISTED = 500  # matched lines kept for the ``logs`` command's listing
+DEFAULT_LINES = 2000
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+@dataclass
+class LogText:
+    """The tail of one log source, or why it could not be read."""
+
+    source: str  # a path, "stdin" or "journalctl -u ollama"
+    kind: str  # "file", "stream", "stdin", "journal"
+    lines: list[str] = field(default_factory=list)
+    bytes_read: int = 0
+    complete: bool = True  # the start of the source was reached (no older lines exist)
+    long_lines: int = 0  # lines cut at MAX_LINE_CHARS
+    stopped: str | None = None  # why a stream read stopped early (byte or time limit)
+    error: str | None = None
+    tried: list[dict[str, str]] = field(default_factory=list)  # sources tried before this one
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": self.source, "kind": self.kind,
+                               "lines_read": len(self.lines), "bytes_read": self.bytes_read,
+                               "complete": self.complete}
+        if self.long_lines:
+            out["long_lines_cut"] = self.long_lines
+        if self.stopped:
+            out["stopped"] = self.stopped
+        if self.error:
+            out["error"] = self.error
+        if self.tried:
+            out["tried"] = self.tried
+        return out
+
+
+def _clean(raw: bytes) -> tuple[str, bool]:
+    """One raw line → text without NULs or a trailing CR, cut at MAX_LINE_CHARS."""
+    raw = raw.replace(b"\x00", b"")
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    long = len(raw) > MAX_LINE_BYTES
+    text = raw[:MAX_LINE_BYTES].decode("utf-8", "replace")
+    if len(text) > MAX_LINE_CHARS:
+        text, long = text[:MAX_LINE_CHARS], True
+    if long:
+        text += "…"
+    return text, long
+
+
+def split_lines(data: bytes, lines: int, *, drop_first: bool) -> tuple[list[str], int]:
+    """The last ``lines`` non-blank lines of ``data`` and how many were cut to length.
+    ``drop_first``: the data starts mid-line (read from the middle of a file), so its first
+    piece is a fragment, unless it is the only piece (one line longer than what was read)."""
+    parts = data.split(b"\n")
+    if drop_first and len(parts) > 1:
+        parts = parts[1:]
+    out: list[str] = []
+    cut = 0
+    for raw in reversed(parts):
+        if len(out) >= lines:
+            break
+        text, long = _clean(raw)
+        if text.strip():
+            out.append(text)
+            cut += long
+    out.reverse()
+    return out, cut
+
+
+def tail_file(path: Path, lines: int = DEFAULT_LINES, shown: str | None = None) -> LogText:
+    """The last ``lines`` lines of a file, read backwards in blocks. Never raises; never reads
+    more than ``min(MAX_TAIL_BYTES, lines × MAX_LINE_BYTES)``; never blocks on a FIFO."""
+    name = shown or str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        return LogText(name, "file", error="no such file")
+    except IsADirectoryError:
+        return LogText(name, "file", error="is a directory, not a file")
+    except PermissionError:
+        return LogText(name, "file", error="permission denied")
+    except OSError as exc:
+        return LogText(name, "file", error=exc.strerror or type(exc).__name__)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            return LogText(name, "file", error="is a directory, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            with os.fdopen(os.dup(fd), "rb", buffering=0) as stream:
+                out = tail_stream(stream, lines, name, "stream")
+            return out
+        return _tail_regular(fd, info.st_size, lines, name)
+    except OSError as exc:
+        return LogText(name, "file", error=exc.strerror or type(exc).__name__)
+    finally:
+        os.close(fd)
+
+
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # Windows has no pread
+    return os.read(fd, size)
+
+
+def _tail_regular(fd: int, size: int, lines: int, name: str) -> LogText:
+    budget = min(MAX_TAIL_BYTES, max(lines, 1) * MAX_LINE_BYTES)
+    pos, read, newlines = size, 0, 0
+    chunks: list[bytes] = []
+    while pos > 0 and read < budget and newlines <= lines:
+        step = min(BLOCK, pos, budget - read)
+        pos -= step
+        data = _pread(fd, step, pos)
+        if not data:
+            break
+        chunks.append(data)
+        read += len(data)
+        newlines += data.count(b"\n")
+    data = b"".join(reversed(chunks))
+    text, cut = split_lines(data, lines, drop_first=pos > 0)
+    return LogText(name, "file", text, read, complete=pos == 0, long_lines=cut)
+
+
+def tail_stream(stream: BinaryIO | IO[bytes], lines: int, name: str, kind: str,
+                *, max_bytes: int = MAX_STREAM_BYTES, seconds: float = STREAM_SECONDS,
+                clock: Callable[[], float] = time.monotonic) -> LogText:
+    """Read a stream forwards keeping its last ``lines`` lines; bounded in bytes and time (the
+    time is checked between reads, so one read that blocks is not interrupted)."""
+    keep: deque[str] = deque(maxlen=max(lines, 0))
+    carry = b""
+    carry_long = False
+    read, cut = 0, 0
+    stopped = None
+    complete = True
+    deadline = clock() + seconds
+    try:
+        while True:
+            if read >= max_bytes:
+                stopped, complete = f"stopped after {max_bytes} bytes", False
+                break
+            if clock() > deadline:
+                stopped, complete = f"stopped after {seconds:g} s", False
+                break
+            chunk = stream.read(min(BLOCK, max_bytes - read))
+            if not chunk:
+                break
+            read += len(chunk)
+            parts = (carry + chunk).split(b"\n")
+            carry = parts.pop()
+            for raw in parts:
+                text, long = _clean(raw)
+                if carry_long:
+                    long, carry_long = True, False
+                    if not text.endswith("…"):
+                        text += "…"
+                if text.strip():
+                    keep.append(text)
+                    cut += long
+            if len(carry) > MAX_LINE_BYTES:  # a line without end: keep its start only
+                carry, carry_long = carry[:MAX_LINE_BYTES], True
+    except (OSError, ValueError) as exc:
+        return LogText(name, kind, list(keep), read, error=f"read failed: {exc}")
+    if carry and stopped is None:  # a stream cut short ends mid-line: that piece is dropped
+        text, long = _clean(carry)
+        if text.strip():
+            keep.append(text + ("…" if carry_long and not long else ""))
+            cut += long or carry_long
+    return LogText(name, kind, list(keep), read, complete=complete, long_lines=cut,
+                   stopped=stopped)
+
+
+def tail_text_stream(stream: TextIO, lines: int, name: str = "stdin") -> LogText:
+    """stdin as given to a command: its bytes when it has them, else its text."""
+    binary = getattr(stream, "buffer", None)
+    if binary is not None:
+        return tail_stream(binary, lines, name, "stdin")
+    return tail_stream(_TextAsBytes(stream), lines, name, "stdin")  # type: ignore[arg-type]
+
+
+class _TextAsBytes:
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def read(self, size: int) -> bytes:
+        return self._stream.read(max(size // 4, 1)).encode("utf-8", "replace")
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    code: int | None
+    stdout: bytes
+    stderr: bytes = b""
+    error: str | None = None  # could not run, or timed out
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.code == 0
+
+
+Runner = Callable[[Sequence[str], float, Mapping[str, str]], CommandResult]
+
+
+def run_command(argv: Sequence[str], timeout: float, env: Mapping[str, str],
+                max_bytes: int = MAX_TAIL_BYTES) -> CommandResult:
+    """Run a command with a time limit, keeping at most ``max_bytes`` of each output. Never
+    raises: a missing binary, a timeout or endless output become ``error``."""
+    try:
+        # its own process group, so that a timeout kills the children that hold the pipes too
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=dict(env),
+                                start_new_session=os.name == "posix")
+    except OSError as exc:
+        return CommandResult(None, b"", error=f"cannot run {argv[0]}: {exc.strerror or exc}")
+    box: dict[str, bytes] = {}
+
+    def pump(key: str, stream: IO[bytes] | None) -> None:
+        if stream is None:
+            return
+        data = bytearray()
+        try:
+            while True:
+                chunk = stream.read(BLOCK)
+                if not chunk:
+                    break
+                if len(data) < max_bytes:
+                    data += chunk[: max_bytes - len(data)]
+        except (OSError, ValueError):
+            pass
+        box[key] = bytes(data)
+
+    threads = [threading.Thread(target=pump, args=("out", proc.stdout), daemon=True),
+               threading.Thread(target=pump, args=("err", proc.stderr), daemon=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        code: int | None = proc.wait(timeout)
+        error = None
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.wait(5)
+        code, error = None, f"{argv[0]} did not finish within {timeout:.3g} s"
+    for thread in threads:
+        thread.join(2)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+    return CommandResult(code, box.get("out", b""), box.get("err", b""), error)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    if os.name == "posix":
+        import signal
+
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        proc.kill()
+
+
+def which(name: str, env: Mapping[str, str]) -> str | None:
+    """``name`` on the ``PATH`` of ``env`` (not of this process)."""
+    return shutil.which(name, path=env.get("PATH", os.defpath))
+
+
+# -- choosing a source ------------------------------------------------------------------------
+
+
+def candidate_files(env: Mapping[str, str], fs_root: Path) -> list[tuple[Path, str]]:
+    """Where Ollama writes its log on this machine, most specific first: (path, as shown)."""
+
+    def under(name: str) -> Path:
+        return fs_root / name.lstrip("/")
+
+    out: list[tuple[Path, str]] = []
+    home = env.get("HOME") or env.get("USERPROFILE")
+    if home:
+        shown = f"{home.rstrip('/')}/.ollama/logs/server.log"
+        out.append((under(shown), shown))
+    local_app = env.get("LOCALAPPDATA")
+    if local_app:
+        shown = f"{local_app}\\Ollama\\server.log"
+        out.append((Path(local_app) / "Ollama" / "server.log", shown))
+    var_log = under("/var/log/ollama")
+    try:
+        found = [p for p in var_log.glob("*.log") if p.is_file()]
+    except OSError:
+        found = []
+    found.sort(key=_mtime, reverse=True)
+    out += [(p, f"/var/log/ollama/{p.name}") for p in found]
+    return out
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def read_journal(lines: int, env: Mapping[str, str], timeout: float,
+                 runner: Runner | None = None) -> LogText | None:
+    """``journalctl -u ollama -n N --no-pager``; ``None`` when journalctl is not installed."""
+    exe = which("journalctl", env)
+    if exe is None:
+        return None
+    shown = f"journalctl -u ollama -n {lines} --no-pager"
+    result = (runner or run_command)([exe, "-u", "ollama", "-n", str(lines), "--no-pager"],
+                                     timeout, env)
+    if result.error:
+        return LogText(shown, "journal", error=result.error)
+    text, cut = split_lines(result.stdout, lines, drop_first=False)
+    # "-- No entries --", "-- Journal begins at …" and journalctl's hints are not log lines
+    text = [t for t in text if not t.startswith("-- ") and not t.startswith("Hint: ")]
+    if result.code not in (0, None) and not text:
+        err = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        return LogText(shown, "journal", error=f"exit {result.code}: {err[0] if err else ''}")
+    return LogText(shown, "journal", text, len(result.stdout), complete=len(text) < lines,
+                   long_lines=cut)
+
+
+def read_log(log_file: str | None, lines: int, env: Mapping[str, str], fs_root: Path,
+             *, stdin: TextIO | None = None, timeout: float = 5.0,
+             runner: Runner | None = None, journal: bool = True) -> LogText | None:
+    """The log to classify: ``log_file`` (``-`` = ``stdin``), else the journal, else the usual
+    files. ``None`` when no source was found (each one tried is listed by the caller's facts);
+    a named file that cannot be read is a ``LogText`` with ``error``."""
+    if log_file == "-":
+        return tail_text_stream(stdin if stdin is not None else sys.stdin, lines)
+    if log_file:
+        return tail_file(Path(log_file), lines, log_file)
+    tried: list[dict[str, str]] = []
+    if journal:
+        got = read_journal(lines, env, timeout, runner)
+        if got is not None:
+            if got.ok and got.lines:
+                return got
+            tried.append({"source": got.source, "result": got.error or "no entries"})
+    for path, shown in candidate_files(env, fs_root):
+        got = tail_file(path, lines, shown)
+        if got.ok:
+            got.tried = tried
+            return got
+        tried.append({"source": shown, "result": got.error or "?"})
+    return LogText("none", "none", error="no Ollama server log found", tried=tried)
+
+
+# ---------------------------------------------------------------------------------------------
+# classifying
+
+
+@dataclass(frozen=True)
+class Signature:
+    """One kind of log line: the cause it is evidence for (``None``: a fact only)."""
+
+    id: str
+    pattern: re.Pattern[str]
+    cause: str | None
+    severity: Severity
+    label: str
+    tier: int = 0  # 1: counts only when no tier-0 cause matched the line; 2 (generic): neither
+
+    @property
+    def generic(self) -> bool:
+        return self.tier == 2
+
+
+def _sig(id_: str, pattern: str, cause: str | None, severity: Severity, label: str,
+         *, tier: int = 0, flags: int = 0) -> Signature:
+    return Signature(id_, re.compile(pattern, flags), cause, severity, label, tier)
+
+
+_I = re.IGNORECASE
+_WARN_OR_ERROR = r"^(?=.*\blevel=(?:WARN|ERROR)\b)"  # slog lines at warning level or worse
+
+SIGNATURES: tuple[Signature, ...] = (
+    # -- facts ----------------------------------------------------------------------------------
+    _sig("listening", r"Listening on (?P<addr>\S+) \(version (?P<version>[^)\s]+)\)", None,
+         Severity.INFO, "server started (bind address, version)"),
+    _sig("server-config", r'msg="?server config"?\s', None, Severity.INFO,
+         "server configuration (its effective environment)"),
+    _sig("load-finished", r"(?:llama-server|llama runner) started in (?P<seconds>[\d.]+) seconds",
+         None, Severity.INFO, "model loaded (seconds)"),
+    # -- memory (llm/status.go's out-of-memory substrings, case-insensitive) ---------------------
+    _sig("oom", r"out of memory|out of device memory|cudaMalloc failed|hipMalloc failed|"
+                r"failed to allocate|allocation failed|not enough memory|insufficient memory|"
+                r"vk_error_out_of_device_memory|erroroutof(?:device)?memory|"
+                r"requires more system memory|"
+                r"model is too large for system memory|runtime OOM detected|"
+                r"model request too large for system|"
+                r"reported out-of-memory|"
+                r"model requires [\d.]+ ?\w+ but only [\d.]+ ?\w+ (?:are|is) available",
+         "out-of-memory", Severity.ERROR, "out of memory", flags=_I),
+    _sig("oom-killed", r"(?:has terminated|no longer running|\blevel=(?:WARN|ERROR)\b).*"
+                       r"signal: killed", "out-of-memory", Severity.ERROR,
+         "runner killed by a signal (the kernel or cgroup OOM killer)"),
+    # -- runner ---------------------------------------------------------------------------------
+    _sig("runner-terminated",
+         r"(?:llama runner|llama-server) process (?:has terminated|no longer running)",
+         "runner-crashed", Severity.ERROR, "model runner terminated"),
+    _sig("runner-stopped", r"model runner has unexpectedly stopped", "runner-crashed",
+         Severity.ERROR, "model runner stopped mid-request"),
+    _sig("runner-fatal", r"GGML_ASSERT|signal arrived during cgo execution|SIGSEGV|SIGABRT",
+         "runner-crashed", Severity.WARNING, "runner assertion or fatal signal"),
+    # a load the client aborted is logged as a failed load too (error="context canceled")
+    _sig("load-failed", r'^(?!.*context canceled).*?(?:msg="?Load failed"?|error loading llama '
+                        r"server|NewLlamaServer failed|llama-server load failed)",
+         "runner-crashed", Severity.WARNING, "model load failed", tier=1),
+    # -- load time versus the client ------------------------------------------------------------
+    _sig("load-timeout", r"timed out waiting for (?:llama runner|llama-server) to start",
+         "slow-model-load", Severity.ERROR, "server-side load timeout (OLLAMA_LOAD_TIMEOUT)"),
+    _sig("load-aborted", r"client connection closed before (?:llama-server |server )?finished "
+                         r"loading, aborting load",
+         "slow-model-load", Severity.ERROR, "client gave up while the model was loading"),
+    _sig("http-499", r"\[GIN\][^|]*\|\s*499\s*\|", "slow-model-load", Severity.WARNING,
+         "request cancelled by the client (HTTP 499)"),
+    _sig("completion-aborted", r"aborting completion request due to client closing the connection",
+         None, Severity.INFO, "client closed the connection during generation"),
+    # -- GPU ------------------------------------------------------------------------------------
+    _sig("gpu-discovery-failed",
+         r"failure during (?:llama-server )?GPU discovery|GPU discovery watchdog timed out|"
+         r"discovery: timed out waiting for server startup|NVIDIA driver too old|"
+         r"AMD driver is too old|no rocblas support|"
+         r"compute capability not in compiled architectures|"
+         r"ggml_cuda_init: failed to initialize|failed to finish discovery before timeout|"
+         r"unable to load cuda driver library|cuda driver library init failure",
+         "gpu-offload", Severity.WARNING, "GPU discovery failed"),
+    _sig("cpu-only", r"inference compute(?=.*\bid=cpu\b)(?=.*\blibrary=cpu\b)|"
+                     r"no compatible GPUs were discovered",
+         "gpu-offload", Severity.INFO, "no usable GPU: models run on the CPU"),
+    _sig("partial-offload", r"offloaded (?P<n>\d+)/(?P<m>\d+) layers to GPU", "gpu-offload",
+         Severity.WARNING, "layers offloaded to the GPU (N/M)"),
+    # -- others ---------------------------------------------------------------------------------
+    _sig("prompt-truncated", r"truncating input prompt", "prompt-truncated", Severity.WARNING,
+         "prompt truncated to the context length"),
+    _sig("too-many-open-files", r"too many open files", "fd-limit-low", Severity.ERROR,
+         "out of file descriptors", flags=_I),
+    _sig("outdated", r"unknown model architecture|requires a newer version of Ollama|"
+                     r"may be incompatible with your version of Ollama",
+         "ollama-outdated", Severity.ERROR, "model needs a newer Ollama"),
+    _sig("address-in-use", r"bind: address already in use|Only one usage of each socket address",
+         "wrong-instance", Severity.WARNING, "port already taken when a server started"),
+    _sig("http-5xx", r"\[GIN\][^|]*\|\s*5\d\d\s*\|", "server-error", Severity.INFO,
+         "HTTP 5xx answered"),
+    _sig("http-429", r"\[GIN\][^|]*\|\s*429\s*\|", "rate-limited", Severity.INFO,
+         "HTTP 429 answered (passed through from ollama.com)"),
+    # -- the guide's generic search terms: info-level evidence only ------------------------------
+    _sig("error-line", r"^(?!.*context canceled)(?:.*\blevel=ERROR\b|(?:.*\]:\s)?(?:Error|error|"
+                       r"panic|fatal error):\s)",
+         "server-error", Severity.INFO, "error line", tier=2),
+    _sig("timeout-line", _WARN_OR_ERROR + r".*\b(?:timeout|timed out|deadline exceeded)\b",
+         "server-error", Severity.INFO, "timeout line", tier=2, flags=_I),
+    _sig("quota-line", _WARN_OR_ERROR + r".*(?:\bquota\b|usage limit)", "rate-limited",
+         Severity.INFO, "quota line", tier=2, flags=_I),
+)
+
+BY_ID: dict[str, Signature] = {s.id: s for s in SIGNATURES}
+_ORDER: dict[str, int] = {s.id: n for n, s in enumerate(SIGNATURES)}
+_BY_TIER: tuple[Signature, ...] = tuple(sorted(SIGNATURES, key=lambda s: s.tier))
+# When several causes come from one log, the root ones first (the diagnosis keeps this order
+# between causes of equal severity, layer and confidence): an OOM is why the runner died.
+CAUSE_ORDER: tuple[str, ...] = (
+    "out-of-memory", "ollama-outdated", "fd-limit-low", "slow-model-load", "runner-crashed",
+    "wrong-instance", "gpu-offload", "prompt-truncated", "rate-limited", "server-error")
+
+
+@dataclass
+class Hit:
+    line: int  # 1-based, within the lines read
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "text": self.text}
+
+
+@dataclass
+class SignatureHits:
+    signature: Signature
+    count: int
+    first: Hit
+    last: Hit
+    values: dict[str, str] = field(default_factory=dict)  # named groups of the last match
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"signature": self.signature.id, "label": self.signature.label,
+                               "count": self.count, "first": self.first.to_dict(),
+                               "last": self.last.to_dict()}
+        if self.values:
+            out["values"] = self.values
+        return out
+
+
+@dataclass
+class Classification:
+    lines_read: int = 0
+    hits: dict[str, SignatureHits] = field(default_factory=dict)
+    listed: list[tuple[int, str, list[str]]] = field(default_factory=list)  # line, text, ids
+    listed_dropped: int = 0
+    cause_lines: dict[str, int] = field(default_factory=dict)  # distinct lines per cause
+    listening: list[dict[str, Any]] = field(default_factory=list)
+    server_env: dict[str, str | list[str]] | None = None
+    server_env_line: int | None = None
+    load_seconds: list[float] = field(default_factory=list)
+    offload: dict[str, int] | None = None  # the last "offloaded N/M layers"
+
+    @property
+    def last_start(self) -> int | None:
+        """The line of the last ``Listening on``: where the running server's own lines begin."""
+        return self.listening[-1]["line"] if self.listening else None
+
+    def counts(self) -> dict[str, int]:
+        return {sid: h.count for sid, h in self.hits.items()}
+
+    def facts(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"lines_classified": self.lines_read, "matches": self.counts()}
+        if self.listening:
+            out["listening"] = self.listening[-5:]
+        if self.load_seconds:
+            out["load_seconds"] = {"count": len(self.load_seconds),
+                                   "last": self.load_seconds[-1],
+                                   "max": max(self.load_seconds)}
+        if self.offload:
+            out["offload"] = self.offload
+        return out
+
+
+def quote(line: str, secrets: Iterable[str] = ()) -> str:
+    """A log line fit for evidence: secrets masked, at most QUOTE_CHARS characters."""
+    text = redact_line(line, secrets)
+    return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1] + "…"
+
+
+_SECRET_ASSIGN = re.compile(
+    r"\b([A-Z][A-Z0-9_]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)[A-Z0-9_]*"
+    r"|api[_-]?key|password|secret|token)([=:])(\"[^\"]*\"|[^\s\]]*)")
+
+
+def redact_line(line: str, secrets: Iterable[str] = ()) -> str:
+    """Mask URL passwords, bearer tokens, ``NAME_KEY=value`` assignments and known secrets."""
+    line = _SECRET_ASSIGN.sub(lambda m: f"{m[1]}{m[2]}{MASK}" if m[3] else m[0], line)
+    scrubbed = Redactor(secrets).scrub(line)
+    return redact_text(scrubbed)
+
+
+def classify(lines: Sequence[str], secrets: Iterable[str] = ()) -> Classification:
+    """Match every line against ``SIGNATURES``. Pure: lines in, hits and facts out.
+
+    Quoted text is redacted here, so nothing downstream sees a secret from the log."""
+    secrets = list(secrets)
+    out = Classification(lines_read=len(lines))
+    for number, line in enumerate(lines, start=1):
+        matched: list[tuple[Signature, re.Match[str]]] = []
+        explained = 3  # the lowest tier whose signature gave this line a cause
+        for sig in _BY_TIER:
+            if sig.tier > explained:
+                continue
+            m = sig.pattern.search(line)
+            if m is None:
+                continue
+            matched.append((sig, m))
+            if sig.cause is not None and _is_evidence(sig, m):
+                explained = min(explained, sig.tier)
+        matched.sort(key=lambda item: _ORDER[item[0].id])
+        if not matched:
+            continue
+        text = quote(line, secrets)
+        for cause in {sig.cause for sig, m in matched if sig.cause and _is_evidence(sig, m)}:
+            out.cause_lines[cause] = out.cause_lines.get(cause, 0) + 1
+        for sig, m in matched:
+            values = {k: v for k, v in m.groupdict().items() if v is not None}
+            _note_fact(out, sig, values, line, number, secrets)
+            hits = out.hits.get(sig.id)
+            if hits is None:
+                out.hits[sig.id] = SignatureHits(sig, 1, Hit(number, text), Hit(number, text),
+                                                 values)
+            else:
+                hits.count += 1
+                hits.last = Hit(number, text)
+                hits.values = values
+        if len(out.listed) < MAX_LISTED:
+            out.listed.append((number, text, [s.id for s, _ in matched]))
+        else:
+            out.listed_dropped += 1
+    return out
+
+
+def _is_evidence(sig: Signature, m: re.Match[str]) -> bool:
+    if sig.cause is None:
+        return False
+    if sig.id == "partial-offload":
+        return int(m["n"]) < int(m["m"])  # every layer on the GPU is a fact, not evidence
+    return True
+
+
+def _note_fact(out: Classification, sig: Signature, values: dict[str, str], line: str,
+               number: int, secrets: list[str]) -> None:
+    if sig.id == "listening":
+        out.listening.append({"line": number, "address": values.get("addr"),
+                              "version": values.get("version")})
+    elif sig.id == "server-config":
+        env = server_config_env(line)
+        if env is not None:
+            out.server_env, out.server_env_line = env, number
+    elif sig.id == "load-finished":
+        with contextlib.suppress(KeyError, ValueError):
+            out.load_seconds.append(float(values["seconds"]))
+    elif sig.id == "partial-offload":
+        out.offload = {"offloaded": int(values["n"]), "layers": int(values["m"]), "line": number}
+
+
+# -- the "server config env=map[…]" line --------------------------------------------------------
+
+_ENV_ATTR = re.compile(r'\benv=(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<bare>map\[.*\]))')
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "'": "'"}
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*:")
+
+
+def go_unquote(text: str) -> str:
+    """Undo the escaping of a Go ``%q`` string as slog's text handler writes it."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch != "\\" or i + 1 >= len(text):
+            out.append(ch)
+            i += 1
+            continue
+        nxt = text[i + 1]
+        if nxt in _ESCAPES:
+            out.append(_ESCAPES[nxt])
+            i += 2
+        elif nxt in "xuU":
+            width = {"x": 2, "u": 4, "U": 8}[nxt]
+            digits = text[i + 2:i + 2 + width]
+            try:
+                out.append(chr(int(digits, 16)))
+                i += 2 + width
+            except ValueError:
+                out.append(ch)
+                i += 1
+        else:
+            out.append(nxt)
+            i += 2
+    return "".join(out)
+
+
+def parse_go_map(text: str) -> dict[str, str | list[str]]:
+    """Go's ``fmt`` printing of a ``map[string]any``: ``map[K:V K:[a b] K:]`` → a dict.
+
+    Keys are identifiers; a value runs to the next `` KEY:`` at the top level; a value in
+    brackets is a list split on spaces. Raises ``ValueError`` on text that is not a map."""
+    text = text.strip()
+    if not text.startswith("map[") or not text.endswith("]"):
+        raise ValueError(f"not a Go map: {text[:40]!r}")
+    body = text[4:-1]
+    out: dict[str, str | list[str]] = {}
+    i, n = 0, len(body)
+    while i < n:
+        while i < n and body[i] == " ":
+            i += 1
+        if i >= n:
+            break
+        m = _KEY.match(body, i)
+        if m is None:
+            raise ValueError(f"expected KEY: at {body[i:i + 30]!r}")
+        key = m.group()[:-1]
+        i = m.end()
+        if i < n and body[i] == "[":
+            depth, j = 0, i
+            while j < n:
+                if body[j] == "[":
+                    depth += 1
+                elif body[j] == "]":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+            if j >= n:
+                raise ValueError(f"unclosed [ in {body[i:i + 30]!r}")
+            inner = body[i + 1:j]
+            out[key] = [part for part in inner.split(" ") if part]
+            i = j + 1
+            continue
+        j = i
+        while j < n:
+            if body[j] == " " and _KEY.match(body, j + 1):
+                break
+            j += 1
+        out[key] = body[i:j]
+        i = j
+    return out
+
+
+def server_config_env(line: str) -> dict[str, str | list[str]] | None:
+    """The environment in a ``msg="server config" env="map[…]"`` line, or ``None``."""
+    m = _ENV_ATTR.search(line)
+    if m is None:
+        return None
+    text = go_unquote(m["quoted"]) if m["quoted"] is not None else m["bare"]
+    try:
+        return parse_go_map(text)
+    except ValueError:
+        return None
+
+
+# -- hits → findings ----------------------------------------------------------------------------
+
+_LOWER = {Severity.CRITICAL: Severity.ERROR, Severity.ERROR: Severity.WARNING,
+          Severity.WARNING: Severity.INFO, Severity.INFO: Severity.INFO}
+
+_CAUSE_TEXT: dict[str, str] = {
+    "out-of-memory": "the model ran out of memory",
+    "runner-crashed": "the model runner crashed",
+    "slow-model-load": "model loads outlasted the client or the server's load timeout",
+    "gpu-offload": "the model does not run wholly on a GPU",
+    "prompt-truncated": "prompts were truncated to the context length",
+    "fd-limit-low": "the server ran out of file descriptors",
+    "ollama-outdated": "a model needs a newer Ollama than this server",
+    "wrong-instance": "a server could not bind its port because another process held it",
+    "server-error": "the server logged errors",
+    "rate-limited": "the server logged quota or rate limits",
+}
+
+
+def _severity(cause: str, hits: list[SignatureHits], cls: Classification) -> Severity:
+    ids = {h.signature.id for h in hits}
+    if cause == "gpu-offload":
+        worst = Severity.INFO
+        off = cls.offload
+        if "gpu-discovery-failed" in ids:
+            worst = Severity.WARNING
+        # 0/M on a machine that found no GPU is the expected CPU run, not a problem
+        if off and off["offloaded"] < off["layers"] and (
+                off["offloaded"] > 0 or "cpu-only" not in ids):
+            worst = Severity.WARNING
+        return worst
+    if cause == "slow-model-load" and ids == {"http-499"}:
+        return Severity.WARNING  # 499s alone: clients gave up, maybe during generation
+    return max((h.signature.severity for h in hits), key=lambda s: s.rank)
+
+
+def findings(cls: Classification, source: str) -> list[Finding]:
+    """One finding per cause the log gives evidence for, the log lines quoted (redacted).
+
+    Evidence older than the server's last start (``Listening on``) counts one severity lower:
+    a restart may have changed what failed. Confidence is medium: the log proves it happened,
+    not that it is what fails now."""
+    by_cause: dict[str, list[SignatureHits]] = {}
+    for one in cls.hits.values():
+        sig = one.signature
+        if sig.cause is None:
+            continue
+        if sig.id == "partial-offload" and cls.offload is not None and (
+                cls.offload["offloaded"] >= cls.offload["layers"]):
+            continue  # every layer on the GPU: a fact, not evidence
+        by_cause.setdefault(sig.cause, []).append(one)
+    out: list[Finding] = []
+    start = cls.last_start
+    rank = {c: n for n, c in enumerate(CAUSE_ORDER)}
+    for cause, hits in sorted(by_cause.items(), key=lambda kv: rank.get(kv[0], len(rank))):
+        severity = _severity(cause, hits, cls)
+        count = cls.cause_lines.get(cause) or sum(h.count for h in hits)
+        last = max(hits, key=lambda h: h.last.line).last
+        before_restart = start is not None and last.line < start
+        if before_restart:
+            severity = _LOWER[severity]
+        what = _CAUSE_TEXT.get(cause, cause)
+        detail = _detail(cause, cls)
+        when = " (all before the server's last start)" if before_restart else ""
+        message = (f"The server log ({source}) shows {what}{detail}: {count} line"
+                   f"{'s' if count != 1 else ''}{when}, the last: {_short(last.text)}")
+        generic = all(h.signature.generic for h in hits)
+        confidence = (Confidence.LOW if generic or severity == Severity.INFO
+                      else Confidence.MEDIUM)
+        evidence: dict[str, Any] = {
+            "log": source, "count": count, "signatures": [h.to_dict() for h in hits]}
+        if before_restart:
+            evidence["before_last_start"] = True
+        if cause == "gpu-offload" and cls.offload:
+            evidence["offload"] = cls.offload
+        if cause == "slow-model-load" and cls.load_seconds:
+            evidence["load_seconds_max"] = max(cls.load_seconds)
+        code = {"out-of-memory": 500, "runner-crashed": 500}.get(cause)
+        out.append(Finding(cause, severity, message, evidence, _fix(cause, hits, cls),
+                           confidence, code))
+    return out
+
+
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _detail(cause: str, cls: Classification) -> str:
+    if cause == "gpu-offload" and cls.offload and cls.offload["offloaded"] < cls.offload["layers"]:
+        return f" ({cls.offload['offloaded']}/{cls.offload['layers']} layers on the GPU)"
+    if cause == "slow-model-load" and cls.load_seconds:
+        return f" (loads took up to {max(cls.load_seconds):g} s)"
+    return ""
+
+
+def _fix(cause: str, hits: list[SignatureHits], cls: Classification) -> list[FixStep]:
+    ids = {h.signature.id for h in hits}
+    if cause == "slow-model-load":
+        steps = []
+        if ids & {"load-aborted", "http-499"}:
+            longest = f" (up to {max(cls.load_seconds):g} s here)" if cls.load_seconds else ""
+            steps.append(FixStep(
+                "Give the client a timeout longer than the model's load" + longest + ", or "
+                "preload the model once with a long timeout and keep it loaded: a client that "
+                "gives up aborts the load, so retrying with the same timeout never succeeds.",
+                ("curl http://127.0.0.1:11434/api/generate -d "
+                 "'{\"model\": \"MODEL\", \"keep_alive\": \"30m\"}'",
+                 "export OLLAMA_KEEP_ALIVE=30m   # in the server's environment")))
+        if "load-timeout" in ids:
+            steps.append(FixStep(
+                "The server itself gave up loading (OLLAMA_LOAD_TIMEOUT, 5m by default): raise "
+                "it in the server's environment, or use a smaller model.",
+                ("OLLAMA_LOAD_TIMEOUT=15m",)))
+        return steps
+    if cause == "ollama-outdated":
+        return [FixStep("Upgrade Ollama, then pull the model again.",
+                        ("curl -fsSL https://ollama.com/install.sh | sh", "ollama pull MODEL"))]
+    if cause == "fd-limit-low":
+        return [FixStep("Raise the open-file limit where the server starts, then restart it.",
+                        ("systemd: LimitNOFILE=65536 in the [Service] section",
+                         "ulimit -n 65536 && ollama serve",
+                         "docker run --ulimit nofile=65536:65536 …"))]
+    if cause == "gpu-offload" and "gpu-discovery-failed" in ids:
+        return [FixStep("Fix GPU discovery: update the driver, or after suspend reload the "
+                        "NVIDIA UVM module; then restart the server.",
+                        ("nvidia-smi", "sudo rmmod nvidia_uvm && sudo modprobe nvidia_uvm"))]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------
+# the `logs` command
+
+
+def _secrets_of(env: Mapping[str, str]) -> list[str]:
+    from urllib.parse import unquote, urlsplit
+
+    out: list[str] = []
+    for name, value in env.items():
+        if not value:
+            continue
+        if is_secret_name(name) and "PROXY" not in name.upper():
+            out.append(value)
+        if "PROXY" in name.upper() and "@" in value:
+            try:
+                password = urlsplit(value).password
+            except ValueError:
+                password = None
+            if password:
+                out += [password, unquote(password)]
+    return out
+
+
+def logs_document(log: LogText, cls: Classification | None,
+                  found: list[Finding]) -> dict[str, Any]:
+    """The ``logs --json`` document (schema_version 1)."""
+    doc: dict[str, Any] = {"schema_version": 1, "log": log.to_dict()}
+    if cls is not None:
+        doc["facts"] = cls.facts()
+        if cls.server_env is not None:
+            doc["facts"]["server_env"] = redact_env_map(cls.server_env)
+        doc["lines"] = [{"line": n, "text": t, "signatures": ids} for n, t, ids in cls.listed]
+        if cls.listed_dropped:
+            doc["lines_not_listed"] = cls.listed_dropped
+    doc["causes"] = [f.to_dict() for f in found]
+    return doc
+
+
+def redact_env_map(env: Mapping[str, str | list[str]]) -> dict[str, str | list[str]]:
+    out: dict[str, str | list[str]] = {}
+    for name, value in env.items():
+        if isinstance(value, list):
+            out[name] = [redact_line(v) for v in value]
+        elif is_secret_name(name) and "PROXY" not in name.upper():
+            out[name] = MASK if value else ""
+        else:
+            out[name] = redact_line(value)
+    return out
+
+
+def logs_text(doc: dict[str, Any]) -> str:
+    """The ``logs`` command's plain-text listing, from the same document as ``--json``."""
+    log = doc["log"]
+    lines = [f"Log: {log['source']} ({log['lines_read']} lines read, {log['bytes_read']} bytes"
+             + ("" if log["complete"] else ", older lines not read") + ")"]
+    if log.get("stopped"):
+        lines.append(f"  note: {log['stopped']}")
+    facts = doc.get("facts", {})
+    for start in facts.get("listening", [])[-1:]:
+        lines.append(f"Server: listening on {start['address']} (version {start['version']}), "
+                     f"line {start['line']}")
+    listed = doc.get("lines", [])
+    if listed:
+        lines.append("")
+        lines.append("Classified lines:")
+        for item in listed:
+            labels = ", ".join(BY_ID[s].label for s in item["signatures"] if s in BY_ID)
+            lines.append(f"  {item['line']:>6}  {labels}")
+            lines.append(f"          {item['text']}")
+        if doc.get("lines_not_listed"):
+            lines.append(f"  … and {doc['lines_not_listed']} more classified lines")
+    lines.append("")
+    causes = doc.get("causes", [])
+    if not causes:
+        lines.append("No known failure signature in these lines.")
+    else:
+        lines.append("Causes:")
+        for cause in causes:
+            lines.append(f"  {cause['severity']:<8} {cause['cause']}: "
+                         f"{cause['evidence']['count']} line(s)")
+            for step in cause["fix"]:
+                lines.append(f"           fix: {step['text']}")
+                lines += [f"             $ {c}" for c in step["commands"]]
+    return "\n".join(lines) + "\n"
+
+
+def run_logs_command(path: str | None, lines: int, json_out: bool, stdin: TextIO,
+                     env: Mapping[str, str], fs_root: Path) -> tuple[int, str]:
+    """``ollama-doctor logs [--log-file PATH|-] [--lines N] [--json]``: (exit code, output).
+
+    Exit 0: no error-level cause in the lines; 1: an error-level cause; 2: no log could be read
+    (the text is then a one-line message for stderr)."""
+    if lines < 1:
+        return 2, f"--lines must be at least 1, not {lines}"
+    lines = min(lines, 100_000)
+    log = read_log(path, lines, env, fs_root, stdin=stdin, journal=fs_root == Path("/"))
+    if log is None or not log.ok:
+        where = "; ".join(f"{t['source']}: {t['result']}" for t in (log.tried if log else []))
+        reason = log.error if log else "no Ollama server log found"
+        if path and log is not None:
+            return 2, f"cannot read {path!r}: {reason}"
+        return 2, (f"{reason}" + (f" (tried {where})" if where else "")
+                   + "; give --log-file PATH, or - to read stdin")
+    secrets = _secrets_of(env)
+    cls = classify(log.lines, secrets)
+    found = findings(cls, log.source)
+    doc = logs_document(log, cls, found)
+    code = 1 if any(f.severity.rank >= Severity.ERROR.rank for f in found) else 0
+    if json_out:
+        return code, json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return code, logs_text(doc)

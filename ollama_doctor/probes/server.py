@@ -1,0 +1,773 @@
+"""``server``: the Ollama server on this machine: processes, listeners, environment and log.
+
+Runs after ``reachability`` (it reads that probe's addresses, connects and ``/api/version``) and
+only when an Ollama server runs here (``--server-pid`` names one); otherwise it is skipped with
+the reason, except that a log given with ``--log-file`` is still read and classified.
+
+Checks, when the target is this machine (loopback, or an address of one of its interfaces):
+
+1. **Processes and listeners** (psutil): how many servers, which user, which addresses and
+   ports each listens on, and every process listening on the target's port. Two servers, or the
+   target's port held by another process → ``wrong-instance`` (warning). The server listening on
+   other ports only → ``wrong-port-scheme`` naming them (warning when the target is refused,
+   else info).
+2. **bound-to-loopback**: the target is a non-loopback address of this machine, connections to
+   it are refused, and the server listens on that port on loopback only → critical, proved. The
+   fix says where ``OLLAMA_HOST=0.0.0.0:PORT`` must be set for the way the server was started
+   (systemd unit, macOS app, Windows tray app, Docker, a shell): a shell's export never reaches
+   a service.
+3. **Version**: ``ollama -v`` when the binary is on ``PATH`` (with a timeout), against the
+   target's ``/api/version``; a different version means another installation (info).
+4. **Environment**: the server's own environment from ``/proc/<pid>/environ`` (bounded), else
+   the log's ``server config env=map[…]`` line. Each ``OLLAMA_*`` or proxy variable set in this
+   shell with another value there → ``setting-not-applied``: a warning, an error when the
+   difference explains what fails (``OLLAMA_HOST=0.0.0.0`` here but the server on loopback;
+   ``OLLAMA_ORIGINS`` here while the ``auth`` probe, when it already ran, saw
+   ``origin-forbidden``; a raised
+   ``OLLAMA_LOAD_TIMEOUT`` while the log shows load timeouts). Values are redacted.
+5. **Log**: ``--log-file`` (``-`` = stdin), else ``journalctl -u ollama``, else
+   ``~/.ollama/logs/server.log`` or ``/var/log/ollama/*.log``; the last ``log_lines`` lines,
+   bounded in time and memory, classified by ``logs.SIGNATURES``; one finding per cause.
+
+Facts: ``processes`` (pid, user, listeners, parent, launcher), ``target`` (addresses, which are
+this machine's, refused), ``listeners`` (every socket on the target's port), ``binary``,
+``api_version``, ``environment`` (source, the relevant variables redacted, ``differences``),
+``log`` (source, lines and bytes read, matches per signature, start lines, load times).
+
+Cause ids: ``bound-to-loopback``, ``wrong-instance``, ``wrong-port-scheme``,
+``setting-not-applied``, and from the log ``out-of-memory``, ``runner-crashed``,
+``slow-model-load``, ``gpu-offload``, ``prompt-truncated``, ``fd-limit-low``,
+``ollama-outdated``, ``server-error``, ``rate-limited``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from ollama_doctor import logs, net
+from ollama_doctor.context import Context
+from ollama_doctor.local import (
+    Launcher,
+    Listener,
+    ServerProcess,
+    covers,
+    find_servers,
+    is_loopback_ip,
+    launcher_of,
+    listeners_on,
+    local_addresses,
+    normalise_ip,
+    parse_environ,
+    read_proc,
+)
+from ollama_doctor.redact import MASK, is_secret_name, redact_text, redact_url
+from ollama_doctor.result import Confidence, Finding, FixStep, Outcome, Severity, Status
+
+# Variables only clients read: the server never sees them, so they are not compared.
+CLIENT_ONLY = frozenset({"OLLAMA_API_KEY", "OLLAMA_AUTH", "OLLAMA_NOHISTORY", "OLLAMA_EDITOR"})
+PROXY_NAMES = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"})
+# The server's value when the variable is unset (envconfig/config.go; ollama-facts §3).
+DEFAULTS: dict[str, str] = {
+    "OLLAMA_HOST": "127.0.0.1:11434", "OLLAMA_KEEP_ALIVE": "5m", "OLLAMA_LOAD_TIMEOUT": "5m",
+    "OLLAMA_NUM_PARALLEL": "1", "OLLAMA_MAX_QUEUE": "512", "OLLAMA_MAX_LOADED_MODELS": "0",
+    "OLLAMA_CONTEXT_LENGTH": "0", "OLLAMA_DEBUG": "INFO", "OLLAMA_GPU_OVERHEAD": "0",
+    "OLLAMA_KV_CACHE_TYPE": "", "OLLAMA_ORIGINS": "", "OLLAMA_MODELS": "",
+}
+DURATIONS = frozenset({"OLLAMA_KEEP_ALIVE", "OLLAMA_LOAD_TIMEOUT"})
+BOOLEANS = frozenset({"OLLAMA_FLASH_ATTENTION", "OLLAMA_NOPRUNE", "OLLAMA_NO_CLOUD",
+                      "OLLAMA_SCHED_SPREAD", "OLLAMA_MULTIUSER_CACHE", "OLLAMA_NEW_ENGINE",
+                      "OLLAMA_VULKAN", "OLLAMA_IGPU_ENABLE", "OLLAMA_INTEL_GPU",
+                      "OLLAMA_DEBUG_LOG_REQUESTS"})
+VERSION_TIMEOUT = 5.0
+
+
+def run(ctx: Context) -> Outcome:
+    return inspect(ctx)
+
+
+def inspect(ctx: Context, *, runner: logs.Runner | None = None,
+            stdin: TextIO | None = None) -> Outcome:
+    """``run`` with the command runner (``ollama -v``, ``journalctl``) and stdin injectable."""
+    facts: dict[str, Any] = {}
+    notes: list[str] = []
+    servers, error = _find(ctx)
+    if error:
+        notes.append(error)
+        facts["process_error"] = error
+    if not servers:
+        facts["processes"] = []
+        wanted = ", ".join(str(p) for p in ctx.options.server_pids)
+        if error:
+            reason = f"cannot list processes ({error})"
+        elif wanted:
+            reason = f"no process with pid {wanted} (--server-pid) runs"
+        else:
+            reason = "no Ollama server process runs on this machine"
+        return _without_server(ctx, reason, facts, notes, runner, stdin)
+
+    reach = ctx.result("reachability")
+    api_version = reach.facts.get("version") if reach is not None else None
+    facts["api_version"] = api_version
+    view = _target_view(ctx, reach)
+    facts["target"] = view.to_dict()
+    launchers = {s.pid: launcher_of(ctx, s) for s in servers}
+    facts["processes"] = [{**s.details(), "launcher": launchers[s.pid].to_dict()}
+                          for s in servers]
+    notes += [f"pid {s.pid}: {s.access_error}" for s in servers if s.access_error]
+
+    if not view.this_machine:
+        summary = (f"{_count(servers)} here, but the target {ctx.target.dial_host} is not this "
+                   "machine: its server is not examined")
+        if not ctx.options.log_file:
+            return Outcome(Status.PASS, summary, facts)
+        return _finish(summary, facts, _log_only(ctx, facts, runner, stdin, notes), notes)
+
+    found: list[Finding] = []
+    port_listeners, listen_error = listeners_on(ctx.target.port)
+    facts["listeners"] = [lst.to_dict() for lst in port_listeners]
+    if listen_error:
+        facts["listeners_error"] = listen_error
+        notes.append(listen_error)
+    main = _serving(servers, view) or servers[0]
+    found += _listener_findings(ctx, servers, view, port_listeners, launchers)
+
+    binary, version_findings = _binary(ctx, runner, api_version)
+    facts["binary"] = binary
+    found += version_findings
+
+    log, cls = _read_log(ctx, runner, stdin)
+    belongs = True
+    if log is not None:
+        facts["log"] = log.to_dict()
+        if cls is not None:
+            facts["log"].update(cls.facts())
+            belongs, why = _log_belongs(cls, main, api_version)
+            facts["log"]["matches_server"] = belongs
+            if why:
+                facts["log"]["mismatch"] = why
+        elif ctx.options.log_file:
+            notes.append(f"cannot read the log {log.source}: {log.error}")
+
+    env_facts, env_findings = _environment(ctx, main, launchers[main.pid], cls, belongs,
+                                           log.source if log else None)
+    facts["environment"] = env_facts
+    if env_facts.get("error") and env_facts.get("source") is None:
+        notes.append(f"the server's environment is unknown: {env_facts['error']}")
+    found += env_findings
+
+    if log is not None and cls is not None:
+        from_log = logs.findings(cls, log.source)
+        if not belongs and not ctx.options.log_file:
+            for finding in from_log:
+                finding.severity = _lower(finding.severity)
+                finding.message += (" (this log may belong to another server: "
+                                    f"{facts['log']['mismatch']})")
+        found += from_log
+    summary = _describe(servers, main)
+    return _finish(summary, facts, found, notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# processes, target, listeners
+
+
+def _find(ctx: Context) -> tuple[list[ServerProcess], str | None]:
+    try:
+        return find_servers(ctx), None
+    except Exception as exc:  # psutil trouble (AccessDenied, a vanished /proc) is a note
+        return [], f"{type(exc).__name__}: {exc}".rstrip(": ")
+
+
+@dataclass
+class TargetView:
+    """The target as this machine sees it."""
+
+    port: int
+    addresses: list[str]  # the target's addresses (resolved, normalised)
+    local: list[str]  # those that belong to this machine (loopback included)
+    this_machine: bool
+    refused: dict[str, bool] = field(default_factory=dict)  # address → refused?
+    interfaces_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"addresses": self.addresses, "this_machine": self.this_machine,
+                               "local_addresses": self.local,
+                               "refused": [a for a, r in self.refused.items() if r]}
+        if self.interfaces_error:
+            out["interfaces_error"] = self.interfaces_error
+        return out
+
+
+def _target_view(ctx: Context, reach: Any) -> TargetView:
+    target = ctx.target
+    raw: list[str] = []
+    if reach is not None and isinstance(reach.facts.get("addresses"), list):
+        raw = [str(a) for a in reach.facts["addresses"]]
+    elif normalise_ip(target.dial_host):
+        raw = [target.dial_host]
+    else:
+        res = net.resolve(ctx.getaddrinfo, target.dial_host, target.port, ctx.op_timeout())
+        raw = res.addresses
+    addresses = [a for a in (normalise_ip(x) for x in raw) if a]
+    ifaces, error = local_addresses()
+    local = [a for a in addresses if a in ifaces or is_loopback_ip(a)]
+    this_machine = bool(local) or target.is_loopback or target.is_unspecified
+    view = TargetView(target.port, addresses, local, this_machine, interfaces_error=error)
+    connects = reach.facts.get("connects") if reach is not None else None
+    if isinstance(connects, list):
+        for item in connects:
+            if isinstance(item, dict) and normalise_ip(str(item.get("address"))):
+                address = normalise_ip(str(item["address"])) or ""
+                view.refused[address] = item.get("error") == "refused"
+    else:
+        for address in local:
+            result = net.tcp_connect(address, target.port, ctx.op_timeout())
+            view.refused[address] = result.error is not None and result.error.kind == "refused"
+    return view
+
+
+def _serving(servers: list[ServerProcess], view: TargetView) -> ServerProcess | None:
+    """The server whose listener accepts the target's address and port."""
+    for server in servers:
+        if any(p == view.port and any(covers(a, t) for t in view.local)
+               for a, p in server.listeners):
+            return server
+    return None
+
+
+def _fmt(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _listens(server: ServerProcess) -> str:
+    if not server.listeners:
+        return "no visible socket" if server.access_error else "no TCP port"
+    return ", ".join(_fmt(a, p) for a, p in server.listeners)
+
+
+def _count(servers: list[ServerProcess]) -> str:
+    return "1 Ollama server runs" if len(servers) == 1 else f"{len(servers)} Ollama servers run"
+
+
+def _describe(servers: list[ServerProcess], main: ServerProcess) -> str:
+    user = f", user {main.user}" if main.user else ""
+    text = f"Ollama server pid {main.pid}{user} listens on {_listens(main)}"
+    if len(servers) > 1:
+        text += f" ({len(servers) - 1} more server{'s' if len(servers) > 2 else ''} run)"
+    return text
+
+
+def _listener_findings(ctx: Context, servers: list[ServerProcess], view: TargetView,
+                       port_listeners: list[Listener],
+                       launchers: dict[int, Launcher]) -> list[Finding]:
+    port = ctx.target.port
+    out: list[Finding] = []
+    pids = {s.pid for s in servers}
+    evidence_servers = [{"pid": s.pid, "user": s.user, "listens": _listens(s)} for s in servers]
+
+    if len(servers) > 1:
+        out.append(Finding(
+            "wrong-instance", Severity.WARNING,
+            f"{len(servers)} Ollama servers run on this machine ("
+            + "; ".join(f"pid {s.pid} on {_listens(s)}" for s in servers)
+            + "): each has its own models and settings, so a call may reach the other one.",
+            {"servers": evidence_servers},
+            [FixStep("Keep one server: quit the desktop app before running `ollama serve`, or "
+                     "stop the service, then check which one answers.",
+                     ("ps aux | grep '[o]llama serve'", "sudo systemctl stop ollama",
+                      f"curl {ctx.target.root_url}/api/version"))]))
+
+    serving = _serving(servers, view)
+    others = [lst for lst in port_listeners
+              if lst.pid is not None and lst.pid not in pids
+              and any(covers(lst.address, t) for t in view.local)]
+    if others:
+        holder = others[0]
+        who = f"{holder.name or 'a process'} (pid {holder.pid})"
+        if serving is None:
+            message = (f"Port {port} at {ctx.target.dial_host} is held by {who}, not by the "
+                       f"Ollama server found (pid {servers[0].pid}, on {_listens(servers[0])}): "
+                       "calls reach another program or another Ollama.")
+        else:
+            message = (f"Besides the Ollama server (pid {serving.pid}), {who} listens on port "
+                       f"{port} at {_fmt(holder.address, port)}: which one a call reaches "
+                       "depends on the address it dials.")
+        out.append(Finding(
+            "wrong-instance", Severity.WARNING, message,
+            {"listeners": [lst.to_dict() for lst in port_listeners],
+             "servers": evidence_servers},
+            [FixStep("Stop the other program, or move one of them to another port.",
+                     (f"ss -ltnp 'sport = :{port}'",))]))
+    if serving is not None or others:
+        return out
+
+    refused = [a for a in view.local if view.refused.get(a)]
+    on_port = [(s, a) for s in servers for a, p in s.listeners if p == port]
+    remote_local = [a for a in view.local if not is_loopback_ip(a)]
+    if on_port and remote_local and all(is_loopback_ip(a) for _, a in on_port):
+        if refused:
+            server = on_port[0][0]
+            out.append(_bound_to_loopback(ctx, server, [a for _, a in on_port], refused,
+                                          launchers[server.pid]))
+        return out
+    listening_ports = sorted({p for s in servers for _, p in s.listeners})
+    if not on_port and listening_ports:
+        server = next(s for s in servers if s.listeners)
+        alt = next((p for a, p in server.listeners if covers(a, view.local[0])), None) \
+            if view.local else None
+        alt = alt or listening_ports[0]
+        # a note beside reachability's server-not-running, which stays the cause: it says where
+        # the server is instead
+        severity = Severity.WARNING if refused else Severity.INFO
+        confidence = Confidence.HIGH if refused else Confidence.MEDIUM
+        host = ctx.target.bracketed_host if not ctx.target.is_unspecified else "127.0.0.1"
+        out.append(Finding(
+            "wrong-port-scheme", severity,
+            f"The Ollama server (pid {server.pid}) listens on {_listens(server)}, not on port "
+            f"{port} that the client dials"
+            + (": connections there are refused." if refused else "."),
+            {"target": ctx.target.base_url, "servers": evidence_servers,
+             "refused": refused},
+            [FixStep(f"Point the client at port {alt}, or restart the server on port {port}.",
+                     (f"export OLLAMA_HOST=http://{host}:{alt}",
+                      f"curl http://{host}:{alt}/"))],
+            confidence))
+    return out
+
+
+def _bound_to_loopback(ctx: Context, server: ServerProcess, bound: list[str],
+                       refused: list[str], launcher: Launcher) -> Finding:
+    port = ctx.target.port
+    where = ", ".join(_fmt(a, port) for a in sorted(set(bound)))
+    address = refused[0]
+    message = (f"The Ollama server (pid {server.pid}) listens on {where} only, so "
+               f"{_fmt(address, port)}, an address of this machine, refuses connections: set "
+               f"OLLAMA_HOST=0.0.0.0:{port} {_where_phrase(launcher)}.")
+    fix = launcher_fix(launcher, "OLLAMA_HOST", f"0.0.0.0:{port}", port)
+    fix.append(FixStep("Then check from the address the client uses. 0.0.0.0 opens the server "
+                       "to your network: allow the port in the firewall only for trusted hosts.",
+                       (f"curl http://{_fmt(address, port)}/",)))
+    return Finding(
+        "bound-to-loopback", Severity.CRITICAL, message,
+        {"server_pid": server.pid, "listens": [_fmt(a, port) for a in sorted(set(bound))],
+         "refused": [_fmt(a, port) for a in refused], "launcher": launcher.to_dict()},
+        fix, Confidence.HIGH)
+
+
+def _where_phrase(launcher: Launcher) -> str:
+    return {
+        "systemd": f"in the {launcher.unit or 'ollama.service'} unit (systemctl edit ollama), "
+                   "not in a shell",
+        "launchd": "with launchctl setenv, then restart the Ollama app",
+        "windows": "as a Windows user variable, then quit and restart Ollama from the tray",
+        "docker": "by publishing the port with -p 11434:11434 (the image already listens on "
+                  "0.0.0.0)",
+        "shell": "in the command that starts the server, then restart it",
+    }.get(launcher.kind, "where the server starts, then restart it")
+
+
+def launcher_fix(launcher: Launcher, name: str, value: str, port: int) -> list[FixStep]:
+    """Where to set ``name=value`` so the server sees it, for the way it was started. Pure."""
+    shown = MASK if is_secret_name(name) and "PROXY" not in name.upper() else value
+    kind = launcher.kind
+    if kind == "systemd":
+        unit = (launcher.unit or "ollama.service").removesuffix(".service")
+        return [FixStep(
+            f"Ollama runs as the systemd service {unit}: a variable exported in a shell never "
+            "reaches it. Add it to the service (under [Service]) and restart it.",
+            (f"sudo systemctl edit {unit}   # add: [Service]  Environment=\"{name}={shown}\"",
+             f"sudo systemctl restart {unit}",
+             f"systemctl show {unit} --property=Environment"))]
+    if kind == "launchd":
+        return [FixStep(
+            "The macOS app reads launchd's environment, not your shell's: set it there, then "
+            "quit and reopen the app.",
+            (f"launchctl setenv {name} \"{shown}\"",
+             "osascript -e 'quit app \"Ollama\"' && open -a Ollama"))]
+    if kind == "windows":
+        return [FixStep(
+            "The Windows app reads your user environment variables: set it there, then quit "
+            "Ollama from the tray icon and start it again.",
+            (f"setx {name} \"{shown}\"",))]
+    if kind == "docker":
+        if name == "OLLAMA_HOST":
+            return [FixStep(
+                "Ollama runs in a container: the ollama/ollama image already sets "
+                "OLLAMA_HOST=0.0.0.0 inside; publish the port on every interface (-p "
+                f"{port}:11434, not -p 127.0.0.1:{port}:11434) and do not override "
+                "OLLAMA_HOST with -e.",
+                (f"docker run -d -p {port}:11434 -v ollama:/root/.ollama --name ollama "
+                 "ollama/ollama",))]
+        return [FixStep("Ollama runs in a container: pass the variable when you create it.",
+                        (f"docker run -d -e {name}={shown} -p {port}:11434 "
+                         "-v ollama:/root/.ollama --name ollama ollama/ollama",))]
+    return [FixStep(
+        "Ollama was started by hand (`ollama serve`): stop it and start it again with the "
+        "variable in the same command. (A service reads its own environment, never your "
+        "shell's.)",
+        (f"{name}={shown} ollama serve",))]
+
+
+# ---------------------------------------------------------------------------------------------
+# the binary on PATH
+
+
+_CLIENT_VERSION = re.compile(r"client version is (\S+)")
+_SERVER_VERSION = re.compile(r"ollama version is (\S+)")
+
+
+def parse_version_output(text: str) -> tuple[str | None, str | None]:
+    """``ollama -v`` → (the binary's own version, the version of the server it reached)."""
+    client = _CLIENT_VERSION.search(text)
+    server = _SERVER_VERSION.search(text)
+    server_version = server.group(1) if server else None
+    return (client.group(1) if client else server_version), server_version
+
+
+def _binary(ctx: Context, runner: logs.Runner | None,
+            api_version: str | None) -> tuple[dict[str, Any], list[Finding]]:
+    exe = logs.which("ollama", ctx.env)
+    if exe is None:
+        return {"path": None, "note": "no ollama binary on PATH"}, []
+    result = (runner or logs.run_command)([exe, "-v"], ctx.op_timeout(VERSION_TIMEOUT), ctx.env)
+    text = (result.stdout + b"\n" + result.stderr).decode("utf-8", "replace")[:2000]
+    client, via_cli = parse_version_output(text)
+    facts: dict[str, Any] = {"path": exe, "version": client, "server_version_seen": via_cli,
+                             "output": redact_text(" ".join(text.split()))[:300]}
+    if result.error:
+        facts["error"] = result.error
+    if client and api_version and client != api_version:
+        return facts, [Finding(
+            "wrong-instance", Severity.INFO,
+            f"The ollama binary on PATH ({exe}) is version {client}, but the server at the "
+            f"target reports {api_version}: two installations, or a server not restarted after "
+            "an upgrade.",
+            {"binary": exe, "binary_version": client, "api_version": api_version},
+            confidence=Confidence.MEDIUM)]
+    return facts, []
+
+
+# ---------------------------------------------------------------------------------------------
+# the log
+
+
+def _read_log(ctx: Context, runner: logs.Runner | None,
+              stdin: TextIO | None) -> tuple[logs.LogText | None, logs.Classification | None]:
+    from pathlib import Path
+
+    log = logs.read_log(ctx.options.log_file, ctx.options.log_lines, ctx.env, ctx.fs_root,
+                        stdin=stdin, timeout=ctx.op_timeout(), runner=runner,
+                        journal=ctx.fs_root == Path("/"))
+    if log is None or not log.ok:
+        return log, None
+    return log, logs.classify(log.lines, ctx.secrets())
+
+
+def _log_belongs(cls: logs.Classification, server: ServerProcess,
+                 api_version: str | None) -> tuple[bool, str | None]:
+    """Whether the log's last start line fits the server: its port and version."""
+    if not cls.listening:
+        return True, None
+    last = cls.listening[-1]
+    address = str(last.get("address") or "")
+    port_text = address.rsplit(":", 1)[-1]
+    ports = {p for _, p in server.listeners}
+    if port_text.isdigit() and ports and int(port_text) not in ports:
+        return False, (f"it last started listening on {address}, the server listens on "
+                       f"{_listens(server)}")
+    version = last.get("version")
+    if api_version and version and version != api_version:
+        return False, f"it last started version {version}, the target reports {api_version}"
+    return True, None
+
+
+def _log_only(ctx: Context, facts: dict[str, Any], runner: logs.Runner | None,
+              stdin: TextIO | None, notes: list[str]) -> list[Finding]:
+    log, cls = _read_log(ctx, runner, stdin)
+    if log is None:
+        return []
+    facts["log"] = log.to_dict()
+    if cls is None:
+        notes.append(f"cannot read the log {log.source}: {log.error}")
+        return []
+    facts["log"].update(cls.facts())
+    if cls.server_env is not None:
+        facts["log"]["server_env"] = logs.redact_env_map(_relevant_map(cls.server_env))
+    return logs.findings(cls, log.source)
+
+
+def _without_server(ctx: Context, reason: str, facts: dict[str, Any], notes: list[str],
+                    runner: logs.Runner | None, stdin: TextIO | None) -> Outcome:
+    if not ctx.options.log_file:
+        status = Status.WARN if notes else Status.SKIP
+        return Outcome(status, ("" if notes else "skipped: ") + reason, facts)
+    found = _log_only(ctx, facts, runner, stdin, notes)
+    log = facts.get("log", {})
+    summary = f"{reason}; the log {log.get('source', ctx.options.log_file)}"
+    summary += (f" ({log.get('lines_read', 0)} lines) was classified" if "error" not in log
+                else f" cannot be read: {log['error']}")
+    return _finish(summary, facts, found, notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# the environment
+
+
+def _relevant(name: str) -> bool:
+    upper = name.upper()
+    if upper in PROXY_NAMES:
+        return True
+    return name.startswith("OLLAMA_") and name not in CLIENT_ONLY
+
+
+def _relevant_map(env: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in env.items() if _relevant(k)}
+
+
+def _redact(name: str, value: str | list[str] | None) -> str | list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [redact_url(redact_text(v)) for v in value]
+    if is_secret_name(name) and "PROXY" not in name.upper():
+        return MASK if value else ""
+    return redact_url(redact_text(value))
+
+
+@dataclass(frozen=True)
+class EnvDifference:
+    name: str
+    shell: str
+    server: str | list[str] | None  # None: not set in the server's environment
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "shell": _redact(self.name, self.shell),
+                "server": _redact(self.name, self.server)}
+
+
+def env_differences(shell: Mapping[str, str], server: Mapping[str, str | list[str]],
+                    *, complete: bool) -> list[EnvDifference]:
+    """``OLLAMA_*`` and proxy variables set (non-empty) in ``shell`` that the server does not
+    have with an equivalent value. ``complete``: ``server`` is a whole environment (a missing
+    name is unset); otherwise (the log's map) only the names it prints are known. Pure."""
+    out: list[EnvDifference] = []
+    for name in sorted(shell):
+        value = shell[name]
+        if not _relevant(name) or not _trim(value):
+            continue
+        if name not in server and not complete:
+            continue
+        theirs = server.get(name)
+        if not same_setting(name, value, theirs):
+            out.append(EnvDifference(name, value, theirs))
+    return out
+
+
+def _trim(value: str) -> str:
+    """As Ollama's ``envconfig.Var``: surrounding spaces and quotes removed."""
+    return value.strip().strip("\"'").strip()
+
+
+def same_setting(name: str, shell: str, server: str | list[str] | None) -> bool:
+    """Whether the server's value (``None``: unset, so the default) means what the shell's
+    does, by the variable's type: address, origin list, duration, boolean, level. Pure."""
+    mine = _trim(shell)
+    if isinstance(server, list):
+        theirs_list = [x.strip() for x in server if x.strip()]
+        if name == "OLLAMA_ORIGINS":
+            return {x.strip() for x in mine.split(",") if x.strip()} <= set(theirs_list)
+        return mine == " ".join(theirs_list)
+    theirs = _trim(server) if server is not None else DEFAULTS.get(name, "")
+    upper = name.upper()
+    if upper in PROXY_NAMES:
+        return mine == theirs
+    if name == "OLLAMA_HOST":
+        return _same_host(mine, theirs)
+    if name == "OLLAMA_ORIGINS":
+        return ({x.strip() for x in mine.split(",") if x.strip()}
+                <= {x.strip() for x in theirs.split(",") if x.strip()})
+    if name in DURATIONS:
+        a, b = go_duration_seconds(mine), go_duration_seconds(theirs)
+        return a is not None and a == b
+    if name in BOOLEANS:
+        return _truthy(mine) == _truthy(theirs)
+    if name == "OLLAMA_DEBUG":
+        return _level(mine) == _level(theirs)
+    return mine == theirs
+
+
+def _truthy(value: str) -> bool:
+    """Go's ``strconv.ParseBool``, with Ollama's rule that anything else non-empty is true."""
+    return value.strip().lower() not in ("", "0", "f", "false")
+
+
+def _level(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered in ("debug", "trace", "info", "warn", "error"):
+        return lowered
+    if lowered == "2":
+        return "trace"
+    return "debug" if _truthy(lowered) and lowered not in ("0",) else "info"
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def go_duration_seconds(value: str) -> float | None:
+    """A Go duration (``5m0s``, ``1h30m``, ``-1``) or bare integer seconds → seconds."""
+    text = value.strip()
+    if not text:
+        return None
+    sign = -1.0 if text.startswith("-") else 1.0
+    text = text.lstrip("+-")
+    if text.isdigit():
+        return sign * float(text)
+    total, pos = 0.0, 0
+    for m in _DURATION_PART.finditer(text):
+        if m.start() != pos:
+            return None
+        total += float(m.group(1)) * _UNIT[m.group(2)]
+        pos = m.end()
+    return sign * total if pos == len(text) and pos else None
+
+
+def split_ollama_host(value: str) -> tuple[str, int]:
+    """``OLLAMA_HOST`` as the server reads it → (host, port); "" host = every interface.
+
+    No scheme: port 11434; ``http://`` without a port: 80; ``https://``: 443 (config.go)."""
+    text = _trim(value) or "127.0.0.1:11434"
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "http", text
+    default = 11434 if not sep else (443 if scheme.lower() == "https" else 80)
+    hostport = rest.split("/", 1)[0]
+    host, port_text = hostport, ""
+    if hostport.startswith("["):
+        host, _, after = hostport[1:].partition("]")
+        port_text = after[1:] if after.startswith(":") else ""
+    elif hostport.count(":") == 1:
+        host, port_text = hostport.split(":")
+    port = int(port_text) if port_text.isdigit() and int(port_text) < 65536 else default
+    return host.lower(), port
+
+
+def _same_host(mine: str, theirs: str) -> bool:
+    (h1, p1), (h2, p2) = split_ollama_host(mine), split_ollama_host(theirs)
+    if p1 != p2:
+        return False
+    if h1 == h2:
+        return True
+    def kind(host: str) -> str:
+        if host in ("", "0.0.0.0", "::"):
+            return "any"
+        if host == "localhost" or is_loopback_ip(host):
+            return "loopback"
+        return normalise_ip(host) or host
+    k1, k2 = kind(h1), kind(h2)
+    # the server's bind on every interface covers whatever address the client dials
+    return k1 == k2 or k2 == "any"
+
+
+def _environment(ctx: Context, server: ServerProcess, launcher: Launcher,
+                 cls: logs.Classification | None, belongs: bool,
+                 log_source: str | None) -> tuple[dict[str, Any], list[Finding]]:
+    facts: dict[str, Any] = {"pid": server.pid}
+    data, error = read_proc(ctx, server.pid, "environ")
+    server_env: Mapping[str, str | list[str]] | None = None
+    complete = False
+    if data is not None:
+        server_env, complete = parse_environ(data), True
+        facts["source"] = f"/proc/{server.pid}/environ"
+    elif cls is not None and cls.server_env is not None and belongs:
+        server_env = cls.server_env
+        facts["source"] = f"server config line {cls.server_env_line} of {log_source}"
+    else:
+        facts["source"] = None
+    if error:
+        facts["error"] = error
+    if server_env is None:
+        return facts, []
+    facts["server"] = {k: _redact(k, v) for k, v in sorted(_relevant_map(server_env).items())}
+    diffs = env_differences(ctx.env, server_env, complete=complete)
+    facts["differences"] = [d.to_dict() for d in diffs]
+    return facts, [_setting_finding(ctx, d, server, launcher, cls, facts["source"])
+                   for d in diffs]
+
+
+def _setting_finding(ctx: Context, diff: EnvDifference, server: ServerProcess,
+                     launcher: Launcher, cls: logs.Classification | None,
+                     source: str) -> Finding:
+    shell = _redact(diff.name, diff.shell)
+    theirs = _redact(diff.name, diff.server)
+    if theirs is None:
+        there = f"the server (pid {server.pid}) does not have it ({source})"
+        if DEFAULTS.get(diff.name):
+            there += f", so it uses the default {DEFAULTS[diff.name]}"
+    elif isinstance(theirs, list):
+        there = f"[{' '.join(theirs)}] for the server (pid {server.pid}, {source})"
+    else:
+        there = f"{theirs!r} for the server (pid {server.pid}, {source})"
+    severity, why = Severity.WARNING, ""
+    if diff.name == "OLLAMA_HOST":
+        host, _ = split_ollama_host(diff.shell)
+        wants_network = host in ("", "0.0.0.0", "::") or not (
+            host == "localhost" or is_loopback_ip(host))
+        loopback_only = bool(server.listeners) and all(
+            is_loopback_ip(a) for a, _ in server.listeners)
+        if wants_network and loopback_only:
+            severity = Severity.ERROR
+            why = f"; the server listens on {_listens(server)} only"
+    elif diff.name == "OLLAMA_ORIGINS":
+        auth = ctx.result("auth")
+        if auth is not None and any(f.cause == "origin-forbidden" for f in auth.findings):
+            severity = Severity.ERROR
+            why = "; the auth probe saw the server refuse the Origin (403)"
+    elif diff.name == "OLLAMA_LOAD_TIMEOUT" and cls is not None and "load-timeout" in cls.hits:
+        severity = Severity.ERROR
+        why = "; the log shows the server's own load timeout firing"
+    message = (f"{diff.name} is {shell!r} in this shell, but {there}: a shell's setting never "
+               f"reaches a server started elsewhere{why}.")
+    value = diff.shell if not is_secret_name(diff.name) else MASK
+    return Finding(
+        "setting-not-applied", severity, message,
+        {"variable": diff.name, "shell": shell, "server": theirs, "source": source,
+         "pid": server.pid, "launcher": launcher.to_dict()},
+        launcher_fix(launcher, diff.name, _trim(value), ctx.target.port),
+        Confidence.HIGH if source.startswith("/proc/") else Confidence.MEDIUM)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+_LOWER = {Severity.CRITICAL: Severity.ERROR, Severity.ERROR: Severity.WARNING,
+          Severity.WARNING: Severity.INFO, Severity.INFO: Severity.INFO}
+
+
+def _lower(severity: Severity) -> Severity:
+    return _LOWER[severity]
+
+
+def _finish(summary: str, facts: dict[str, Any], found: list[Finding],
+            notes: list[str]) -> Outcome:
+    worst = max((f.severity.rank for f in found), default=-1)
+    if worst >= Severity.ERROR.rank:
+        status = Status.FAIL
+    elif worst >= Severity.WARNING.rank or notes:
+        status = Status.WARN
+    else:
+        status = Status.PASS
+    if found and worst >= Severity.WARNING.rank:
+        causes = []
+        for f in sorted(found, key=lambda f: -f.severity.rank):
+            if f.severity.rank >= Severity.WARNING.rank and f.cause not in causes:
+                causes.append(f.cause)
+        summary += "; found " + ", ".join(causes)
+    if notes:
+        facts["notes"] = notes
+        if worst < Severity.WARNING.rank:
+            summary += f"; {notes[0]}"
+    return Outcome(status, summary, facts, found)
