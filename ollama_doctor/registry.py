@@ -60,6 +60,14 @@ REGISTRY: tuple[ProbeSpec, ...] = (
         after=("proxy", "reachability"),
         causes=("dns-failure", "ipv6-localhost", "high-latency"),
     ),
+    ProbeSpec(  # latency
+        "latency", "Latency",
+        "Connect, TLS, time to first byte and transfer, sampled; jitter and failures.",
+        # after, not needs: when reachability fails on TLS (or on a TLS port spoken to in
+        # plain HTTP) this probe still runs its TLS checks; otherwise it skips itself.
+        after=("reachability",),
+        causes=("high-latency", "tls-error", "wrong-port-scheme"),
+    ),
     ProbeSpec(  # container
         "container", "Container and limits",
         "Container or WSL detection, cgroup v1/v2 limits, localhost inside a container.",

@@ -1,0 +1,1147 @@
+"""``latency``: how long a call takes on the path to the server, how steady it is, and TLS.
+
+Sampling
+--------
+``--samples N`` (default 5) requests ``GET {root}/api/version``, the cheapest call Ollama answers,
+on **fresh connections** (a new client each time, so each pays name resolution, TCP connect and
+TLS, like a client that does not reuse connections), interleaved with N requests on **one
+kept-alive connection** (opened by a warm-up request that is not counted, so these pay only the
+round trip and the server). The probe dials one address: the first resolved address that the
+reachability probe could connect to (address-family fallbacks are the dns probe's business).
+
+Phases carry blackbox_exporter's names and are timed from httpcore's trace events
+(``extensions={"trace": …}``):
+
+- ``resolve``: ``getaddrinfo`` for the host name, each fresh sample (absent for IP literals);
+- ``connect``: ``connection.connect_tcp.started`` → ``.complete``;
+- ``tls``: ``connection.start_tls.started`` → ``.complete`` (``https`` only);
+- ``processing``: connection ready (or, on the kept-alive connection, ``http11.
+  send_request_headers.started``) → ``http11.receive_response_headers.complete``;
+- ``transfer``: response headers → ``http11.receive_response_body.complete``;
+- ``ttfb``: resolve plus connect start → response headers: what ``curl -w
+  '%{time_starttransfer}'`` reports; ``total``: ``ttfb`` + ``transfer``.
+
+Each phase gets ``min``, ``median``, ``p95`` (nearest rank: with 5 samples it is the max),
+``max`` and ``jitter``, all in milliseconds. **Jitter** is the mean absolute difference between
+consecutive samples, in the order they were taken (RFC 3550's inter-arrival jitter without its
+1/16 smoothing). A failed sample is counted with its error kind (``net.ErrorKind``, or
+``http-NNN`` for a non-2xx answer) and the phase it failed in.
+
+Every request is bounded by ``ctx.op_timeout()``. Before each sample the probe compares what is
+left of the run's deadline (``ctx.remaining()``) with the slowest sample so far, and stops early
+when another would not fit; ``stopped_early`` and the summary say so. A sample cut short by the
+deadline itself is dropped, not counted as a failure.
+
+Thresholds for ``high-latency``
+-------------------------------
+The limit applies to the **median time to first byte over fresh connections**; the target's
+class comes from the address dialled:
+
+=========================================================  ===========  ==========
+target class                                               median TTFB  jitter
+=========================================================  ===========  ==========
+``loopback`` (127.0.0.0/8, ::1, ``localhost``)             50 ms        25 ms
+``private`` (RFC 1918, ULA fc00::/7, link-local)           200 ms       100 ms
+``remote`` (anything else)                                 1000 ms      500 ms
+=========================================================  ===========  ==========
+
+``--latency-threshold MS`` replaces the median limit; the jitter limit is always half of it.
+Median over the limit → ``warning``. Jitter over its limit → ``warning``, judged on the smaller
+of the fresh and the kept-alive series' jitter (one stall in one series is not a jittery path);
+for a loopback target under the default limit it is only a note (``info``): there is no network
+path, so the variation is a busy server or machine. Failed samples: any → ``warning``; 50 % or
+more → ``error`` (calls break). A first byte slower than ``--client-timeout`` → ``error`` (that
+call would have timed out in the user's client). All reasons go into one ``high-latency``
+finding, whose severity is the worst of them.
+
+TLS
+---
+For ``https`` targets the client is built like httpx's default (what ollama-python uses): the
+CA file in ``SSL_CERT_FILE`` (or directory in ``SSL_CERT_DIR``), else certifi's bundle. When
+reachability passed, ``tls`` facts hold the protocol version, cipher and the certificate
+(subject, issuer, validity, subjectAltName). When reachability failed in a way TLS can explain,
+this probe looks closer with ``ssl`` sockets, without sampling:
+
+- ``https`` and verification fails → ``tls-error``, naming the issuer the client saw (the peer
+  certificate is fetched again without verification and decoded here). A chain that does not
+  lead to a CA the client trusts points to a TLS-intercepting proxy (named when the issuer is a
+  known product) or a private CA; the fix installs that CA (``SSL_CERT_FILE`` /
+  ``REQUESTS_CA_BUNDLE``). Expired certificates and name mismatches are told apart.
+- ``https`` and the port answers plain HTTP → ``wrong-port-scheme`` (proved by a plain request).
+- ``http`` and the port completes a TLS handshake → ``wrong-port-scheme`` (use ``https``).
+- ``SSL_CERT_FILE`` naming a file that cannot be loaded → ``tls-error``: httpx-based clients
+  fail as they are created, whatever the scheme.
+
+For any other reachability failure the probe skips (nothing to time).
+
+Facts: ``url``, ``address``, ``target_class``, ``threshold`` (limits and why), ``samples_wanted``,
+``fresh`` and ``kept_alive`` (``count``, ``ok``, per-phase ``phases`` stats, ``ttfb_ms`` and
+``total_ms`` series; ``reconnects`` for the kept-alive one), ``failures`` (``count``, ``kinds``,
+``phases``, ``first``), ``stopped_early``, ``definitions``, ``ca_bundle`` and ``tls`` for https;
+``reachability_tls`` when reachability's TLS check failed but the client's trust store (say,
+``SSL_CERT_FILE``) verifies the server, in which case the probe samples as usual.
+
+Cause ids: ``high-latency``, ``tls-error``, ``wrong-port-scheme``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import math
+import socket
+import ssl
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ollama_doctor import net
+from ollama_doctor.context import Context
+from ollama_doctor.result import Confidence, Finding, FixStep, Outcome, Severity, Status
+from ollama_doctor.target import Target, ip_or_none
+
+PATH = "/api/version"
+MAX_BODY = 64 * 1024
+
+PHASES = ("resolve", "connect", "tls", "processing", "transfer")
+SERIES = (*PHASES, "ttfb", "total")
+
+#: Median time to first byte (ms) above which a target class counts as slow.
+THRESHOLDS_MS: dict[str, float] = {"loopback": 50.0, "private": 200.0, "remote": 1000.0}
+JITTER_SHARE = 0.5  # jitter limit = this share of the median limit
+FAILED_ERROR_SHARE = 0.5  # this share of failed samples or more → error
+
+CLASS_NAMES = {"loopback": "loopback", "private": "private-network", "remote": "remote"}
+
+_PRIVATE_NETS = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # RFC 1918
+    "169.254.0.0/16", "fe80::/10",  # link-local
+    "fc00::/7",  # unique local (ULA)
+))
+
+DEFINITIONS = {
+    "jitter": "mean absolute difference between consecutive samples, in the order taken (ms)",
+    "p95": "nearest rank: the ceil(0.95 × n)-th smallest sample",
+    "ttfb": "resolve + connect start → response headers received (curl's time_starttransfer)",
+    "processing": "connection ready (or request start on a reused connection) → response "
+                  "headers received",
+}
+
+# The reachability failures TLS can explain; any other one leaves nothing to time.
+_TLS_SUSPECTS = {"tls-error", "wrong-port-scheme", "server-unresponsive", "not-ollama"}
+
+# httpcore trace event prefix → the phase a failure in it belongs to.
+_EVENT_PHASE = {
+    "connection.connect_tcp": "connect",
+    "connection.start_tls": "tls",
+    "http11.send_request_headers": "processing",
+    "http11.send_request_body": "processing",
+    "http11.receive_response_headers": "processing",
+    "http11.receive_response_body": "transfer",
+}
+
+# Error kinds (``net.ErrorKind``) as words for messages; the ids stay in the evidence.
+KIND_WORDS = {
+    "refused": "refused", "connect-timeout": "connect timed out",
+    "read-timeout": "no answer in time", "dns": "name did not resolve",
+    "unreachable": "unreachable", "reset": "connection reset",
+    "protocol": "closed without a complete answer", "proxy": "proxy error",
+    "tls-verify": "TLS failed", "tls-plain": "not TLS",
+}
+
+# OpenSSL verify codes that mean "the chain does not lead to a CA this client trusts".
+_UNTRUSTED_CODES = {2, 18, 19, 20, 21, 24, 27}
+_EXPIRED_CODES = {9, 10}  # not yet valid, expired
+_NAME_CODES = {62, 63, 64}  # hostname, e-mail, IP address mismatch
+
+# Issuer name fragments of TLS-intercepting products (corporate gateways, antivirus, debuggers).
+INTERCEPTORS: tuple[tuple[str, str], ...] = (
+    ("zscaler", "Zscaler"), ("netskope", "Netskope"), ("fortinet", "Fortinet FortiGate"),
+    ("fortigate", "Fortinet FortiGate"), ("palo alto", "Palo Alto Networks"),
+    ("blue coat", "Blue Coat / Symantec proxy"), ("bluecoat", "Blue Coat / Symantec proxy"),
+    ("forcepoint", "Forcepoint"), ("websense", "Forcepoint"), ("sophos", "Sophos"),
+    ("cisco umbrella", "Cisco Umbrella"), ("check point", "Check Point"),
+    ("mcafee web gateway", "McAfee Web Gateway"), ("skyhigh", "Skyhigh Security"),
+    ("cloudflare for teams", "Cloudflare Zero Trust"), ("gateway ca - cloudflare", "Cloudflare "
+     "Zero Trust"), ("kaspersky", "Kaspersky"), ("eset", "ESET"), ("avast", "Avast"),
+    ("avg ", "AVG"), ("bitdefender", "Bitdefender"), ("mitmproxy", "mitmproxy"),
+    ("charles proxy", "Charles Proxy"), ("do_not_trust", "Fiddler"), ("fiddler", "Fiddler"),
+    ("portswigger", "Burp Suite"), ("burp", "Burp Suite"),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure helpers: statistics, thresholds, target class
+
+
+def stats(values: list[float]) -> dict[str, float | int] | None:
+    """min / median / p95 (nearest rank) / max / jitter of a series, in ms; ``None`` if empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    p95 = ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+    return {"n": len(values), "min": _r(ordered[0]), "median": _r(statistics.median(ordered)),
+            "p95": _r(p95), "max": _r(ordered[-1]), "jitter": _r(jitter(values))}
+
+
+def jitter(values: list[float]) -> float:
+    """Mean absolute difference between consecutive values (0 for fewer than two)."""
+    if len(values) < 2:
+        return 0.0
+    return sum(abs(b - a) for a, b in itertools.pairwise(values)) / (len(values) - 1)
+
+
+def target_class(host: str, address: str | None) -> str:
+    """``loopback``, ``private`` (RFC 1918, ULA, link-local) or ``remote``, by the address
+    dialled (the name when no address is known)."""
+    name = host.lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return "loopback"
+    ip = ip_or_none(address or host)
+    if ip is None:
+        return "remote"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return "loopback"
+    if any(ip.version == n.version and ip in n for n in _PRIVATE_NETS):
+        return "private"
+    return "remote"
+
+
+def thresholds(klass: str, override_ms: float | None) -> dict[str, Any]:
+    """The limits used for a target class, and why."""
+    median = override_ms if override_ms is not None else THRESHOLDS_MS[klass]
+    source = ("--latency-threshold" if override_ms is not None
+              else f"default for a {CLASS_NAMES[klass]} target")
+    return {"ttfb_median_ms": median, "jitter_ms": median * JITTER_SHARE,
+            "failed_warning": "any failed sample",
+            "failed_error_share": FAILED_ERROR_SHARE, "source": source,
+            "explicit": override_ms is not None}
+
+
+def _r(value: float) -> float:
+    return round(value, 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# One sample
+
+
+@dataclass
+class Sample:
+    fresh: bool
+    phases: dict[str, float] = field(default_factory=dict)  # ms, only phases that happened
+    status: int | None = None
+    error: str | None = None  # an ErrorKind, or "http-NNN"
+    failed_phase: str | None = None
+    message: str | None = None
+    reconnected: bool = False
+    tls: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class _Tracer:
+    """httpcore's trace callback: the first time each event fired, and where a failure was."""
+
+    def __init__(self) -> None:
+        self.marks: dict[str, float] = {}
+        self.failed: str | None = None
+        self.last_started: str | None = None
+
+    def __call__(self, name: str, info: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        self.marks.setdefault(name, now)
+        stem = name.rsplit(".", 1)[0]
+        if name.endswith(".started"):
+            self.last_started = stem
+        elif name.endswith(".failed") and self.failed is None:
+            self.failed = stem
+
+    def failed_phase(self) -> str | None:
+        stem = self.failed or self.last_started
+        return _EVENT_PHASE.get(stem or "")
+
+    def span(self, start: str, end: str) -> float | None:
+        if start in self.marks and end in self.marks:
+            return (self.marks[end] - self.marks[start]) * 1000
+        return None
+
+
+@dataclass
+class _Dial:
+    """Where and how samples are sent."""
+
+    url: str
+    headers: dict[str, str]
+    extensions: dict[str, Any]
+    resolve_host: str | None  # a name to resolve each fresh sample, None for IP literals
+    port: int
+    fallback_address: str
+
+
+def _sample(client: httpx.Client, dial: _Dial, timeout: float, *, fresh: bool,
+            resolve_ms: float | None = None, want_tls: bool = False) -> Sample:
+    tracer = _Tracer()
+    sample = Sample(fresh)
+    try:
+        with client.stream("GET", dial.url, headers=dial.headers, timeout=timeout,
+                           extensions={**dial.extensions, "trace": tracer}) as response:
+            sample.status = response.status_code
+            if want_tls:
+                sample.tls = _tls_of(response)
+            size = 0
+            for chunk in response.iter_raw():
+                size += len(chunk)
+                if size > MAX_BODY:
+                    break
+            ended = time.perf_counter()
+    except Exception as exc:
+        error = net.classify(exc)
+        sample.error, sample.message = error.kind, error.message
+        sample.failed_phase = tracer.failed_phase()
+        return sample
+    marks = tracer.marks
+    headers_done = marks.get("http11.receive_response_headers.complete", ended)
+    body_done = marks.get("http11.receive_response_body.complete", ended)
+    phases: dict[str, float] = {}
+    if resolve_ms is not None:
+        phases["resolve"] = resolve_ms
+    connect = tracer.span("connection.connect_tcp.started", "connection.connect_tcp.complete")
+    tls = tracer.span("connection.start_tls.started", "connection.start_tls.complete")
+    if connect is not None:
+        phases["connect"] = connect
+        sample.reconnected = not fresh
+    if tls is not None:
+        phases["tls"] = tls
+    ready = (marks.get("connection.start_tls.complete")
+             or marks.get("connection.connect_tcp.complete")
+             or marks.get("http11.send_request_headers.started"))
+    first = (marks.get("connection.connect_tcp.started")
+             or marks.get("http11.send_request_headers.started"))
+    if ready is None or first is None:  # no trace at all: an unexpected transport
+        sample.error, sample.message = "other", "httpcore sent no trace events"
+        return sample
+    phases["processing"] = (headers_done - ready) * 1000
+    phases["transfer"] = max(0.0, body_done - headers_done) * 1000
+    phases["ttfb"] = (resolve_ms or 0.0) + (headers_done - first) * 1000
+    phases["total"] = phases["ttfb"] + phases["transfer"]
+    sample.phases = phases
+    if not 200 <= response.status_code < 300:
+        sample.error = f"http-{response.status_code}"
+        sample.failed_phase = "processing"
+        sample.message = f"HTTP {response.status_code}"
+    return sample
+
+
+def _tls_of(response: httpx.Response) -> dict[str, Any] | None:
+    stream = response.extensions.get("network_stream")
+    obj = stream.get_extra_info("ssl_object") if stream is not None else None
+    if obj is None:
+        return None
+    cipher = obj.cipher()
+    out: dict[str, Any] = {"version": obj.version(), "cipher": cipher[0] if cipher else None}
+    cert = obj.getpeercert()
+    if cert:
+        out["certificate"] = cert_from_dict(cert)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The probe
+
+
+def run(ctx: Context) -> Outcome:
+    target = ctx.target
+    facts: dict[str, Any] = {"url": target.root_url + PATH,
+                             "samples_wanted": ctx.options.samples}
+    findings: list[Finding] = []
+    if target.scheme == "https" or ctx.env.get("SSL_CERT_FILE"):
+        verify, bundle, bundle_problem = client_ssl_context(ctx.env)
+        if bundle_problem is not None:
+            findings.append(bundle_problem)
+    else:  # plain http never verifies; loading certifi's bundle per run would cost ~20 ms
+        verify, bundle = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), "none (plain http)"
+    if target.scheme == "https":
+        facts["ca_bundle"] = bundle
+
+    reach = ctx.result("reachability")
+    if reach is not None and not reach.ok:
+        early = _after_failed_reachability(ctx, reach, verify, bundle, facts, findings)
+        if early is not None:
+            return early
+
+    dial = _dial_plan(ctx, reach)
+    facts["address"] = dial.fallback_address
+    klass = target_class(target.host, dial.fallback_address)
+    limits = thresholds(klass, ctx.options.latency_threshold_ms)
+    facts["target_class"] = klass
+    facts["threshold"] = limits
+    facts["definitions"] = DEFINITIONS
+
+    fresh, kept, tls_info, stopped = _collect(ctx, dial, verify)
+    facts["fresh"] = _series_facts(fresh)
+    facts["kept_alive"] = _series_facts(kept)
+    facts["kept_alive"]["reconnects"] = sum(1 for s in kept if s.reconnected)
+    failed = [s for s in (*fresh, *kept) if not s.ok]
+    facts["failures"] = _failure_facts(failed)
+    facts["stopped_early"] = stopped
+    if target.scheme == "https":
+        facts["tls"] = tls_info
+
+    if not fresh and not kept:
+        why = stopped["reason"] if stopped else "no sample ran"
+        return Outcome(Status.FAIL if findings else Status.SKIP, f"skipped: {why}", facts,
+                       findings)
+
+    findings.extend(_tls_from_samples(ctx, dial, verify, failed, facts))
+    latency = _judge(ctx, fresh, kept, failed, klass, limits, facts)
+    if latency is not None:
+        findings.append(latency)
+
+    worst = max((f.severity.rank for f in findings), default=-1)
+    status = Status.FAIL if worst >= Severity.ERROR.rank else (
+        Status.WARN if worst >= Severity.WARNING.rank else Status.PASS)
+    return Outcome(status, _summary(fresh, kept, failed, klass, limits, stopped), facts, findings)
+
+
+def _dial_plan(ctx: Context, reach: Any) -> _Dial:
+    """The URL, Host header and SNI for samples: dial one address, keep the user's host name."""
+    target = ctx.target
+    host = target.dial_host
+    address: str | None = host if ip_or_none(host) is not None else None
+    if address is None and reach is not None:
+        working = [c.get("address") for c in reach.facts.get("connects", []) if c.get("ok")]
+        address = next((str(a) for a in working if a), None)
+    if address is None:
+        res = net.resolve(ctx.getaddrinfo, host, target.port, ctx.op_timeout())
+        address = res.addresses[0] if res.addresses else host
+    bracketed = f"[{address}]" if ":" in address else address
+    url = f"{target.scheme}://{bracketed}:{target.port}{PATH}"
+    headers = ctx.client_headers(with_origin=False)
+    extensions: dict[str, Any] = {}
+    resolve_host = None
+    if ip_or_none(host) is None:
+        resolve_host = host
+        default = 443 if target.scheme == "https" else 80
+        headers["Host"] = host if target.port == default else f"{host}:{target.port}"
+        if target.scheme == "https":
+            extensions["sni_hostname"] = host
+    return _Dial(url, headers, extensions, resolve_host, target.port, address)
+
+
+def _collect(ctx: Context, dial: _Dial, verify: ssl.SSLContext
+             ) -> tuple[list[Sample], list[Sample], dict[str, Any] | None, dict[str, Any] | None]:
+    """Fresh and kept-alive samples, interleaved, within the run's deadline."""
+    wanted = max(1, ctx.options.samples)
+    fresh: list[Sample] = []
+    kept: list[Sample] = []
+    tls_info: dict[str, Any] | None = None
+    slowest = 0.0  # seconds, the slowest sample so far: what the next one may cost
+
+    def room() -> str | None:
+        left = ctx.remaining()
+        if left is not None and left < max(0.05, 1.5 * slowest):
+            return f"the run's deadline left {max(left, 0):.2f} s, too little for another sample"
+        return None
+
+    def take(client: httpx.Client, *, is_fresh: bool, want_tls: bool = False) -> Sample | None:
+        nonlocal slowest
+        timeout = ctx.op_timeout()
+        cut = timeout < ctx.options.timeout
+        started = time.perf_counter()
+        resolve_ms = None
+        if is_fresh and dial.resolve_host is not None:
+            res = net.resolve(ctx.getaddrinfo, dial.resolve_host, dial.port, timeout)
+            if res.error is not None:
+                return Sample(True, error=res.error.kind, failed_phase="resolve",
+                              message=res.error.message)
+            resolve_ms = res.elapsed_ms
+        sample = _sample(client, dial, timeout, fresh=is_fresh, resolve_ms=resolve_ms,
+                         want_tls=want_tls)
+        slowest = max(slowest, time.perf_counter() - started)
+        if cut and sample.error in ("read-timeout", "connect-timeout"):
+            return None  # the deadline, not the path, ended it
+        return sample
+
+    stopped: dict[str, Any] | None = None
+    kept_client = _client(verify, ctx.op_timeout())
+    try:
+        warm = take(kept_client, is_fresh=False, want_tls=True)
+        if warm is not None and warm.tls is not None:
+            tls_info = warm.tls
+        for _ in range(wanted):
+            for is_fresh in (True, False):
+                reason = room()
+                sample: Sample | None = None
+                if reason is None and is_fresh:
+                    with _client(verify, ctx.op_timeout()) as client:
+                        sample = take(client, is_fresh=True, want_tls=tls_info is None)
+                elif reason is None:
+                    sample = take(kept_client, is_fresh=False)
+                if sample is None:
+                    stopped = {"reason": reason or "the run's deadline cut a sample short",
+                               "fresh_done": len(fresh), "kept_alive_done": len(kept),
+                               "wanted": wanted}
+                    break
+                if sample.tls is not None and tls_info is None:
+                    tls_info = sample.tls
+                (fresh if is_fresh else kept).append(sample)
+            if stopped is not None:
+                break
+    finally:
+        kept_client.close()
+    return fresh, kept, tls_info, stopped
+
+
+def _client(verify: ssl.SSLContext, timeout: float) -> httpx.Client:
+    return httpx.Client(trust_env=False, verify=verify, timeout=timeout, follow_redirects=False)
+
+
+def _series_facts(samples: list[Sample]) -> dict[str, Any]:
+    ok = [s for s in samples if s.ok]
+    phases = {name: stats([s.phases[name] for s in ok if name in s.phases]) for name in SERIES}
+    return {"count": len(samples), "ok": len(ok),
+            "phases": {k: v for k, v in phases.items() if v is not None},
+            "ttfb_ms": [_r(s.phases["ttfb"]) for s in ok],
+            "total_ms": [_r(s.phases["total"]) for s in ok]}
+
+
+def _failure_facts(failed: list[Sample]) -> dict[str, Any]:
+    first = failed[0] if failed else None
+    return {
+        "count": len(failed),
+        "kinds": dict(Counter(str(s.error) for s in failed)),
+        "phases": dict(Counter(s.failed_phase or "unknown" for s in failed)),
+        "first": None if first is None else {
+            "kind": first.error, "phase": first.failed_phase, "message": first.message,
+            "connection": "fresh" if first.fresh else "kept-alive"},
+    }
+
+
+def _judge(ctx: Context, fresh: list[Sample], kept: list[Sample], failed: list[Sample],
+           klass: str, limits: dict[str, Any], facts: dict[str, Any]) -> Finding | None:
+    """One ``high-latency`` finding holding every reason, or ``None`` when the path is fine."""
+    target = ctx.target
+    path_failed = [s for s in failed if s.error not in ("tls-verify", "tls-plain")]
+    fresh_ttfb = [s.phases["ttfb"] for s in fresh if s.ok]
+    reasons = latency_reasons(
+        fresh_ttfb=fresh_ttfb,
+        kept_ttfb=[s.phases["ttfb"] for s in kept if s.ok and not s.reconnected],
+        every_ttfb=[s.phases["ttfb"] for s in (*fresh, *kept) if "ttfb" in s.phases],
+        failed_kinds=[str(s.error) for s in path_failed], total=len(fresh) + len(kept),
+        klass=klass, limits=limits, client_timeout_s=ctx.options.client_timeout,
+        where=_where(fresh, kept) if fresh_ttfb else "")
+    if not reasons:
+        return None
+    severity = reasons[0][0]
+    text = "; ".join(r for _, r in reasons)
+    message = f"Calls to {target.root_url} are slow or lossy: {text}."
+    statuses = Counter(s.status for s in path_failed if s.status is not None)
+    code = statuses.most_common(1)[0][0] if statuses else None
+    evidence = {
+        "url": facts["url"], "target_class": klass, "threshold": limits,
+        "fresh_ttfb_ms": facts["fresh"]["phases"].get("ttfb"),
+        "kept_alive_ttfb_ms": facts["kept_alive"]["phases"].get("ttfb"),
+        "failures": facts["failures"], "reasons": [r for _, r in reasons],
+    }
+    return Finding("high-latency", severity, message, evidence, _latency_fix(ctx, fresh, kept),
+                   Confidence.HIGH, code)
+
+
+def latency_reasons(*, fresh_ttfb: list[float], kept_ttfb: list[float],
+                    every_ttfb: list[float], failed_kinds: list[str], total: int, klass: str,
+                    limits: dict[str, Any], client_timeout_s: float | None,
+                    where: str = "") -> list[tuple[Severity, str]]:
+    """The ``high-latency`` rules (module docstring), worst first. Pure.
+
+    ``fresh_ttfb``/``kept_ttfb``: first-byte times (ms) of the successful samples, kept-alive
+    ones without those that had to reconnect; ``every_ttfb``: every sample that got an answer;
+    ``failed_kinds``: one error kind per failed sample; ``total``: samples taken.
+    """
+    reasons: list[tuple[Severity, str]] = []
+    if failed_kinds:
+        kinds = Counter(failed_kinds)
+        listed = ", ".join(f"{_kind_words(k)} ×{n}" for k, n in kinds.most_common())
+        share = len(failed_kinds) / max(total, 1)
+        sev = Severity.ERROR if share >= FAILED_ERROR_SHARE else Severity.WARNING
+        reasons.append((sev, f"{len(failed_kinds)} of {total} requests to GET {PATH} failed "
+                             f"({listed})"))
+    if client_timeout_s is not None and every_ttfb and max(every_ttfb) >= client_timeout_s * 1000:
+        slow = sum(1 for v in every_ttfb if v >= client_timeout_s * 1000)
+        reasons.append((Severity.ERROR,
+                        f"{slow} of {len(every_ttfb)} first bytes took longer than your "
+                        f"client's {client_timeout_s:g} s timeout (slowest "
+                        f"{max(every_ttfb):.0f} ms)"))
+    limit = limits["ttfb_median_ms"]
+    if fresh_ttfb and statistics.median(fresh_ttfb) > limit:
+        reasons.append((Severity.WARNING,
+                        f"the median time to first byte over fresh connections is "
+                        f"{statistics.median(fresh_ttfb):.1f} ms, above the {limit:g} ms limit "
+                        f"({limits['source']}){where}"))
+    # Both series must vary: one stall in one series is not a jittery path.
+    series = [s for s in (fresh_ttfb, kept_ttfb) if len(s) >= 2]
+    jit = min((jitter(s) for s in series), default=0.0)
+    if jit > limits["jitter_ms"]:
+        quiet = klass == "loopback" and not limits["explicit"]
+        text = (f"time to first byte varies by {jit:.1f} ms from one call to the next (jitter "
+                f"limit {limits['jitter_ms']:g} ms for a {CLASS_NAMES[klass]} target)")
+        if quiet:  # no network path to blame: a busy server or machine; a note, not a warning
+            text += ("; on loopback there is no network path, so the server or this machine "
+                     "is busy")
+        reasons.append((Severity.INFO if quiet else Severity.WARNING, text))
+    reasons.sort(key=lambda r: -r[0].rank)
+    return reasons
+
+
+def _kind_words(kind: str) -> str:
+    if kind.startswith("http-"):
+        return f"HTTP {kind[5:]}"
+    return KIND_WORDS.get(kind, kind)
+
+
+def _where(fresh: list[Sample], kept: list[Sample]) -> str:
+    """Which phase the time goes to, as a clause for the message."""
+    medians = {name: statistics.median(vals) for name in ("resolve", "connect", "tls",
+                                                          "processing")
+               if (vals := [s.phases[name] for s in fresh if s.ok and name in s.phases])}
+    if not medians:
+        return ""
+    phase = max(medians, key=lambda k: medians[k])
+    what = {
+        "resolve": "name resolution (DNS) is slow",
+        "connect": "the network round trip (TCP connect) is slow",
+        "tls": "the TLS handshake is slow",
+        "processing": "the server (or a proxy in front) is slow to answer",
+    }[phase]
+    out = f"; most of it is {phase}, {medians[phase]:.1f} ms: {what}"
+    kept_ttfb = [s.phases["ttfb"] for s in kept if s.ok and not s.reconnected]
+    fresh_ttfb = [s.phases["ttfb"] for s in fresh if s.ok]
+    if kept_ttfb and fresh_ttfb and statistics.median(kept_ttfb) < \
+            0.5 * statistics.median(fresh_ttfb):
+        out += (f" (a kept-alive connection needs only {statistics.median(kept_ttfb):.1f} ms: "
+                "reuse connections)")
+    return out
+
+
+def _latency_fix(ctx: Context, fresh: list[Sample], kept: list[Sample]) -> list[FixStep]:
+    target = ctx.target
+    every = [s.phases["ttfb"] for s in (*fresh, *kept) if s.ok]
+    slowest = max(every, default=0.0) / 1000
+    budget = max(10, math.ceil(slowest * 4))
+    url = target.root_url + PATH
+    steps = [
+        FixStep("Measure the same call yourself, phase by phase.",
+                (f"curl -o /dev/null -s -w 'connect %{{time_connect}}s  tls "
+                 f"%{{time_appconnect}}s  first byte %{{time_starttransfer}}s  total "
+                 f"%{{time_total}}s\\n' {url}",
+                 f"ollama-doctor probe latency --host {target.url} --samples 20 -v")),
+        FixStep("Give calls a timeout well above the slowest first byte seen "
+                f"({slowest * 1000:.0f} ms), reuse one client (keep-alive), and retry transient "
+                "failures with backoff.",
+                (f"ollama.Client(host='{target.url}', timeout=httpx.Timeout({budget}, "
+                 "connect=10))",)),
+    ]
+    if not target.is_loopback:
+        steps.append(FixStep("Find the slow or lossy hop (VPN, Wi-Fi, proxy) between this "
+                             "machine and the server.",
+                             (f"mtr -rwc 20 {target.dial_host}",
+                              f"ping -c 20 {target.dial_host}")))
+    return steps
+
+
+def _summary(fresh: list[Sample], kept: list[Sample], failed: list[Sample], klass: str,
+             limits: dict[str, Any], stopped: dict[str, Any] | None) -> str:
+    def med(samples: list[Sample]) -> str:
+        vals = [s.phases["ttfb"] for s in samples if s.ok]
+        return f"{statistics.median(vals):.1f} ms" if vals else "n/a"
+
+    text = (f"first byte {med(fresh)} fresh / {med(kept)} kept-alive (median of "
+            f"{len(fresh)}+{len(kept)}; {CLASS_NAMES[klass]} limit "
+            f"{limits['ttfb_median_ms']:g} ms)")
+    if failed:
+        text += f", {len(failed)} failed"
+    if stopped is not None:
+        text += f"; stopped early: {stopped['reason']}"
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# TLS: the client's trust store, and a closer look when TLS may be what fails
+
+
+def client_ssl_context(env: Any) -> tuple[ssl.SSLContext, str, Finding | None]:
+    """The verifying context httpx builds by default (what ollama-python uses), the bundle's
+    name, and a finding when ``SSL_CERT_FILE`` cannot be loaded."""
+    import certifi
+
+    cafile = env.get("SSL_CERT_FILE", "")
+    capath = env.get("SSL_CERT_DIR", "")
+    if cafile:
+        try:
+            return ssl.create_default_context(cafile=cafile), f"SSL_CERT_FILE={cafile}", None
+        except (OSError, ssl.SSLError) as exc:
+            problem = Finding(
+                "tls-error", Severity.CRITICAL,
+                f"SSL_CERT_FILE={cafile} cannot be loaded ({exc}): httpx-based clients such as "
+                "ollama-python fail as soon as they are created, before any call.",
+                {"SSL_CERT_FILE": cafile, "error": str(exc)},
+                [FixStep("Point SSL_CERT_FILE at a readable PEM bundle, or unset it.",
+                         ("unset SSL_CERT_FILE",
+                          'export SSL_CERT_FILE="$(python3 -m certifi)"'))])
+            return (ssl.create_default_context(cafile=certifi.where()),
+                    "certifi (SSL_CERT_FILE unusable)", problem)
+    if capath:
+        return ssl.create_default_context(capath=capath), f"SSL_CERT_DIR={capath}", None
+    return ssl.create_default_context(cafile=certifi.where()), "certifi", None
+
+
+def _after_failed_reachability(ctx: Context, reach: Any, verify: ssl.SSLContext, bundle: str,
+                               facts: dict[str, Any], findings: list[Finding]
+                               ) -> Outcome | None:
+    """Look at TLS when it may explain reachability's failure; ``None`` means the user's
+    client would get through after all (its trust store verifies the server): go on sampling."""
+    target = ctx.target
+    causes = {f.cause for f in reach.findings}
+    address = next((str(c["address"]) for c in reach.facts.get("connects", [])
+                    if c.get("ok")), None)
+    root_error = (reach.facts.get("root") or {}).get("error") or {}
+    silent = root_error.get("kind") in ("read-timeout", "connect-timeout")
+    # A TLS port answers plain HTTP with an alert or a close, never with silence: a silent
+    # http:// server is not a TLS question, and must not cost another timeout here.
+    if address is None or not causes & _TLS_SUSPECTS or (silent and target.scheme == "http"):
+        status = Status.FAIL if findings else Status.SKIP
+        return Outcome(status, f"skipped: reachability did not pass ({reach.summary}); "
+                               "nothing to time", facts, findings,
+                       blocked_by="reachability")
+    facts["address"] = address
+    # A plain server may sit waiting for the end of a line in a TLS hello: look briefly.
+    timeout = min(ctx.op_timeout(), 1.0) if silent else ctx.op_timeout()
+    port = target.port
+    if target.scheme == "https":
+        info = inspect_tls(target.dial_host, address, port, timeout, verify, plain_first=silent)
+        if info.get("verified") and "tls-error" in causes:
+            facts["reachability_tls"] = (
+                f"reachability's TLS check failed, but the trust store the user's client "
+                f"uses ({bundle}) verifies this server; samples use the client's trust store")
+            return None
+        found = _https_findings(target, info)
+        cert = info.get("certificate") or {}
+        if info.get("plain_http"):
+            summary = f"port {port} answers plain HTTP, not TLS"
+        else:
+            summary = (f"TLS verification failed: certificate issued by "
+                       f"{cert.get('issuer') or '?'}")
+    else:
+        info = tls_on_plain_scheme(target.dial_host, address, port, timeout)
+        found = [_speaks_tls_finding(target, info)] if info.get("speaks_tls") else []
+        summary = f"port {port} speaks TLS, not plain HTTP"
+    facts["tls"] = info
+    findings.extend(found)
+    if not found:
+        status = Status.FAIL if findings else Status.SKIP
+        return Outcome(status, f"skipped: reachability did not pass ({reach.summary}); "
+                               "TLS does not explain it", facts, findings,
+                       blocked_by="reachability")
+    return Outcome(Status.FAIL, summary, facts, findings)
+
+
+def _tls_from_samples(ctx: Context, dial: _Dial, verify: ssl.SSLContext, failed: list[Sample],
+                      facts: dict[str, Any]) -> list[Finding]:
+    """Samples that failed in TLS (reachability passed, so this is rare: a flapping server)."""
+    if not any(s.error in ("tls-verify", "tls-plain") for s in failed):
+        return []
+    target = ctx.target
+    info = inspect_tls(target.dial_host, dial.fallback_address, target.port, ctx.op_timeout(),
+                       verify)
+    facts["tls_failure"] = info
+    return _https_findings(target, info)
+
+
+def inspect_tls(server_name: str, address: str, port: int, timeout: float,
+                verify: ssl.SSLContext, *, plain_first: bool = False) -> dict[str, Any]:
+    """Handshake as the client would; on a verification failure fetch the certificate without
+    verification to name its issuer; on another failure check whether the port speaks plain
+    HTTP. ``plain_first`` asks the plain-HTTP question before any handshake: for a port that
+    stayed silent to a TLS hello (a plain server waiting for the end of a line), it answers at
+    once where a handshake would wait out its timeout. Never raises."""
+    info: dict[str, Any] = {"address": address, "port": port, "server_name": server_name}
+    if plain_first:
+        answer = plain_http_answer(server_name, address, port, timeout)
+        if answer is not None:
+            info.update(verified=False, plain_http=answer)
+            return info
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as raw, \
+                verify.wrap_socket(raw, server_hostname=server_name) as tls:
+            cipher = tls.cipher()
+            info.update(verified=True, version=tls.version(),
+                        cipher=cipher[0] if cipher else None)
+            cert = tls.getpeercert()
+            if cert:
+                info["certificate"] = cert_from_dict(cert)
+            return info
+    except ssl.SSLCertVerificationError as exc:
+        info.update(verified=False, verify_code=exc.verify_code,
+                    verify_message=exc.verify_message or str(exc))
+        der = _peer_der(server_name, address, port, timeout)
+        if isinstance(der, bytes):
+            try:
+                info["certificate"] = parse_certificate(der)
+            except ValueError as bad:
+                info["certificate_error"] = f"unparsable certificate: {bad}"
+        elif der is not None:
+            info["certificate_error"] = der
+        return info
+    except (OSError, ssl.SSLError) as exc:
+        info.update(verified=False, handshake_error=net.classify(exc).to_dict())
+    info["plain_http"] = plain_http_answer(server_name, address, port, timeout)
+    return info
+
+
+def tls_on_plain_scheme(server_name: str, address: str, port: int,
+                        timeout: float) -> dict[str, Any]:
+    """For an ``http://`` target: does the port complete a TLS handshake instead?"""
+    info: dict[str, Any] = {"address": address, "port": port, "speaks_tls": False}
+    der = _peer_der(server_name, address, port, timeout, info)
+    if isinstance(der, bytes):
+        info["speaks_tls"] = True
+        try:
+            info["certificate"] = parse_certificate(der)
+        except ValueError as bad:
+            info["certificate_error"] = f"unparsable certificate: {bad}"
+    elif der is not None:
+        info["handshake_error"] = der
+    return info
+
+
+def _peer_der(server_name: str, address: str, port: int, timeout: float,
+              into: dict[str, Any] | None = None) -> bytes | str | None:
+    """The peer's certificate (DER) from a handshake that verifies nothing, or an error text."""
+    unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    sni = server_name if ip_or_none(server_name) is None else None
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as raw, \
+                unverified.wrap_socket(raw, server_hostname=sni) as tls:
+            if into is not None:
+                into["version"] = tls.version()
+            return tls.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError) as exc:
+        error = net.classify(exc)
+        return f"{error.kind}: {error.message}"
+
+
+def plain_http_answer(server_name: str, address: str, port: int, timeout: float) -> str | None:
+    """The status line the port answers to a plain-HTTP request, or ``None``."""
+    host = f"[{server_name}]" if ":" in server_name else server_name
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as sock:
+            sock.sendall(f"GET / HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode())
+            data = b""
+            while b"\n" not in data and len(data) < 4096:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return None
+    line = data.split(b"\n", 1)[0].decode("latin-1", "replace").strip()
+    return line[:200] if line.startswith("HTTP/") else None
+
+
+def interceptor_for(issuer: str) -> str | None:
+    """The TLS-intercepting product an issuer name belongs to, if it is a known one."""
+    low = issuer.lower()
+    return next((name for needle, name in INTERCEPTORS if needle in low), None)
+
+
+def _https_findings(target: Target, info: dict[str, Any]) -> list[Finding]:
+    hostport = f"{target.bracketed_host}:{target.port}"
+    plain = info.get("plain_http")
+    if plain:
+        bracketed = target.bracketed_host
+        return [Finding(
+            "wrong-port-scheme", Severity.CRITICAL,
+            f"https:// was spoken to {hostport}, which answers plain HTTP ({plain!r} to a plain "
+            "request): Ollama serves no TLS of its own.",
+            {"tls": info},
+            [FixStep("Use http:// for this port (or the port of a TLS-terminating proxy in "
+                     "front of Ollama).",
+                     (f"export OLLAMA_HOST=http://{bracketed}:{target.port}",
+                      f"curl http://{bracketed}:{target.port}/api/version"))])]
+    if info.get("verified", True):
+        return []
+    cert = info.get("certificate") or {}
+    issuer = cert.get("issuer") or "an issuer that could not be read"
+    subject = cert.get("common_name") or cert.get("subject") or "?"
+    code = info.get("verify_code")
+    reason = info.get("verify_message") or (info.get("handshake_error") or {}).get("message")
+    head = f"TLS verification of {hostport} failed ({reason})"
+    evidence: dict[str, Any] = {"tls": info}
+    fixes: list[FixStep]
+    confidence = Confidence.HIGH
+    if code in _UNTRUSTED_CODES:
+        product = interceptor_for(issuer)
+        if product:
+            who = f"the TLS-intercepting proxy {product}"
+        elif cert.get("self_signed"):
+            who = ("a self-signed certificate: the server's own, or a TLS-intercepting proxy's "
+                   "(corporate gateway, antivirus)")
+        else:
+            who = ("not a public CA this client trusts: typically a TLS-intercepting proxy "
+                   "(corporate gateway, antivirus) or a private CA")
+        message = (f"{head}: the certificate for {subject!r} was issued by {issuer!r}, "
+                   f"{who}.")
+        evidence["interceptor"] = product
+        fixes = _ca_fixes(target, issuer)
+    elif code in _EXPIRED_CODES:
+        message = (f"{head}: the certificate for {subject!r} issued by {issuer!r} is valid from "
+                   f"{cert.get('not_before', '?')} to {cert.get('not_after', '?')}.")
+        fixes = [FixStep("Renew the server's certificate, or correct this machine's clock.",
+                         ("date -u",))]
+    elif code in _NAME_CODES:
+        names = ", ".join(cert.get("san") or []) or subject
+        message = (f"{head}: the certificate issued by {issuer!r} is for {names}, not "
+                   f"{target.host}.")
+        first = next((n.split(":", 1)[1] for n in cert.get("san") or []
+                      if n.startswith("DNS:") and "*" not in n), None)
+        fixes = [FixStep("Call the server by a name its certificate is for.",
+                         (f"export OLLAMA_HOST=https://{first}:{target.port}",) if first
+                         else ())]
+    elif code is not None:
+        message = f"{head}: the certificate for {subject!r} was issued by {issuer!r}."
+        fixes = _ca_fixes(target, issuer)
+    elif (info.get("handshake_error") or {}).get("kind") == "tls-verify":
+        # an SSL-level refusal without a certificate: versions or ciphers do not match
+        message = (f"The TLS handshake with {hostport} failed ({reason}): the server's TLS "
+                   "settings (protocol version, ciphers) and this client's do not match.")
+        fixes = [FixStep("See what the server offers.",
+                         (f"openssl s_client -connect {hostport} </dev/null",
+                          f"curl -v https://{hostport}/api/version"))]
+        confidence = Confidence.MEDIUM
+    else:
+        return []  # a reset or a silence: TLS does not explain it, reachability has said so
+    return [Finding("tls-error", Severity.CRITICAL, message, evidence, fixes, confidence)]
+
+
+def _ca_fixes(target: Target, issuer: str) -> list[FixStep]:
+    name = target.host if ip_or_none(target.host) is None else None
+    servername = f" -servername {name}" if name else ""
+    return [
+        FixStep(f"Get the CA certificate of {issuer!r} (from your IT department, or from the "
+                "chain below) and add it to the bundle Python clients use: httpx and "
+                "ollama-python read certifi's bundle, not the system store, unless "
+                "SSL_CERT_FILE is set.",
+                (f"openssl s_client -connect {target.bracketed_host}:{target.port}{servername} "
+                 "-showcerts </dev/null",
+                 'cat "$(python3 -m certifi)" /path/to/proxy-ca.pem > ~/ca-bundle.pem',
+                 "export SSL_CERT_FILE=~/ca-bundle.pem",
+                 "export REQUESTS_CA_BUNDLE=~/ca-bundle.pem")),
+        FixStep("For curl and the ollama CLI, install it in the system store as well.",
+                ("sudo cp /path/to/proxy-ca.pem /usr/local/share/ca-certificates/proxy-ca.crt",
+                 "sudo update-ca-certificates")),
+    ]
+
+
+def _speaks_tls_finding(target: Target, info: dict[str, Any]) -> Finding:
+    hostport = f"{target.bracketed_host}:{target.port}"
+    cert = info.get("certificate") or {}
+    about = f", certificate for {cert['common_name']!r}" if cert.get("common_name") else ""
+    return Finding(
+        "wrong-port-scheme", Severity.CRITICAL,
+        f"http:// was spoken to {hostport}, which speaks TLS (a handshake succeeded"
+        f"{about}): use https:// for this port.",
+        {"tls": info},
+        [FixStep("Use https:// for this port.",
+                 (f"export OLLAMA_HOST=https://{target.bracketed_host}:{target.port}",
+                  f"curl https://{target.bracketed_host}:{target.port}/api/version"))])
+
+
+# ---------------------------------------------------------------------------------------------
+# Certificates: ssl's decoded form, and a small DER reader for certificates ssl will not decode
+# (with verification off, ``getpeercert()`` returns an empty dict; only the DER bytes remain).
+
+_OID_NAMES = {
+    "2.5.4.3": "commonName", "2.5.4.4": "surname", "2.5.4.5": "serialNumber",
+    "2.5.4.6": "countryName", "2.5.4.7": "localityName", "2.5.4.8": "stateOrProvinceName",
+    "2.5.4.9": "streetAddress", "2.5.4.10": "organizationName",
+    "2.5.4.11": "organizationalUnitName", "2.5.4.12": "title", "2.5.4.15": "businessCategory",
+    "2.5.4.17": "postalCode", "2.5.4.42": "givenName", "2.5.4.97": "organizationIdentifier",
+    "1.2.840.113549.1.9.1": "emailAddress", "0.9.2342.19200300.100.1.25": "domainComponent",
+}
+_SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
+          "countryName": "C", "stateOrProvinceName": "ST", "localityName": "L",
+          "domainComponent": "DC"}
+_SAN_OID = "2.5.29.17"
+
+
+def format_name(pairs: list[tuple[str, str]]) -> str:
+    """``[("commonName", "x"), ("organizationName", "y")]`` → ``CN=x, O=y``."""
+    return ", ".join(f"{_SHORT.get(k, k)}={v}" for k, v in pairs)
+
+
+def _certificate(subject: list[tuple[str, str]], issuer: list[tuple[str, str]],
+                 not_before: str | None, not_after: str | None,
+                 san: list[str]) -> dict[str, Any]:
+    common = next((v for k, v in subject if k == "commonName"), None)
+    return {"subject": format_name(subject), "common_name": common,
+            "issuer": format_name(issuer), "self_signed": subject == issuer,
+            "not_before": not_before, "not_after": not_after, "san": san}
+
+
+def cert_from_dict(cert: dict[str, Any]) -> dict[str, Any]:
+    """``SSLSocket.getpeercert()``'s dict → this probe's certificate facts."""
+    def pairs(name: Any) -> list[tuple[str, str]]:
+        return [(str(k), str(v)) for rdn in name or () for k, v in rdn]
+
+    def when(text: Any) -> str | None:
+        if not text:
+            return None
+        try:
+            return time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                 time.gmtime(ssl.cert_time_to_seconds(str(text))))
+        except ValueError:
+            return str(text)
+
+    san = [f"{'IP' if k == 'IP Address' else k}:{v}" for k, v in cert.get("subjectAltName", ())]
+    return _certificate(pairs(cert.get("subject")), pairs(cert.get("issuer")),
+                        when(cert.get("notBefore")), when(cert.get("notAfter")), san)
+
+
+def parse_certificate(der: bytes) -> dict[str, Any]:
+    """Subject, issuer, validity and subjectAltName of a DER X.509 certificate.
+
+    Raises ``ValueError`` for anything that is not a well-formed certificate.
+    """
+    tag, start, end = _tlv(der, 0)
+    if tag != 0x30:
+        raise ValueError("not a certificate (no outer SEQUENCE)")
+    tag, start, end = _tlv(der, start)
+    if tag != 0x30:
+        raise ValueError("no tbsCertificate")
+    fields = _children(der, start, end)
+    if fields and fields[0][0] == 0xA0:  # explicit version
+        fields = fields[1:]
+    if len(fields) < 6:
+        raise ValueError("tbsCertificate is too short")
+    # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, extensions…
+    issuer = _name(der, fields[2])
+    validity = _children(der, fields[3][1], fields[3][2])
+    if len(validity) != 2:
+        raise ValueError("bad validity")
+    subject = _name(der, fields[4])
+    san: list[str] = []
+    for tag, s, e in fields[6:]:
+        if tag == 0xA3:
+            san = _san(der, s, e)
+    return _certificate(subject, issuer, _time(der, validity[0]), _time(der, validity[1]), san)
+
+
+def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, value start, value end) of the DER element at ``pos``."""
+    if pos + 2 > len(data):
+        raise ValueError("truncated element")
+    tag, length = data[pos], data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        count = length & 0x7F
+        if not 0 < count <= 4 or pos + count > len(data):
+            raise ValueError("bad length")
+        length = int.from_bytes(data[pos:pos + count], "big")
+        pos += count
+    if pos + length > len(data):
+        raise ValueError("element runs past the end")
+    return tag, pos, pos + length
+
+
+def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
+    out = []
+    pos = start
+    while pos < end:
+        tag, s, e = _tlv(data, pos)
+        if e > end:
+            raise ValueError("child runs past its parent")
+        out.append((tag, s, e))
+        pos = e
+    return out
+
+
+def _oid(raw: bytes) -> str:
+    if not raw:
+        raise ValueError("empty OID")
+    parts = [min(raw[0] // 40, 2), raw[0] - 40 * min(raw[0] // 40, 2)]
+    value = 0
+    for byte in raw[1:]:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            parts.append(value)
+            value = 0
+    return ".".join(str(p) for p in parts)
+
+
+_STRING_CODECS = {0x0C: "utf-8", 0x13: "latin-1", 0x16: "latin-1", 0x14: "latin-1",
+                  0x1E: "utf-16-be", 0x1C: "utf-32-be"}
+
+
+def _name(data: bytes, element: tuple[int, int, int]) -> list[tuple[str, str]]:
+    tag, start, end = element
+    if tag != 0x30:
+        raise ValueError("a Name is not a SEQUENCE")
+    out: list[tuple[str, str]] = []
+    for set_tag, s, e in _children(data, start, end):
+        if set_tag != 0x31:
+            raise ValueError("a relative distinguished name is not a SET")
+        for seq_tag, s2, e2 in _children(data, s, e):
+            parts = _children(data, s2, e2)
+            if seq_tag != 0x30 or len(parts) != 2 or parts[0][0] != 0x06:
+                raise ValueError("bad attribute")
+            oid = _oid(data[parts[0][1]:parts[0][2]])
+            vtag, vs, ve = parts[1]
+            value = data[vs:ve].decode(_STRING_CODECS.get(vtag, "latin-1"), "replace")
+            out.append((_OID_NAMES.get(oid, oid), value))
+    return out
+
+
+def _time(data: bytes, element: tuple[int, int, int]) -> str:
+    tag, start, end = element
+    text = data[start:end].decode("ascii", "replace")
+    if tag == 0x17 and len(text) >= 12:  # UTCTime YYMMDDHHMMSSZ
+        year = int(text[:2])
+        text = f"{1900 + year if year >= 50 else 2000 + year}{text[2:]}"
+    elif tag != 0x18 or len(text) < 14:  # GeneralizedTime YYYYMMDDHHMMSSZ
+        raise ValueError("bad time")
+    return f"{text[:4]}-{text[4:6]}-{text[6:8]}T{text[8:10]}:{text[10:12]}:{text[12:14]}Z"
+
+
+def _san(data: bytes, start: int, end: int) -> list[str]:
+    """subjectAltName entries (``DNS:…``, ``IP:…``) from the [3] extensions block."""
+    out: list[str] = []
+    (seq_tag, s, e), *_ = _children(data, start, end) or [(0, 0, 0)]
+    if seq_tag != 0x30:
+        return out
+    for _, xs, xe in _children(data, s, e):
+        parts = _children(data, xs, xe)
+        if not parts or parts[0][0] != 0x06 or _oid(data[parts[0][1]:parts[0][2]]) != _SAN_OID:
+            continue
+        octets = parts[-1]
+        if octets[0] != 0x04:
+            continue
+        names_tag, ns, ne = _tlv(data, octets[1])
+        if names_tag != 0x30:
+            continue
+        for tag, gs, ge in _children(data, ns, ne):
+            raw = data[gs:ge]
+            if tag == 0x82:
+                out.append("DNS:" + raw.decode("latin-1"))
+            elif tag == 0x87 and len(raw) in (4, 16):
+                out.append("IP:" + str(ipaddress.ip_address(raw)))
+    return out
