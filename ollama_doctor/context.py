@@ -121,6 +121,10 @@ class Context:
         from ollama_doctor import net
 
         kwargs.setdefault("timeout", self.op_timeout())
+        if url.startswith("https:") and "verify" not in kwargs:
+            if "trust_store" not in self.memo:
+                self.memo["trust_store"] = net.trust_store(self.env)
+            kwargs["verify"] = self.memo["trust_store"]
         return net.request(method, url, **kwargs)
 
     def result(self, probe_id: str) -> ProbeResult | None:

@@ -175,7 +175,7 @@ def _merge(cause_id: str, items: list[tuple[int, str, Finding]],
         code = next((f.code for _, _, f in items if f.code is not None), None)
     if code is None:
         code = entry.code
-    fix = lead.fix or list(entry.fix)
+    fix = lead.fix or next((f.fix for f in own if f.fix), list(entry.fix))
     first_idx = min(idx for idx, _, _ in items)
     probes = sorted({probe_id for _, probe_id, _ in items}, key=lambda p: [
         pid for _, pid, _ in items].index(p))

@@ -279,6 +279,21 @@ def tcp_connect(address: str, port: int, timeout: float) -> Connect:
 # HTTP
 
 
+def trust_store(env: Any) -> ssl.SSLContext | bool:
+    """What an httpx client (ollama-python's) verifies against: ``SSL_CERT_FILE`` or
+    ``SSL_CERT_DIR`` when set and loadable, else httpx's default (certifi). An unloadable file
+    falls back to the default; the latency probe reports it as a finding."""
+    cafile, capath = env.get("SSL_CERT_FILE", ""), env.get("SSL_CERT_DIR", "")
+    try:
+        if cafile:
+            return ssl.create_default_context(cafile=cafile)
+        if capath:
+            return ssl.create_default_context(capath=capath)
+    except (OSError, ssl.SSLError):
+        pass
+    return True
+
+
 def request(
     method: str,
     url: str,

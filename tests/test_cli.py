@@ -135,8 +135,9 @@ def test_closed_port_check_blocks_the_rest(cli: Callable[..., CliRun]) -> None:
         if probe_id in statuses:
             assert statuses[probe_id][0] == "skip", probe_id
             assert statuses[probe_id][1] in ("reachability", "models"), probe_id
-    assert [d["cause"] for d in doc["diagnosis"]
-            if d["severity"] in ("error", "critical")] == ["server-not-running"]
+    errors = [d["cause"] for d in doc["diagnosis"] if d["severity"] in ("error", "critical")]
+    # on a machine that is itself a container (CI here is), container-localhost follows
+    assert errors in (["server-not-running"], ["server-not-running", "container-localhost"])
 
 
 def test_ollama_host_env_is_the_target_and_source(cli: Callable[..., CliRun]) -> None:
