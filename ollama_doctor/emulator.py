@@ -1202,6 +1202,13 @@ class _Conn:
                 return head
             if len(self.buf) > MAX_HEADER_BYTES:
                 raise _BadRequest("431 Request Header Fields Too Large", "")
+            # Go reads the request line first and answers a malformed one at once; a TLS
+            # ClientHello (record type 0x16) is malformed from its first byte. That quick
+            # 400 is what clients print as "SSL: WRONG_VERSION_NUMBER".
+            if self.buf[:1] == b"\x16" or (
+                b"\n" in self.buf and not _REQUEST_LINE.match(bytes(self.buf.split(b"\n", 1)[0]))
+            ):
+                raise _BadRequest("400 Bad Request", "")
             scan = max(0, len(self.buf) - 3)
             if not await self._fill():
                 if self.buf.strip():
@@ -1274,6 +1281,9 @@ _STATUS_LINES = {code: f"HTTP/1.1 {code} {text}\r\n" for code, text in _REASONS.
 def _status_line(code: int) -> str:
     line = _STATUS_LINES.get(code)
     return line if line is not None else f"HTTP/1.1 {code} status code {code}\r\n"
+
+
+_REQUEST_LINE = re.compile(rb"^[A-Za-z]+ \S+ HTTP/\d\.\d\r?$")
 
 
 def _parse_head(head: bytes, start: float) -> _Request:

@@ -1330,3 +1330,20 @@ def test_threads_can_share_the_emulator(emu: Emulator) -> None:
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_tls_hello_on_the_plain_port_gets_an_immediate_400() -> None:
+    """As Go's server does: the client then reports SSL WRONG_VERSION_NUMBER at once."""
+    import ssl
+
+    from ollama_doctor.emulator import Emulator
+
+    with Emulator() as emu:
+        raw = socket.create_connection(("127.0.0.1", emu.port), timeout=2)
+        started = time.perf_counter()
+        ctx = ssl.create_default_context()
+        with pytest.raises(ssl.SSLError) as info:
+            ctx.wrap_socket(raw, server_hostname="localhost")
+        raw.close()
+        assert time.perf_counter() - started < 1.0
+        assert "WRONG_VERSION_NUMBER" in str(info.value) or "record layer" in str(info.value)
