@@ -109,6 +109,20 @@ REGISTRY: tuple[ProbeSpec, ...] = (
         causes=("auth-required", "cloud-signin-required", "origin-forbidden",
                 "host-forbidden", "forbidden", "proxy-blocks"),
     ),
+    ProbeSpec(  # warmup
+        "warmup", "Model warm-up",
+        "Loads --model (never pulls): cold-load time vs client timeout, first token, offload.",
+        needs=("models",),
+        causes=("slow-model-load", "reload-churn", "prompt-truncated", "gpu-offload",
+                "runner-crashed", "out-of-memory", "server-busy", "server-error",
+                "model-capability", "ollama-outdated"),
+    ),
+    ProbeSpec(  # load
+        "load", "Load",
+        "Ramps request rate to the first 429/503 or latency knee, within hard bounds.",
+        needs=("reachability",), opt_in=True,
+        causes=("rate-limited", "server-busy", "high-latency", "server-error"),
+    ),
 )
 
 BY_ID: dict[str, ProbeSpec] = {spec.id: spec for spec in REGISTRY}

@@ -688,8 +688,7 @@ def test_https_to_the_plain_port(cli: Callable[..., CliRun],
                                  emulator: Callable[..., Any]) -> None:
     emu = emulator()
     port = emu.url.rsplit(":", 1)[1]
-    # the emulator waits for a request head that a TLS hello never completes, so reachability
-    # waits out --timeout; this probe then asks in plain HTTP first and answers at once
+    # the emulator, like Go's server, answers a TLS hello with a plain 400 at once
     run = cli("check", "--host", f"https://127.0.0.1:{port}", "--timeout", "1", "--json")
     assert run.code == 1
     doc = run.json()
@@ -702,7 +701,8 @@ def test_https_to_the_plain_port(cli: Callable[..., CliRun],
     assert check["facts"]["tls"]["plain_http"].startswith("HTTP/1.")
     assert check["findings"][0]["fix"][0]["commands"][0] == \
         f"export OLLAMA_HOST=http://127.0.0.1:{port}"
-    assert "handshake_error" not in check["facts"]["tls"]  # plain HTTP answered first
+    handshake = check["facts"]["tls"].get("handshake_error")
+    assert handshake is None or handshake["kind"] in ("tls-plain", "protocol")
 
 
 def test_skips_when_nothing_listens(cli: Callable[..., CliRun]) -> None:

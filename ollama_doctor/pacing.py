@@ -1,0 +1,317 @@
+"""Open-loop pacing for the load probe: send at scheduled times, not after the previous answer.
+
+A closed loop (send, wait, send) measures the server's latency, not what it does at a given
+request rate: a slow answer silently lowers the rate. Here request *i* of a step at rate *r* is
+due at ``start + i / r`` whatever happened to the others; whenever the event loop wakes, every
+request that is due goes out (in batches of ``MAX_BATCH``), so a late wake-up (timers have
+millisecond granularity) sends a small burst and keeps the average on target. The achieved
+rate is measured from the times the requests actually started, and
+``benchmarks/bench_load.py`` checks it against the target.
+
+``ramp`` walks a list of rates, one step after another without a pause — the last rate is held
+for the rest of the budget, because a limiter with a burst allowance (a token bucket starts
+full) only answers 429 once the sender has outrun it for a while — and stops at the first
+limiting answer (after ``confirm_s`` more at the same rate, to measure the limit), at a step
+the caller's ``on_step_end`` rejects (a latency knee, errors), or at a hard bound: the last
+rate, ``max_requests``, ``max_seconds``, ``max_in_flight``. Everything else here is pure
+arithmetic on the samples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Answer:
+    """What one request got: an HTTP status, or a network error kind."""
+
+    status: int | None = None
+    error: str | None = None
+    retry_after: str | None = None
+    message: str | None = None  # the error text of a non-2xx answer (bounded)
+
+
+@dataclass
+class Sample:
+    step: int
+    due: float  # seconds from the start of the ramp
+    started: float = math.nan
+    finished: float = math.nan
+    status: int | None = None
+    error: str | None = None
+    retry_after: str | None = None
+    message: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return not math.isnan(self.finished)
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def latency(self) -> float:
+        return self.finished - self.started
+
+
+@dataclass(frozen=True)
+class Plan:
+    rates: tuple[float, ...]
+    durations: tuple[float, ...]  # seconds per rate
+    max_requests: int
+    max_seconds: float
+    confirm_s: float = 1.0
+    max_in_flight: int = 256
+    drain_s: float = 2.0
+
+
+@dataclass
+class RampResult:
+    samples: list[Sample] = field(default_factory=list)
+    stopped: str = ""  # limit, max-rate, max-requests, max-seconds, in-flight, or on_step_end's
+    steps_run: int = 0
+    elapsed_s: float = 0.0
+    first_limit_at: float | None = None  # start time of the first limited request
+    cancelled: int = 0  # requests still unanswered after the drain
+
+
+# Requests launched per wake-up. A late wake-up (a busy machine) owes many requests at once;
+# launching them all together would open as many connections at once, and a bigger pool costs
+# the client more per request, so it falls further behind. Small batches with a yield between
+# them keep the pool small and catch up just as fast when the machine can.
+MAX_BATCH = 8
+
+Send = Callable[[], Awaitable[Answer]]
+StepCheck = Callable[[int, list[Sample]], "str | None"]
+
+
+async def ramp(send: Send, plan: Plan, *, limited: Callable[[Sample], bool],
+               on_step_end: StepCheck | None = None,
+               clock: Callable[[], float] = time.perf_counter) -> RampResult:
+    """Run ``plan`` against ``send``; see the module docstring."""
+    result = RampResult()
+    samples = result.samples
+    pending: set[asyncio.Task[None]] = set()
+    t0 = clock()
+
+    async def one(sample: Sample) -> None:
+        sample.started = clock() - t0
+        try:
+            answer = await send()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in send must not stop the ramp: keep it as data
+            answer = Answer(error=f"{type(exc).__name__}: {exc}"[:200])
+        sample.finished = clock() - t0
+        sample.status, sample.error = answer.status, answer.error
+        sample.retry_after, sample.message = answer.retry_after, answer.message
+        if result.first_limit_at is None and limited(sample):
+            result.first_limit_at = sample.started
+
+    step = 0
+    rate = plan.rates[0]
+    step_end = plan.durations[0]
+    next_due = 0.0
+    sent = 0
+    stop = ""
+    while not stop:
+        now = clock() - t0
+        stop_at = (math.inf if result.first_limit_at is None
+                   else result.first_limit_at + plan.confirm_s)
+        if now >= stop_at:
+            stop = "limit"
+            break
+        if now >= plan.max_seconds:
+            stop = "max-seconds"
+            break
+        if sent >= plan.max_requests:
+            stop = "max-requests"
+            break
+        if now >= step_end and result.first_limit_at is None:
+            verdict = on_step_end(step, samples) if on_step_end else None
+            if verdict:
+                stop = verdict
+                break
+            if step + 1 >= len(plan.rates):
+                stop = "max-rate"
+                break
+            step += 1
+            rate = plan.rates[step]
+            step_end += plan.durations[step]
+        elif now >= step_end:
+            step_end = math.inf  # confirming a limit: same rate until stop_at
+        batch = 0
+        while next_due <= now and sent < plan.max_requests and batch < MAX_BATCH:
+            if len(pending) >= plan.max_in_flight:
+                stop = "in-flight"
+                break
+            batch += 1
+            sample = Sample(step, next_due)
+            samples.append(sample)
+            task = asyncio.create_task(one(sample))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            sent += 1
+            next_due += 1.0 / rate
+        if stop:
+            break
+        wake = min(next_due, step_end, stop_at, plan.max_seconds)
+        # Behind schedule, this is a bare yield: the requests just launched start, answers are
+        # read, and the rest of the backlog follows in the next batch.
+        await asyncio.sleep(max(0.0, wake - (clock() - t0)))
+    result.stopped = stop
+    result.steps_run = step + 1
+    if pending:
+        _, still = await asyncio.wait(set(pending), timeout=plan.drain_s)
+        for task in still:
+            task.cancel()
+        if still:
+            await asyncio.gather(*still, return_exceptions=True)
+        result.cancelled = len(still)
+    result.elapsed_s = clock() - t0
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Planning (pure)
+
+
+_LADDER = (1.0, 1.5, 2.0, 3.0, 5.0, 7.5)
+
+
+def ladder_rates(start: float, max_rate: float) -> tuple[float, ...]:
+    """Round rates from ``start`` up to ``max_rate`` (1, 1.5, 2, 3, 5, 7.5 × 10ⁿ, then the
+    maximum itself): about × 1.5 a step, and figures a user can read back."""
+    start = float(min(start, max_rate))
+    rates = [start]
+    decade = 10.0 ** math.floor(math.log10(start))
+    while True:
+        for mult in _LADDER:
+            value = round(mult * decade, 6)
+            if value <= rates[-1] * 1.0001:
+                continue
+            if value >= max_rate * 0.9999:
+                if rates[-1] < max_rate:
+                    rates.append(float(max_rate))
+                return tuple(rates)
+            rates.append(value)
+        decade *= 10
+
+
+RAMP_SHARE = 0.4  # of the time and request budgets, for the steps below the top rate
+
+
+def durations(rates: Sequence[float], max_requests: int, max_seconds: float, confirm_s: float,
+              longest: float = 1.0, shortest: float = 0.2) -> tuple[float, ...]:
+    """Seconds per rate: equal ramp steps within ``RAMP_SHARE`` of both budgets (clamped to
+    ``shortest`` … ``longest``), then the top rate for what is left, keeping ``confirm_s`` (and
+    its requests) in reserve to measure a limit found at the very end."""
+    time_left = max(max_seconds - confirm_s, max_seconds * 0.5)
+    count_left = max(max_requests - rates[-1] * confirm_s, max_requests * 0.5)
+    below = rates[:-1]
+    if not below:
+        return (max(shortest, min(time_left, count_left / rates[-1])),)
+    step = min(longest, RAMP_SHARE * time_left / len(below),
+               RAMP_SHARE * count_left / max(sum(below), 1e-9))
+    step = max(shortest, step)
+    hold = min(time_left - step * len(below), (count_left - step * sum(below)) / rates[-1])
+    return (*([round(step, 3)] * len(below)), round(max(step, hold), 3))
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring (pure)
+
+
+def achieved_rate(starts: Sequence[float]) -> float | None:
+    """Requests per second from their start times: (n − 1) / (last − first)."""
+    times = sorted(t for t in starts if not math.isnan(t))
+    if len(times) < 2 or times[-1] <= times[0]:
+        return None
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile (0…1) by linear interpolation, or ``None`` for no values."""
+    data = sorted(values)
+    if not data:
+        return None
+    pos = (len(data) - 1) * q
+    low = math.floor(pos)
+    high = min(low + 1, len(data) - 1)
+    return data[low] + (data[high] - data[low]) * (pos - low)
+
+
+def step_stats(samples: Sequence[Sample], step: int, rate: float) -> dict[str, Any]:
+    """Target vs achieved rate, answers by status and latency of one step."""
+    mine = [s for s in samples if s.step == step]
+    done = [s for s in mine if s.done]
+    statuses: dict[str, int] = {}
+    for s in done:
+        key = str(s.status) if s.status is not None else (s.error or "error").split(":")[0]
+        statuses[key] = statuses.get(key, 0) + 1
+    ok_lat = [s.latency for s in done if s.ok]
+    achieved = achieved_rate([s.started for s in mine])
+    p50, p90 = percentile(ok_lat, 0.5), percentile(ok_lat, 0.9)
+    lag = percentile([s.started - s.due for s in mine if not math.isnan(s.started)], 0.9)
+    return {
+        "target_rate": rate,
+        "achieved_rate": None if achieved is None else round(achieved, 1),
+        "sent": len(mine), "answered": len(done), "ok": sum(1 for s in done if s.ok),
+        "statuses": statuses,
+        "p50_ms": None if p50 is None else round(p50 * 1000, 1),
+        "p90_ms": None if p90 is None else round(p90 * 1000, 1),
+        "lag_p90_ms": None if lag is None else round(lag * 1000, 1),
+    }
+
+
+SENDER_LAG_S = 0.025
+
+
+def sender_behind(samples: Sequence[Sample], step: int) -> bool:
+    """Whether this machine fell behind the schedule in ``step``: requests started more than
+    ``SENDER_LAG_S`` late (p90). Then slow answers may be the sender's own queue, not the
+    server's, and the rate the server saw is below the target."""
+    lags = [s.started - s.due for s in samples if s.step == step and not math.isnan(s.started)]
+    lag = percentile(lags, 0.9)
+    return lag is not None and lag > SENDER_LAG_S
+
+
+KNEE_ADDED_S = 0.25
+KNEE_FACTOR = 4.0
+
+
+def is_knee(p50_s: float | None, baseline_s: float | None) -> bool:
+    """Median latency well above the best step so far: ``KNEE_ADDED_S`` and ``KNEE_FACTOR``×."""
+    if p50_s is None or baseline_s is None:
+        return False
+    return p50_s >= baseline_s + max(KNEE_ADDED_S, KNEE_FACTOR * baseline_s)
+
+
+def limit_rate(samples: Sequence[Sample], first: Sample) -> float | None:
+    """A limiter's rate: accepted answers per second while the sender outruns it.
+
+    The limiter is empty at each refusal, so between the first and the last refusal it accepted
+    exactly what it refilled: accepted ÷ time between them is its rate, even if the sender
+    faltered in between (a busy machine). Time is when answers came back (≈ when the limiter
+    decided), not when requests left, so a server that falls behind and catches up does not
+    inflate the figure. With a single refusal, the span runs to the last answer instead.
+    """
+    start = first.finished
+    if math.isnan(start):
+        return None
+    refused = [s.finished for s in samples if s.done and s.status == first.status
+               and s.finished > start]
+    end = max(refused) if refused and max(refused) - start >= 0.25 else max(
+        (s.finished for s in samples if s.done), default=start)
+    span = end - start
+    if span <= 0:
+        return None
+    accepted = sum(1 for s in samples if s.done and s.ok and start < s.finished <= end)
+    return accepted / span

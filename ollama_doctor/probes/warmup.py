@@ -1,0 +1,1021 @@
+"""``warmup``: how long ``--model`` takes to load, to answer, and where it runs.
+
+Runs only when a model is given (and not for cloud models, which load nothing here); it loads
+that model into the server's memory and never pulls one. Steps (ollama-facts §1.3, §1.5–§1.7):
+
+1. ``GET /api/ps``: is the model loaded already (and with which context, on GPU or CPU, until
+   when)? ``POST /api/show`` for its capabilities (an embedding-only model is warmed with
+   ``/api/embed`` and an empty input: ``generate`` answers it 400 even to load it).
+2. With ``--cold``, unload it first (a load-only request with ``keep_alive: 0``) and wait until
+   ``/api/ps`` no longer lists it.
+3. A load-only request (empty prompt), timed on the client side, because its answer carries no
+   ``load_duration``. It may wait up to ``--load-timeout``: a client that hangs up aborts the
+   load, so the doctor never hangs up early.
+4. A one-token generation with ``stream: true``, twice: time to first byte, tokens/s from
+   ``eval_count / eval_duration``, and ``load_duration`` of each (a warm call spends a few ms
+   there; seconds mean the model was reloaded).
+5. ``GET /api/ps`` again: context length, ``size_vram`` against ``size`` (the CLI's PROCESSOR
+   rules), ``expires_at``.
+6. When cheap (the context is at most ``TRUNCATION_MAX_CTX`` tokens and the measured prompt speed
+   says the test costs under ``TRUNCATION_BUDGET_S``), one prompt of 1.5 × the context length
+   to see whether the server cuts it (``prompt_eval_count`` pinned at the context length).
+
+Every call the doctor makes sends a keep-alive (``"10m"``, or what the model already had when
+that is longer) so that measuring does not shorten how long the user's model stays loaded.
+
+Facts: ``model``, ``loaded_before``, ``unloaded``, ``load_s`` (client-measured), ``load_kind``
+(``cold``, ``warm``, ``reload``), ``ttfb_ms``, ``tokens_per_s``, ``warm_load_ms`` (the
+``load_duration`` of each warm call), ``prompt_eval_count``, ``ps_before``/``ps`` (size,
+size_vram, processor, context_length, expires_at, expires_in_s), ``keep_alive_sent``,
+``client_timeout`` comparison, ``truncation`` test.
+
+Cause ids: ``slow-model-load``, ``reload-churn``, ``prompt-truncated``, ``gpu-offload``,
+``runner-crashed``, ``out-of-memory``, ``server-busy``, ``server-error``, ``model-capability``,
+``model-not-found``, ``ollama-outdated``, ``bad-request`` — server errors through
+``classify_server_error``, a table the pasted-error reader can reuse.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ollama_doctor import modelname, net
+from ollama_doctor.context import Context
+from ollama_doctor.result import Confidence, Finding, FixStep, Outcome, Severity, Status
+from ollama_doctor.target import base_path_kind
+
+# --------------------------------------------------------------------------------------------
+# Server error messages → cause ids (pure; reused for pasted errors)
+
+# Checked in order; the first row whose pattern is found in the message (case-insensitive)
+# decides. OOM rows come first because a crash message often carries the OOM reason
+# (``llama-server process has terminated: … cudaMalloc failed: out of memory``), and an OOM kill
+# shows as ``signal: killed``. Sources: ollama-facts §2.1, §2.2, §2.6, §2.7, §4.4
+# (``llm/status.go``), failure-modes "Version drift".
+SERVER_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), cause) for pattern, cause in (
+        # llm/status.go out-of-memory substrings, plus the loaders' own wording
+        (r"out of memory|out of device memory|out-of-memory|cudaMalloc failed|hipMalloc failed|"
+         r"failed to allocate|allocation failed|not enough memory|insufficient memory|"
+         r"vk_error_out_of_device_memory|erroroutofmemory|requires more system memory|"
+         r"model requires .{1,40} but only .{1,40} are available|"
+         r"too large for system memory|unable to load full model on GPU|signal: killed",
+         "out-of-memory"),
+        # server-side load (stall) timeout, v0.5–v0.24 and v0.30+ wording
+        (r"timed out waiting for llama", "slow-model-load"),
+        # the runner died: old runner, llama-server, and mid-request
+        (r"llama runner process has terminated|llama-server process has terminated|"
+         r"runner process no longer running|llama-server process no longer running|"
+         r"model runner has unexpectedly stopped|"
+         r"an error was encountered while running the model", "runner-crashed"),
+        (r"server busy, please try again|maximum pending requests exceeded|no slots available",
+         "server-busy"),
+        (r"does not support (generate|chat|tools|vision|insert|thinking|embed|completion)|"
+         r"does not support", "model-capability"),
+        (r"unknown model architecture|may be incompatible with your version of Ollama|"
+         r"requires a newer version of Ollama", "ollama-outdated"),
+        (r"the prompt is longer than the context length", "prompt-truncated"),
+        (r"model ['\"].+['\"] not found", "model-not-found"),
+        (r"signin_url|You need to be signed in|not currently signed in",
+         "cloud-signin-required"),
+        (r"usage limit|rate limit", "rate-limited"),
+    ))
+
+# When no message row matches: the status decides.
+_STATUS_CAUSES: dict[int, str] = {
+    400: "bad-request", 401: "auth-required", 403: "forbidden", 404: "model-not-found",
+    405: "method-not-allowed", 429: "rate-limited", 502: "bad-gateway", 503: "server-busy",
+    504: "gateway-timeout",
+}
+
+
+def classify_server_error(status: int | None, message: str) -> str:
+    """The cause id for an error Ollama (or something in front of it) answered.
+
+    ``status`` is the HTTP status, or ``None`` (or ≤ 0, as ollama-python's ``-1``) for an
+    ``{"error": …}`` line inside a 200 stream. ``message`` is the error text (the JSON
+    ``error`` value, or the body). Any other 5xx, or an unrecognised mid-stream error, is
+    ``server-error``.
+    """
+    text = message or ""
+    for pattern, cause in SERVER_ERRORS:
+        if pattern.search(text):
+            return cause
+    if status is not None and status > 0:
+        if status == 404 and "404 page not found" in text:
+            return "wrong-base-path"
+        if status in _STATUS_CAUSES:
+            return _STATUS_CAUSES[status]
+        if 400 <= status < 500:
+            return "bad-request"
+    return "server-error"
+
+
+# --------------------------------------------------------------------------------------------
+# Timeouts: rounding a recommendation, and the client families' defaults (pure)
+
+# Round figures a timeout is raised to: a 24 s load needs 30 s (1.25 × 24 = 30).
+ROUND_TIMEOUTS: tuple[int, ...] = (1, 2, 3, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300,
+                                   450, 600, 900, 1200, 1800, 2700, 3600)
+TIMEOUT_MARGIN = 1.25
+
+
+def recommended_timeout(load_s: float) -> int:
+    """The smallest round figure ≥ 1.25 × ``load_s`` (beyond an hour: whole quarter hours).
+
+    The load counts to two significant figures, so that a measured 24.1 s gets the same
+    30 s as the 24 s it is: a few milliseconds of HTTP around a load must not move the advice
+    up a whole step.
+    """
+    load = float(f"{max(load_s, 0.0):.2g}")
+    need = round(load * TIMEOUT_MARGIN, 6)  # 2.4 × 1.25 is 3.0000000000000004
+    for value in ROUND_TIMEOUTS:
+        if value >= need:
+            return value
+    return int(math.ceil(need / 900.0) * 900)
+
+
+@dataclass(frozen=True)
+class ClientDefault:
+    family: str
+    timeout_s: float
+    note: str
+
+
+# What a client waits for response headers when the user set nothing (failure-modes §2, mode 3).
+CLIENT_DEFAULTS: tuple[ClientDefault, ...] = (
+    ClientDefault("httpx", 5.0, "httpx.Client() without timeout= (LangChain, LiteLLM, raw httpx)"),
+    ClientDefault("nginx", 60.0, "nginx proxy_read_timeout in front of Ollama"),
+    ClientDefault("node-undici", 300.0, "Node fetch (undici headersTimeout)"),
+    ClientDefault("openai-python", 600.0,
+                  "openai-python, which retries twice: each retry aborts the load again"),
+)
+
+
+def clients_timing_out(load_s: float) -> list[ClientDefault]:
+    """The client families whose default timeout is shorter than a load of ``load_s``."""
+    return [c for c in CLIENT_DEFAULTS if c.timeout_s < load_s]
+
+
+# --------------------------------------------------------------------------------------------
+# /api/ps (pure)
+
+
+def processor(size: int, size_vram: int) -> str:
+    """The PROCESSOR column of ``ollama ps`` (``cmd/cmd.go``; ollama-facts §1.3)."""
+    if size_vram == 0:
+        return "100% CPU"
+    if size_vram == size:
+        return "100% GPU"
+    if size_vram > size or size <= 0:
+        return "Unknown"
+    cpu = round((size - size_vram) / size * 100)
+    return f"{cpu}%/{100 - cpu}% CPU/GPU"
+
+
+def cpu_percent(size: int, size_vram: int) -> int | None:
+    """Share of the model held in system memory, or ``None`` when the CLI says Unknown."""
+    if size_vram == 0 and size >= 0:
+        return 100
+    if size_vram > size or size <= 0:
+        return None
+    return round((size - size_vram) / size * 100)
+
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def parse_rfc3339(text: str) -> datetime | None:
+    """Go's RFC 3339 timestamps (nanoseconds, ``Z`` or an offset) → aware datetime, or None."""
+    match = _RFC3339.match(text.strip()) if isinstance(text, str) else None
+    if not match:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    micro = int((match.group(7) or "0")[:6].ljust(6, "0"))
+    zone = match.group(8)
+    if zone in ("Z", "z"):
+        tz = timezone.utc
+    else:
+        sign = 1 if zone[0] == "+" else -1
+        tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
+    try:
+        return datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
+    except ValueError:
+        return None
+
+
+FOREVER_S = 50 * 365 * 86400  # Ollama's "forever" is now + MaxInt64 ns (about 292 years)
+KEEP_ALIVE = "10m"
+
+
+def keep_alive_for(expires_in_s: float | None) -> str | int:
+    """The keep-alive the doctor sends: ``"10m"``, unless the model already stays longer.
+
+    Each request's keep-alive replaces the runner's (ollama-facts §1.6), so sending ``"10m"``
+    to a model kept forever would shorten it: keep forever as ``-1`` and longer as seconds.
+    """
+    if expires_in_s is None or expires_in_s <= 600:
+        return KEEP_ALIVE
+    if expires_in_s >= FOREVER_S:
+        return -1
+    return math.ceil(expires_in_s)
+
+
+@dataclass
+class PsEntry:
+    name: str
+    size: int
+    size_vram: int
+    context_length: int | None
+    expires_at: str | None
+    expires_in_s: float | None
+
+    @property
+    def processor(self) -> str:
+        return processor(self.size, self.size_vram)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "size": self.size, "size_vram": self.size_vram,
+                "processor": self.processor, "context_length": self.context_length,
+                "expires_at": self.expires_at,
+                "expires_in_s": None if self.expires_in_s is None
+                else round(self.expires_in_s, 1)}
+
+
+def find_ps_entry(data: Any, model: str, now: datetime) -> PsEntry | None:
+    """The ``/api/ps`` entry for ``model`` (Ollama's name matching), or ``None``."""
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, list):
+        return None
+    for item in models:
+        if not isinstance(item, dict):
+            continue
+        name = item.get("name") or item.get("model")
+        if not isinstance(name, str) or not modelname.same(name, model):
+            continue
+        expires = item.get("expires_at") if isinstance(item.get("expires_at"), str) else None
+        when = parse_rfc3339(expires) if expires else None
+        ctx_len = item.get("context_length")
+        return PsEntry(
+            name=name, size=_int(item.get("size")), size_vram=_int(item.get("size_vram")),
+            context_length=ctx_len if isinstance(ctx_len, int) and ctx_len > 0 else None,
+            expires_at=expires,
+            expires_in_s=None if when is None else (when - now).total_seconds())
+    return None
+
+
+def other_models(data: Any, model: str) -> list[str]:
+    """Names of the other models ``/api/ps`` lists: they hold memory this one may need."""
+    models = data.get("models") if isinstance(data, dict) else None
+    out: list[str] = []
+    for item in models if isinstance(models, list) else []:
+        name = item.get("name") if isinstance(item, dict) else None
+        if isinstance(name, str) and not modelname.same(name, model) and name not in out:
+            out.append(name)
+    return out
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+# --------------------------------------------------------------------------------------------
+# Churn and truncation deciders (pure)
+
+RELOAD_S = 0.2  # a warm call's load_duration is a few ms; this much means a (re)load
+TRUNCATION_MAX_CTX = 8192
+TRUNCATION_BUDGET_S = 5.0
+
+
+def is_reload(load_duration_s: float | None) -> bool:
+    return load_duration_s is not None and load_duration_s >= RELOAD_S
+
+
+def truncation_cost_s(context_length: int, prompt_tokens: int, prompt_seconds: float) -> float:
+    """Seconds a prompt of ``context_length`` tokens takes at the measured prompt speed."""
+    if prompt_tokens <= 0 or prompt_seconds <= 0:
+        return math.inf
+    return context_length * prompt_seconds / prompt_tokens
+
+
+def is_truncated(prompt_eval_count: int, context_length: int) -> bool:
+    """A prompt of ≥ 1.5 × the context evaluated as at most the context: it was cut."""
+    return 0 < prompt_eval_count <= context_length * 1.05
+
+
+_WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+          "juliet", "kilo", "lima", "mike", "november", "oscar", "papa")
+
+
+def long_prompt(words: int) -> str:
+    """A prompt of ``words`` common words: at least one token each in every tokenizer."""
+    return " ".join(_WORDS[i % len(_WORDS)] for i in range(words))
+
+
+# The warm calls' prompt: long enough (about 50 tokens) for its prompt_eval_duration to give a
+# usable prompt speed, short enough to cost a GPU a few milliseconds.
+WARM_PROMPT = long_prompt(48) + ". Answer OK."
+
+
+# --------------------------------------------------------------------------------------------
+# Streaming one generation
+
+
+@dataclass
+class Stream:
+    """One streamed call: status, timings, the final object, or the error (never raises)."""
+
+    status: int | None = None
+    intermediary: str | None = None  # a Server or Via header: something in front of Ollama
+    headers_ms: float | None = None
+    ttfb_ms: float | None = None  # first body byte: the first token's line
+    elapsed_ms: float = 0.0
+    final: dict[str, Any] | None = None
+    lines: int = 0
+    stream_error: str | None = None  # an {"error": …} line on a 200 stream
+    body_error: str | None = None  # the error of a non-200 answer
+    error: net.NetError | None = None
+    truncated: bool = False
+
+    def to_evidence(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status, "lines": self.lines,
+                               "elapsed_ms": round(self.elapsed_ms, 1)}
+        if self.ttfb_ms is not None:
+            out["ttfb_ms"] = round(self.ttfb_ms, 1)
+        if self.stream_error is not None:
+            out["stream_error"] = self.stream_error[:500]
+        if self.body_error is not None:
+            out["error"] = self.body_error[:500]
+        if self.error is not None:
+            out["network_error"] = self.error.to_dict()
+        return out
+
+
+STREAM_MAX_BYTES = 256 * 1024
+
+
+def exchange(client: Any, method: str, url: str, *, timeout: float, connect_timeout: float,
+             headers: dict[str, str], json_body: Any = None,
+             max_bytes: int = 1 << 20) -> net.HttpReply:
+    """One bounded exchange on ``client`` (an ``httpx.Client``), timed from the request only:
+    building a client loads CA certificates, which would add tens of ms to a measured load."""
+    import httpx
+
+    reply = net.HttpReply(method, url)
+    started = time.perf_counter()
+    try:
+        with client.stream(method, url, json=json_body, headers=headers,
+                           timeout=httpx.Timeout(timeout, connect=connect_timeout)) as response:
+            reply.ttfb_ms = (time.perf_counter() - started) * 1000
+            reply.status = response.status_code
+            reply.headers = {k.lower(): v for k, v in response.headers.items()}
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_raw():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > max_bytes:
+                    reply.truncated = True
+                    break
+            reply.body = b"".join(chunks)[:max_bytes]
+    except Exception as exc:
+        reply.error = net.classify(exc)
+    reply.elapsed_ms = (time.perf_counter() - started) * 1000
+    return reply
+
+
+def stream_call(client: Any, url: str, body: dict[str, Any], *, headers: dict[str, str],
+                timeout: float, connect_timeout: float,
+                max_bytes: int = STREAM_MAX_BYTES) -> Stream:
+    """POST ``body`` and read the NDJSON answer line by line, bounded in time and bytes."""
+    import httpx
+
+    out = Stream()
+    started = time.perf_counter()
+    limits = httpx.Timeout(timeout, connect=connect_timeout)
+    try:
+        with client.stream("POST", url, json=body, headers=headers,
+                           timeout=limits) as response:
+            out.headers_ms = (time.perf_counter() - started) * 1000
+            out.status = response.status_code
+            out.intermediary = response.headers.get("server") or response.headers.get("via")
+            buffer = b""
+            size = 0
+            for chunk in response.iter_raw():
+                if out.ttfb_ms is None and chunk:
+                    out.ttfb_ms = (time.perf_counter() - started) * 1000
+                size += len(chunk)
+                if size > max_bytes:
+                    out.truncated = True
+                    break
+                buffer += chunk
+                if response.status_code != 200:
+                    continue
+                *complete, buffer = buffer.split(b"\n")
+                for line in complete:
+                    _take_line(out, line)
+            if response.status_code == 200:
+                _take_line(out, buffer)
+            else:
+                reply = net.HttpReply("POST", url, status=response.status_code, body=buffer)
+                out.body_error = reply.error_message() or reply.snippet()
+    except Exception as exc:
+        out.error = net.classify(exc)
+    out.elapsed_ms = (time.perf_counter() - started) * 1000
+    return out
+
+
+def _take_line(out: Stream, line: bytes) -> None:
+    if not line.strip():
+        return
+    out.lines += 1
+    try:
+        data = json.loads(line)
+    except ValueError:
+        out.stream_error = out.stream_error or f"not JSON: {line[:200]!r}"
+        return
+    if not isinstance(data, dict):
+        return
+    if isinstance(data.get("error"), str):
+        out.stream_error = data["error"]
+    elif data.get("done") is True:
+        out.final = data
+
+
+def _ns(data: dict[str, Any] | None, key: str) -> int:
+    """A metric of a final object: nanoseconds or counts; absent (omitempty) is 0."""
+    if not data:
+        return 0
+    value = data.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+# --------------------------------------------------------------------------------------------
+# The probe
+
+
+@dataclass
+class _Run:
+    ctx: Context
+    model: str
+    api: str
+    headers: dict[str, str]
+    client: Any  # one httpx.Client (keep-alive) for every call of the probe
+    facts: dict[str, Any] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    embedding: bool = False
+    keep_alive: str | int = KEEP_ALIVE
+    others: list[str] = field(default_factory=list)  # other models /api/ps lists
+
+    @property
+    def quick(self) -> float:
+        # Ordinary calls after a load: --timeout, not the run's deadline, which a load of
+        # --load-timeout seconds is allowed to outlast (issue 2: loads are bounded separately).
+        return self.ctx.options.timeout
+
+    def call(self, method: str, path: str, body: Any = None, *,
+             timeout: float | None = None) -> net.HttpReply:
+        return exchange(self.client, method, self.api + path, timeout=timeout or self.quick,
+                        connect_timeout=self.quick, headers=self.headers, json_body=body)
+
+    def stream(self, body: dict[str, Any], timeout: float) -> Stream:
+        return stream_call(self.client, self.api + "/api/generate", body, headers=self.headers,
+                           timeout=timeout, connect_timeout=self.quick)
+
+    def ps(self) -> tuple[PsEntry | None, net.HttpReply]:
+        reply = self.call("GET", "/api/ps")
+        data = reply.json()
+        if reply.ok:
+            self.others = other_models(data, self.model)
+        return find_ps_entry(data, self.model, datetime.now(timezone.utc)), reply
+
+    def free_memory_fix(self, what: str) -> FixStep:
+        stops = tuple(f"ollama stop {shlex.quote(name)}" for name in self.others[:3])
+        text = (f"Free {what}: stop the other loaded models ({', '.join(self.others[:3])}) and "
+                "other GPU users." if self.others else
+                f"Free {what}: no other model is loaded here; look for other GPU users.")
+        return FixStep(text, (*stops, "ollama ps", "nvidia-smi"))
+
+
+def run(ctx: Context) -> Outcome:
+    model = ctx.options.model
+    if not model:
+        return Outcome(Status.SKIP, "skipped: no model given (-m MODEL); warm-up loads a model "
+                                    "into memory and never pulls one")
+    if modelname.is_cloud(model):
+        # Relayed to ollama.com: nothing loads on this server, and test calls would spend the
+        # user's cloud quota. The models probe reports sign-in and quota answers.
+        return Outcome(Status.SKIP, f"skipped: {model} is a cloud model; it runs on ollama.com, "
+                                    "so nothing loads on this server")
+    import httpx
+
+    target = ctx.target
+    api = target.base_url if base_path_kind(target.path) == "other" else target.root_url
+    with httpx.Client(trust_env=False, follow_redirects=False) as client:
+        r = _Run(ctx, model, api, ctx.client_headers(with_origin=False), client)
+        r.facts["model"] = model
+        return _probe(r)
+
+
+def _probe(r: _Run) -> Outcome:
+    ctx = r.ctx
+
+    before, ps_reply = r.ps()
+    r.facts["ps_before"] = before.to_dict() if before else None
+    if not ps_reply.ok:
+        r.facts["ps_error"] = ps_reply.describe()
+    r.facts["loaded_before"] = before is not None
+    r.keep_alive = keep_alive_for(before.expires_in_s if before else None)
+    r.facts["keep_alive_sent"] = r.keep_alive
+    r.embedding = _embedding_only(r)
+    r.facts["warmed_with"] = "/api/embed" if r.embedding else "/api/generate"
+
+    loaded = before is not None
+    if ctx.options.cold and loaded:
+        stop = _unload(r)
+        if stop is not None:
+            return stop
+        loaded = False
+    r.facts["unloaded"] = ctx.options.cold and before is not None
+
+    # 3. the load, timed here: the answer to a load-only request carries no load_duration
+    load = _load_only(r)
+    r.facts["load_s"] = round(load.elapsed_ms / 1000, 3)
+    if (not load.ok and load.status == 400 and not r.embedding
+            and "does not support generate" in (load.error_message() or "")):
+        r.embedding = True  # /api/show did not say so; generate just did
+        r.facts["warmed_with"] = "/api/embed"
+        load = _load_only(r)
+        r.facts["load_s"] = round(load.elapsed_ms / 1000, 3)
+    if not load.ok:
+        return _load_failed(r, load)
+    load_s = load.elapsed_ms / 1000
+    if not loaded:
+        r.facts["load_kind"] = "cold"
+    elif is_reload(load_s):
+        r.facts["load_kind"] = "reload"
+    else:
+        r.facts["load_kind"] = "warm"
+
+    # 4. two warm calls: first-token time, speed, and whether they reload
+    calls = _warm_calls(r)
+    after, _ = r.ps()
+    r.facts["ps"] = after.to_dict() if after else None
+
+    if r.facts["load_kind"] in ("cold", "reload"):
+        _judge_load_time(r, load_s)
+    else:
+        r.facts["client_timeout"] = {"given": ctx.options.client_timeout,
+                                     "compared": False,
+                                     "why": "the model was already loaded; --cold times a "
+                                            "true cold load"}
+    _judge_churn(r, before, after, load_s, calls)
+    if after is not None:
+        _judge_offload(r, after)
+    if calls and after is not None and not r.embedding:
+        _truncation_test(r, after, calls[0])
+    return _outcome(r)
+
+
+def _embedding_only(r: _Run) -> bool:
+    show = r.call("POST", "/api/show", {"model": r.model})
+    data = show.json()
+    caps = data.get("capabilities") if show.ok and isinstance(data, dict) else None
+    if isinstance(caps, list):
+        r.facts["capabilities"] = [c for c in caps if isinstance(c, str)][:20]
+        return "completion" not in caps and "embedding" in caps
+    return False
+
+
+def _load_body(r: _Run, keep_alive: str | int) -> tuple[str, dict[str, Any]]:
+    if r.embedding:
+        return "/api/embed", {"model": r.model, "input": [], "keep_alive": keep_alive}
+    return "/api/generate", {"model": r.model, "prompt": "", "stream": False,
+                             "keep_alive": keep_alive}
+
+
+def _unload(r: _Run) -> Outcome | None:
+    path, body = _load_body(r, 0)
+    reply = r.call("POST", path, body)
+    r.facts["unload"] = reply.describe()
+    if not reply.ok:
+        return _load_failed(r, reply, during="unloading")
+    # The unload is asynchronous on the server: wait until /api/ps stops listing the model.
+    deadline = time.perf_counter() + min(10.0, r.ctx.options.load_timeout)
+    while time.perf_counter() < deadline:
+        entry, _ = r.ps()
+        if entry is None:
+            return None
+        r.ctx.sleep(0.05)
+    r.facts["unload_pending"] = True  # still listed: the load below may be partly warm
+    return None
+
+
+def _load_only(r: _Run) -> net.HttpReply:
+    path, body = _load_body(r, r.keep_alive)
+    return r.call("POST", path, body, timeout=r.ctx.options.load_timeout)
+
+
+def _warm_calls(r: _Run) -> list[dict[str, Any]]:
+    """Two identical warm calls; each one's timings. Stops at the first that fails."""
+    out: list[dict[str, Any]] = []
+    for _ in range(2):
+        if r.embedding:
+            reply = r.call("POST", "/api/embed",
+                           {"model": r.model, "input": "warm-up", "keep_alive": r.keep_alive},
+                           timeout=r.ctx.options.load_timeout)
+            if not reply.ok:
+                _call_failed(r, reply.status, reply.error_message() or reply.snippet(),
+                             reply.error, {"embed": reply.to_evidence()})
+                break
+            data = reply.json() if isinstance(reply.json(), dict) else {}
+            out.append({"ttfb_ms": round(reply.elapsed_ms, 1),
+                        "load_duration_ms": round(_ns(data, "load_duration") / 1e6, 1),
+                        "prompt_eval_count": _ns(data, "prompt_eval_count")})
+            continue
+        stream = r.stream({"model": r.model, "prompt": WARM_PROMPT, "stream": True,
+                           "options": {"num_predict": 1}, "keep_alive": r.keep_alive},
+                          r.ctx.options.load_timeout)
+        if stream.status == 200 and stream.error is not None and stream.stream_error is None:
+            _stream_cut(r, stream)
+            break
+        if stream.error is not None or stream.status != 200 or stream.stream_error is not None:
+            message = stream.stream_error or stream.body_error or (
+                stream.error.message if stream.error else "")
+            _call_failed(r, None if stream.stream_error else stream.status, message,
+                         stream.error, {"generate": stream.to_evidence()},
+                         mid_stream=stream.stream_error is not None)
+            break
+        final = stream.final
+        eval_count, eval_ns = _ns(final, "eval_count"), _ns(final, "eval_duration")
+        out.append({
+            "ttfb_ms": None if stream.ttfb_ms is None else round(stream.ttfb_ms, 1),
+            "load_duration_ms": round(_ns(final, "load_duration") / 1e6, 1),
+            "tokens_per_s": round(eval_count / eval_ns * 1e9, 1) if eval_ns else None,
+            "prompt_eval_count": _ns(final, "prompt_eval_count"),
+            "prompt_eval_ms": round(_ns(final, "prompt_eval_duration") / 1e6, 1),
+        })
+    if out:
+        first = out[0]
+        r.facts["ttfb_ms"] = first["ttfb_ms"]
+        r.facts["tokens_per_s"] = first.get("tokens_per_s")
+        r.facts["prompt_eval_count"] = first["prompt_eval_count"]
+        r.facts["warm_load_ms"] = [c["load_duration_ms"] for c in out]
+    r.facts["warm_calls"] = out
+    return out
+
+
+# -- failures ---------------------------------------------------------------------------------
+
+
+def _load_failed(r: _Run, reply: net.HttpReply, during: str = "loading") -> Outcome:
+    ctx = r.ctx
+    evidence = {"request": reply.to_evidence()}
+    if reply.error is not None and reply.error.kind == "read-timeout":
+        limit = ctx.options.load_timeout
+        r.findings.append(Finding(
+            "slow-model-load", Severity.ERROR,
+            f"{r.model} did not finish loading within {limit:g} s (--load-timeout); clients "
+            "with shorter timeouts abort the load on every try.",
+            evidence, [
+                FixStep("Find out what the server is doing: Ollama logs the load and its "
+                        "own 5-minute stall timeout.", ("journalctl -u ollama -n 100",)),
+                FixStep("If the load is slow but progressing, let it take longer on the server "
+                        "and wait longer here.",
+                        ("OLLAMA_LOAD_TIMEOUT=15m   # in the server's environment",
+                         f"ollama-doctor probe warmup -m {shlex.quote(r.model)} "
+                         f"--load-timeout {int(limit * 3)}")),
+                _preload_fix(r),
+            ]))
+        return _outcome(r, f"{r.model} did not load within {limit:g} s")
+    if reply.error is not None:
+        r.findings.append(Finding(
+            "server-error", Severity.ERROR,
+            f"The connection failed while {during} {r.model}: {reply.error.message}.",
+            evidence, confidence=Confidence.MEDIUM))
+        return _outcome(r, f"{during} {r.model} failed: {reply.error.kind}")
+    message = reply.error_message() or reply.snippet()
+    _call_failed(r, reply.status, message, None, evidence, during=during)
+    return _outcome(r, f"{during} {r.model} failed: HTTP {reply.status}")
+
+
+def _stream_cut(r: _Run, stream: Stream) -> None:
+    """A 200 stream that broke off without an error line: a network event, not an answer."""
+    assert stream.error is not None
+    seconds = stream.elapsed_ms / 1000
+    evidence = {"generate": stream.to_evidence(), "server": stream.intermediary}
+    if stream.intermediary:
+        r.findings.append(Finding(
+            "gateway-timeout", Severity.ERROR,
+            f"'{stream.intermediary}' in front of Ollama cut a streamed answer from {r.model} "
+            f"off after {seconds:.1f} s while the model was still generating "
+            f"({stream.error.message}): its read timeout is shorter than the wait between "
+            "tokens.", evidence,
+            [FixStep("Give the proxy a read timeout longer than the slowest call, and let it "
+                     "pass the stream through unbuffered.",
+                     ("nginx: proxy_read_timeout 600s; proxy_buffering off;",))],
+            Confidence.MEDIUM))
+        return
+    r.findings.append(Finding(
+        "server-error", Severity.ERROR,
+        f"A streamed answer from {r.model} broke off after {seconds:.1f} s without an error "
+        f"line ({stream.error.message}); the server log says why.", evidence,
+        [FixStep("Read the server log for that moment.", ("journalctl -u ollama -n 100",))],
+        Confidence.MEDIUM))
+
+
+def _call_failed(r: _Run, status: int | None, message: str, error: net.NetError | None,
+                 evidence: dict[str, Any], *, during: str = "generating with",
+                 mid_stream: bool = False) -> None:
+    if error is not None and status is None and not mid_stream:
+        kind = "slow-model-load" if error.kind == "read-timeout" else "server-error"
+        r.findings.append(Finding(
+            kind, Severity.ERROR,
+            f"A one-token call to {r.model} failed: {error.message}.", evidence,
+            confidence=Confidence.MEDIUM))
+        return
+    cause = classify_server_error(status, message)
+    where = "in the middle of the stream (HTTP 200)" if mid_stream else f"with HTTP {status}"
+    text = f"Ollama answered {during} {r.model} {where}: {message[:300]!r}"
+    fix: list[FixStep] = []
+    # A mid-stream error arrives on HTTP 200: no status was observed for it, so the
+    # catalogue's typical code (500 for a crash) stands in.
+    code = status if status and status > 0 and not mid_stream else None
+    severity = Severity.ERROR
+    if cause == "out-of-memory":
+        text += " — the model does not fit in the memory available to the server."
+        fix = [FixStep("Use a smaller model or quantisation, or a smaller context.",
+                       ("OLLAMA_CONTEXT_LENGTH=4096   # in the server's environment",
+                        "OLLAMA_FLASH_ATTENTION=1 OLLAMA_KV_CACHE_TYPE=q8_0")),
+               r.free_memory_fix("memory")]
+    elif cause == "runner-crashed":
+        text += " — the model runner crashed; the server log says why."
+        fix = [FixStep("Read the server log around the crash (exit status, CUDA errors).",
+                       ("journalctl -u ollama -n 100 --no-pager",)),
+               FixStep("Upgrade Ollama, or try a smaller model or quantisation.",
+                       (f"ollama run {shlex.quote(r.model)} ''",))]
+    elif cause == "slow-model-load":
+        text += " — the server's own load timeout (OLLAMA_LOAD_TIMEOUT, 5 m) expired."
+        fix = [FixStep("Give slow loads more time on the server, and read why it stalls.",
+                       ("OLLAMA_LOAD_TIMEOUT=15m   # in the server's environment",
+                        "journalctl -u ollama -n 100 --no-pager"))]
+    elif cause == "server-busy":
+        text += " — the queue of calls waiting for a model load is full."
+        fix = [FixStep("Limit how many calls wait for a load at once, keep the model loaded, "
+                       "or raise the server's queue.",
+                       ("OLLAMA_MAX_QUEUE=1024   # in the server's environment",
+                        _preload_command(r)))]
+    elif cause == "model-capability":
+        text += " — this model cannot serve that kind of call."
+        fix = [FixStep("Check what the model can do.", (f"ollama show {shlex.quote(r.model)}",))]
+    elif cause == "model-not-found":
+        fix = [FixStep("Pull the exact name, or pick one ollama list shows.",
+                       (f"ollama pull {shlex.quote(r.model)}", "ollama list"))]
+    r.findings.append(Finding(cause, severity, text, evidence, fix, Confidence.HIGH, code))
+
+
+# -- judging ----------------------------------------------------------------------------------
+
+
+def _preload_command(r: _Run) -> str:
+    if r.embedding:
+        body = {"model": r.model, "input": [], "keep_alive": -1}
+        path = "/api/embed"
+    else:
+        body = {"model": r.model, "keep_alive": -1}
+        path = "/api/generate"
+    return f"curl {r.api}{path} -d {shlex.quote(json.dumps(body))}"
+
+
+def _preload_fix(r: _Run) -> FixStep:
+    return FixStep(
+        "Preload the model once with a client that waits, and keep it loaded (keep_alive -1 = "
+        "until the server stops; or set it for every model on the server).",
+        (_preload_command(r), "OLLAMA_KEEP_ALIVE=-1   # in the server's environment"))
+
+
+def _judge_load_time(r: _Run, load_s: float) -> None:
+    ctx = r.ctx
+    given = ctx.options.client_timeout
+    need = recommended_timeout(load_s)
+    what = "A cold load" if r.facts.get("load_kind") == "cold" else "A reload"
+    comparison: dict[str, Any] = {"given": given, "load_s": round(load_s, 3),
+                                  "recommended_s": need}
+    r.facts["client_timeout"] = comparison
+    raise_fix = FixStep(
+        f"Raise the client's timeout to at least {need} s (1.25 × the {load_s:.1f} s load, "
+        "rounded up).",
+        (f"ollama.Client(host={r.api!r}, timeout={need})",
+         f"OpenAI(base_url={r.api + '/v1'!r}, api_key='ollama', timeout={need})",
+         f"nginx: proxy_read_timeout {need}s;"))
+    stream_fix = FixStep(
+        "Stream responses (\"stream\": true): headers still wait for the load, but then the "
+        "wait is the load alone, not the load plus the whole answer.")
+    fixes = [raise_fix, _preload_fix(r), stream_fix]
+    never = ("Retrying with the same timeout cannot succeed: each time the client hangs up, "
+             "Ollama aborts the load.")
+    if given is not None:
+        comparison["compared"] = True
+        if load_s > given:
+            r.findings.append(Finding(
+                "slow-model-load", Severity.ERROR,
+                f"{what} of {r.model} takes {load_s:.1f} s, longer than the client's "
+                f"{given:g} s timeout. {never}",
+                {"load_s": round(load_s, 3), "client_timeout_s": given,
+                 "recommended_timeout_s": need}, fixes))
+        elif load_s > 0.8 * given:
+            r.findings.append(Finding(
+                "slow-model-load", Severity.WARNING,
+                f"{what} of {r.model} takes {load_s:.1f} s, close to the client's {given:g} s "
+                "timeout: a busier disk or machine pushes it over.",
+                {"load_s": round(load_s, 3), "client_timeout_s": given,
+                 "recommended_timeout_s": need}, fixes, Confidence.MEDIUM))
+        return
+    comparison["compared"] = False
+    late = clients_timing_out(load_s)
+    comparison["defaults_exceeded"] = [c.family for c in late]
+    if late:
+        names = ", ".join(f"{c.family} ({c.timeout_s:g} s)" for c in late)
+        r.findings.append(Finding(
+            "slow-model-load", Severity.WARNING,
+            f"{what} of {r.model} takes {load_s:.1f} s: clients left at their default "
+            f"timeouts would give up first — {names}. {never} Give --client-timeout to "
+            "compare with yours.",
+            {"load_s": round(load_s, 3), "client_timeout_s": None,
+             "defaults_exceeded": [{"family": c.family, "timeout_s": c.timeout_s,
+                                    "note": c.note} for c in late],
+             "recommended_timeout_s": need}, fixes, Confidence.MEDIUM))
+
+
+def _judge_churn(r: _Run, before: PsEntry | None, after: PsEntry | None, load_s: float,
+                 calls: list[dict[str, Any]]) -> None:
+    """Reloads the doctor can see without knowing the user's options.
+
+    - The model was loaded (by the user's client) and a call with default options reloaded
+      it: the runner's options differ from a default call's (``needsReload``, ollama-facts
+      §1.5), so clients that alternate the two reload every time. ``/api/ps`` showing another
+      context length afterwards proves it.
+    - Two identical, consecutive warm calls that each spent seconds in ``load_duration``:
+      something between them keeps reloading the model.
+    """
+    warm = [c["load_duration_ms"] / 1000 for c in calls]
+    r.facts["reload_threshold_s"] = RELOAD_S
+    ctx_before = before.context_length if before else None
+    ctx_after = after.context_length if after else None
+    evidence: dict[str, Any] = {"load_s": round(load_s, 3), "warm_load_s": warm,
+                                "context_before": ctx_before, "context_after": ctx_after}
+    reloads = [s for s in warm if is_reload(s)]
+    fix = [FixStep("Make every client send the same options (num_ctx above all) — or none, "
+                   "and set the context once on the server.",
+                   ("OLLAMA_CONTEXT_LENGTH=" + str(ctx_before or ctx_after or 8192)
+                    + "   # in the server's environment",
+                    '"options": {"num_ctx": ' + str(ctx_before or ctx_after or 8192) + "}")),
+           FixStep("Check that no client sends keep_alive 0 and that other models do not "
+                   "evict this one.", ("ollama ps",))]
+    if len(warm) >= 2 and len(reloads) == len(warm):
+        r.findings.append(Finding(
+            "reload-churn", Severity.WARNING,
+            f"Two identical consecutive calls to {r.model} each spent "
+            f"{min(warm):.1f} s or more reloading it: something reloads the model between "
+            "calls (clients with differing options, or other models evicting it).",
+            evidence, fix, Confidence.HIGH))
+        return
+    if r.facts.get("load_kind") == "reload":
+        changed = ctx_before is not None and ctx_after is not None and ctx_before != ctx_after
+        detail = (f" (context {ctx_before} → {ctx_after})" if changed else "")
+        r.findings.append(Finding(
+            "reload-churn", Severity.WARNING,
+            f"{r.model} was loaded, yet a call without options reloaded it in {load_s:.1f} s"
+            f"{detail}: clients that send different options (num_ctx, num_gpu …) reload the "
+            "model each time they alternate.",
+            evidence, fix, Confidence.HIGH if changed else Confidence.MEDIUM))
+        return
+    if reloads:
+        r.findings.append(Finding(
+            "reload-churn", Severity.WARNING,
+            f"A warm call to {r.model} spent {max(reloads):.1f} s reloading it: another client "
+            "changed the model's options or evicted it in between.",
+            evidence, fix, Confidence.MEDIUM))
+
+
+def _judge_offload(r: _Run, entry: PsEntry) -> None:
+    if entry.size <= 0:
+        return  # nothing in memory to place (the CLI's "100% CPU" would mislead here)
+    share = cpu_percent(entry.size, entry.size_vram)
+    if share is None or share == 0:
+        return
+    gib = entry.size / (1 << 30)
+    evidence = {"ps": entry.to_dict(), "other_loaded": r.others}
+    smaller = max(2048, (entry.context_length or 8192) // 2)
+    ctx_line = f"OLLAMA_CONTEXT_LENGTH={smaller}   # in the server's environment"
+    if entry.size_vram == 0:
+        message = (f"{r.model} runs 100% CPU ({gib:.1f} GiB in system memory, none on a GPU): "
+                   "no usable GPU was found, or the model does not fit on it.")
+        fix = [FixStep("Check the GPU the server found: look for 'inference compute' lines in "
+                       "its log (library=cpu means no GPU).",
+                       ("journalctl -u ollama --no-pager | grep 'inference compute'",
+                        "nvidia-smi")),
+               FixStep("If there is a GPU, use a smaller model, quantisation or context so it "
+                       "fits.", (ctx_line,))]
+        if r.others:  # they may hold the VRAM this model did not get
+            fix.append(r.free_memory_fix("VRAM"))
+    else:
+        message = (f"{r.model} runs {entry.processor} ({share}% of its {gib:.1f} GiB in system "
+                   "memory): it does not fit in VRAM, so every token is slower.")
+        fix = [FixStep("Make it fit: a smaller quantisation or model, a smaller context, or a "
+                       "quantised KV cache.",
+                       (ctx_line, "OLLAMA_FLASH_ATTENTION=1 OLLAMA_KV_CACHE_TYPE=q8_0")),
+               r.free_memory_fix("VRAM")]
+    r.findings.append(Finding("gpu-offload", Severity.WARNING, message, evidence, fix,
+                              Confidence.HIGH))
+
+
+def _truncation_test(r: _Run, entry: PsEntry, first: dict[str, Any]) -> None:
+    """Send a prompt longer than the context when that is cheap, and see if it is cut."""
+    ctx_len = entry.context_length
+    info: dict[str, Any] = {"ran": False, "context_length": ctx_len}
+    r.facts["truncation"] = info
+    if ctx_len is None:
+        info["why"] = "/api/ps gives no context_length (Ollama older than 0.10)"
+        return
+    if ctx_len > TRUNCATION_MAX_CTX:
+        info["why"] = f"context of {ctx_len} tokens: a longer prompt is too costly to send"
+        return
+    cost = truncation_cost_s(ctx_len, first.get("prompt_eval_count", 0),
+                             first.get("prompt_eval_ms", 0.0) / 1000)
+    info["estimated_s"] = None if math.isinf(cost) else round(cost, 2)
+    if cost > TRUNCATION_BUDGET_S:
+        info["why"] = (f"the server's prompt speed makes a {ctx_len}-token prompt cost more "
+                       f"than {TRUNCATION_BUDGET_S:g} s")
+        return
+    words = int(ctx_len * 1.5)
+    stream = r.stream({"model": r.model, "prompt": long_prompt(words), "stream": True,
+                       "options": {"num_predict": 1}, "keep_alive": r.keep_alive},
+                      max(r.quick, 4 * TRUNCATION_BUDGET_S))
+    info.update({"ran": True, "words_sent": words})
+    message = stream.stream_error or stream.body_error or ""
+    if stream.status == 400 and classify_server_error(400, message) == "prompt-truncated":
+        info["rejected"] = message[:300]
+        r.findings.append(Finding(
+            "prompt-truncated", Severity.INFO,
+            f"{r.model} rejects prompts longer than its {ctx_len}-token context (HTTP 400) "
+            "unless the client asks for a larger one.",
+            {"truncation": info}, [_ctx_fix(ctx_len)], Confidence.HIGH, 400))
+        return
+    if stream.final is None:
+        info["result"] = stream.to_evidence()
+        return
+    count = _ns(stream.final, "prompt_eval_count")
+    info["prompt_eval_count"] = count
+    if is_truncated(count, ctx_len):
+        r.findings.append(Finding(
+            "prompt-truncated", Severity.INFO,
+            f"Prompts longer than {ctx_len} tokens are cut without an error: a {words}-word "
+            f"test prompt was evaluated as {count} tokens. If your prompts are long, send a "
+            "larger options.num_ctx.",
+            {"truncation": info}, [_ctx_fix(ctx_len)], Confidence.HIGH))
+
+
+def _ctx_fix(ctx_len: int) -> FixStep:
+    bigger = max(8192, ctx_len * 4)
+    return FixStep("Ask for a context that holds your prompts, per call or as the server's "
+                   "default.",
+                   ('"options": {"num_ctx": ' + str(bigger) + "}",
+                    f"OLLAMA_CONTEXT_LENGTH={bigger}   # in the server's environment"))
+
+
+def _outcome(r: _Run, summary: str | None = None) -> Outcome:
+    worst = max((f.severity.rank for f in r.findings), default=-1)
+    status = Status.FAIL if worst >= Severity.ERROR.rank else (
+        Status.WARN if worst >= Severity.WARNING.rank else Status.PASS)
+    if summary is None:
+        summary = _summary(r)
+    return Outcome(status, summary, r.facts, r.findings)
+
+
+def _summary(r: _Run) -> str:
+    f = r.facts
+    kind = f.get("load_kind")
+    if kind == "cold":
+        head = f"{r.model} loaded cold in {f['load_s']:.2f} s"
+    elif kind == "reload":
+        head = f"{r.model} was reloaded in {f['load_s']:.2f} s"
+    else:
+        head = f"{r.model} was already loaded"
+    parts = [head]
+    if f.get("ttfb_ms") is not None:
+        parts.append(f"first byte {f['ttfb_ms']:.0f} ms")
+    if f.get("tokens_per_s"):
+        parts.append(f"{f['tokens_per_s']:g} tokens/s")
+    ps = f.get("ps")
+    if isinstance(ps, dict):
+        parts.append(str(ps.get("processor")))
+    return ", ".join(parts)

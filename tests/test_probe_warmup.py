@@ -1,0 +1,548 @@
+"""The warmup probe: its deciders as tables, then end to end against the emulator."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from ollama_doctor.probes import warmup
+from ollama_doctor.probes.warmup import (
+    classify_server_error,
+    clients_timing_out,
+    cpu_percent,
+    find_ps_entry,
+    is_truncated,
+    keep_alive_for,
+    parse_rfc3339,
+    processor,
+    recommended_timeout,
+)
+
+# ---------------------------------------------------------------------------------------------
+# classify_server_error
+
+
+@pytest.mark.parametrize(("status", "message", "cause"), [
+    # runner crashes, old (≤ v0.24) and new (v0.30+) wording, during load and mid-request
+    (500, "llama runner process has terminated: exit status 2", "runner-crashed"),
+    (500, "llama runner process has terminated: exit status 0xc0000409", "runner-crashed"),
+    (500, "llama-server process has terminated: exit status 1: error loading model",
+     "runner-crashed"),
+    (500, "llama runner process no longer running: 1 error", "runner-crashed"),
+    (500, "llama-server process no longer running: exit status 2 ", "runner-crashed"),
+    (None, "model runner has unexpectedly stopped, this may be due to resource limitations or "
+           "an internal error, check ollama server logs for details", "runner-crashed"),
+    # out of memory: llm/status.go substrings and the loaders' own sentences
+    (500, "model requires more system memory (39.4 GiB) than is available (30.0 GiB)",
+     "out-of-memory"),
+    (500, "model requires 12.0 GiB but only 7.5 GiB are available (after 1 GiB overhead)",
+     "out-of-memory"),
+    (500, "llama runner process has terminated: CUDA error: out of memory", "out-of-memory"),
+    (500, "llama-server process has terminated: signal: killed", "out-of-memory"),
+    (500, "llama-server reported out-of-memory during startup: cudaMalloc failed",
+     "out-of-memory"),
+    (500, "hipMalloc failed: out of device memory", "out-of-memory"),
+    (500, "ggml: failed to allocate buffer", "out-of-memory"),
+    (500, "Insufficient Memory for KV cache", "out-of-memory"),
+    (500, "VK_ERROR_OUT_OF_DEVICE_MEMORY", "out-of-memory"),
+    (500, "mlx: ErrorOutOfMemory", "out-of-memory"),
+    # the server's own load timeout, both wordings
+    (500, "timed out waiting for llama runner to start - progress 0.00 - ", "slow-model-load"),
+    (500, "timed out waiting for llama-server to start - last error", "slow-model-load"),
+    # queue full: the exact message with its two spaces, and a bare 503
+    (503, "server busy, please try again.  maximum pending requests exceeded", "server-busy"),
+    (503, "Service Unavailable", "server-busy"),
+    # capability, too old, truncation rejection, not found
+    (400, "\"nomic-embed-text\" does not support generate", "model-capability"),
+    (400, "registry.ollama.ai/library/dolphin-mistral:latest does not support tools",
+     "model-capability"),
+    (500, "error loading model: unknown model architecture: 'qwen3'", "ollama-outdated"),
+    (400, "the prompt is longer than the context length currently available to the model; "
+          "shorten the prompt", "prompt-truncated"),
+    (404, "model 'llama3.1' not found", "model-not-found"),
+    (404, "model \"x\" not found, try pulling it first", "model-not-found"),
+    (404, "404 page not found", "wrong-base-path"),
+    # everything else by status
+    (None, "an error was encountered while running the model: unexpected EOF", "runner-crashed"),
+    (500, "", "server-error"),
+    (None, "something odd", "server-error"),
+    (-1, "something odd", "server-error"),
+    (429, "Too Many Requests", "rate-limited"),
+    (401, "unauthorized", "auth-required"),
+    (401, '{"error":"unauthorized","signin_url":"https://ollama.com/connect"}',
+     "cloud-signin-required"),
+    (400, "time: missing unit in duration \"300\"", "bad-request"),
+    (418, "teapot", "bad-request"),
+    (502, "<html>502 Bad Gateway</html>", "bad-gateway"),
+    (504, "<html>504 Gateway Time-out</html>", "gateway-timeout"),
+])
+def test_classify_server_error(status: int | None, message: str, cause: str) -> None:
+    assert classify_server_error(status, message) == cause
+
+
+def test_classifier_causes_exist_in_the_catalogue() -> None:
+    from ollama_doctor.causes import CAUSES
+
+    table = {cause for _, cause in warmup.SERVER_ERRORS} | set(warmup._STATUS_CAUSES.values())
+    assert table | {"server-error", "wrong-base-path"} <= set(CAUSES)
+
+
+# ---------------------------------------------------------------------------------------------
+# timeouts
+
+
+@pytest.mark.parametrize(("load_s", "expected"), [
+    (24.0, 30),  # the troubleshooting guide's case study: 1.25 × 24 = 30 exactly
+    (24.1, 30), (24.4, 30),  # as measured: the load counts to two significant figures
+    (24.6, 45),
+    (2.4, 3),  # the same, scaled down: 2.4 × 1.25 is 3.0000000000000004 in floating point
+    (2.412, 3), (2.46, 5),
+    (0.0, 1), (0.5, 1), (0.8, 1), (0.86, 2), (4.0, 5), (4.1, 10), (8.0, 10), (12.0, 15),
+    (16.0, 20), (25.0, 45), (36.0, 45), (48.0, 60), (50.0, 90), (100.0, 180),
+    (240.0, 300), (300.0, 450), (480.0, 600), (2800.0, 3600), (2880.0, 4500), (3000.0, 4500),
+])
+def test_recommended_timeout(load_s: float, expected: int) -> None:
+    assert recommended_timeout(load_s) == expected
+    assert expected >= float(f"{load_s:.2g}") * 1.25 - 1e-9
+
+
+@pytest.mark.parametrize(("load_s", "families"), [
+    (3.0, []),
+    (24.0, ["httpx"]),
+    (61.0, ["httpx", "nginx"]),
+    (301.0, ["httpx", "nginx", "node-undici"]),
+    (700.0, ["httpx", "nginx", "node-undici", "openai-python"]),
+])
+def test_client_defaults_exceeded(load_s: float, families: list[str]) -> None:
+    assert [c.family for c in clients_timing_out(load_s)] == families
+
+
+# ---------------------------------------------------------------------------------------------
+# /api/ps
+
+
+@pytest.mark.parametrize(("size", "vram", "text", "cpu"), [
+    (1000, 0, "100% CPU", 100),
+    (1000, 1000, "100% GPU", 0),
+    (1000, 600, "40%/60% CPU/GPU", 40),
+    (1000, 1, "100%/0% CPU/GPU", 100),
+    (1000, 1500, "Unknown", None),
+    (0, 0, "100% CPU", 100),
+    (0, 10, "Unknown", None),
+])
+def test_processor_column(size: int, vram: int, text: str, cpu: int | None) -> None:
+    assert processor(size, vram) == text
+    assert cpu_percent(size, vram) == cpu
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2026-08-21T10:00:00Z", datetime(2026, 8, 21, 10, 0, 0, tzinfo=timezone.utc)),
+    ("2026-08-21T10:00:00.123456789Z",
+     datetime(2026, 8, 21, 10, 0, 0, 123456, tzinfo=timezone.utc)),
+    ("2026-08-21T12:00:00.5+02:00", datetime(2026, 8, 21, 10, 0, 0, 500000, tzinfo=timezone.utc)),
+    ("2318-08-21T10:00:00-07:00", datetime(2318, 8, 21, 17, 0, 0, tzinfo=timezone.utc)),
+    ("yesterday", None),
+    ("2026-13-40T10:00:00Z", None),
+])
+def test_parse_rfc3339(text: str, expected: datetime | None) -> None:
+    assert parse_rfc3339(text) == expected
+
+
+@pytest.mark.parametrize(("expires_in", "sent"), [
+    (None, "10m"), (-5.0, "10m"), (299.0, "10m"), (600.0, "10m"), (3600.2, 3601),
+    (292 * 365 * 86400.0, -1),
+])
+def test_keep_alive_never_shortens(expires_in: float | None, sent: str | int) -> None:
+    assert keep_alive_for(expires_in) == sent
+
+
+def test_find_ps_entry_uses_ollamas_name_rules() -> None:
+    now = datetime(2026, 8, 21, 10, 0, 0, tzinfo=timezone.utc)
+    data: dict[str, Any] = {"models": [
+        "garbage",
+        {"name": "qwen3:8b", "size": 5, "size_vram": 5},
+        {"name": "llama3.2:latest", "model": "llama3.2:latest", "size": 2000, "size_vram": 800,
+         "expires_at": (now + timedelta(minutes=4)).isoformat().replace("+00:00", "Z"),
+         "context_length": 4096},
+    ]}
+    entry = find_ps_entry(data, "Llama3.2", now)
+    assert entry is not None
+    assert entry.to_dict() == {
+        "name": "llama3.2:latest", "size": 2000, "size_vram": 800,
+        "processor": "60%/40% CPU/GPU", "context_length": 4096,
+        "expires_at": "2026-08-21T10:04:00Z", "expires_in_s": 240.0}
+    assert find_ps_entry(data, "registry.ollama.ai/library/llama3.2:latest", now) is not None
+    assert find_ps_entry(data, "llama3.2:1b", now) is None
+    old = find_ps_entry({"models": [{"name": "qwen3:8b", "size": "x"}]}, "qwen3:8b", now)
+    assert old is not None and old.context_length is None and old.size == 0
+    for bad in (None, [], {"models": None}, {"models": "x"}):
+        assert find_ps_entry(bad, "qwen3:8b", now) is None
+
+
+def test_other_models() -> None:
+    data = {"models": [{"name": "llama3.2:latest"}, {"name": "qwen3:8b"}, {"name": "qwen3:8b"},
+                       {"model": "x"}, "junk"]}
+    assert warmup.other_models(data, "llama3.2") == ["qwen3:8b"]
+    assert warmup.other_models(None, "llama3.2") == []
+
+
+@pytest.mark.parametrize(("count", "ctx", "cut"), [
+    (4096, 4096, True), (2048, 4096, True), (4300, 4096, True), (6144, 4096, False),
+    (0, 4096, False), (7000, 4096, False),
+])
+def test_is_truncated(count: int, ctx: int, cut: bool) -> None:
+    assert is_truncated(count, ctx) is cut
+
+
+def test_truncation_cost_and_prompt() -> None:
+    assert warmup.truncation_cost_s(4096, 8, 0.004) == pytest.approx(2.048)
+    assert warmup.truncation_cost_s(4096, 0, 0.0) == float("inf")
+    words = warmup.long_prompt(100).split()
+    assert len(words) == 100 and words[0] == "alpha" and words[16] == "alpha"
+
+
+# ---------------------------------------------------------------------------------------------
+# deciders that need a run's state (no network)
+
+
+def _bare_run(**options: Any) -> warmup._Run:
+    from ollama_doctor.context import Context, Options
+    from ollama_doctor.target import parse_target
+
+    ctx = Context(target=parse_target("http://127.0.0.1:11434"), options=Options(**options))
+    run = warmup._Run(ctx, "llama3.2", "http://127.0.0.1:11434", {}, client=None)
+    run.facts["load_kind"] = "cold"
+    return run
+
+
+def test_guides_case_study_24s_load_against_10s_timeout() -> None:
+    """The troubleshooting guide's numbers: a 24 s first load, a client that waits 10 s."""
+    run = _bare_run(model="llama3.2", client_timeout=10.0)
+    warmup._judge_load_time(run, 24.0)
+    (finding,) = run.findings
+    assert (finding.cause, finding.severity.value, finding.code) == ("slow-model-load", "error",
+                                                                     None)
+    assert finding.message == (
+        "A cold load of llama3.2 takes 24.0 s, longer than the client's 10 s timeout. Retrying "
+        "with the same timeout cannot succeed: each time the client hangs up, Ollama aborts "
+        "the load.")
+    assert finding.evidence == {"load_s": 24.0, "client_timeout_s": 10.0,
+                                "recommended_timeout_s": 30}
+    raise_it, preload, stream = finding.fix
+    assert raise_it.text.startswith("Raise the client's timeout to at least 30 s")
+    assert "ollama.Client(host='http://127.0.0.1:11434', timeout=30)" in raise_it.commands
+    assert preload.commands[0] == ("curl http://127.0.0.1:11434/api/generate -d "
+                                   "'{\"model\": \"llama3.2\", \"keep_alive\": -1}'")
+    assert stream.text.startswith("Stream responses")
+
+
+@pytest.mark.parametrize(("load_s", "families", "finding"), [
+    (3.0, [], False),
+    (24.0, ["httpx"], True),
+    (70.0, ["httpx", "nginx"], True),
+])
+def test_unknown_client_timeout_names_the_defaults_exceeded(
+        load_s: float, families: list[str], finding: bool) -> None:
+    run = _bare_run()
+    warmup._judge_load_time(run, load_s)
+    assert run.facts["client_timeout"]["defaults_exceeded"] == families
+    assert bool(run.findings) is finding
+    if finding:
+        (f,) = run.findings
+        assert (f.cause, f.severity.value, f.confidence.value) == ("slow-model-load", "warning",
+                                                                   "medium")
+        assert [d["family"] for d in f.evidence["defaults_exceeded"]] == families
+
+
+def test_close_to_the_client_timeout_is_a_warning() -> None:
+    run = _bare_run(client_timeout=10.0)
+    warmup._judge_load_time(run, 9.0)
+    assert [(f.cause, f.severity.value) for f in run.findings] == [("slow-model-load",
+                                                                    "warning")]
+    run = _bare_run(client_timeout=10.0)
+    warmup._judge_load_time(run, 5.0)
+    assert run.findings == []
+
+
+def _ps(ctx_len: int) -> warmup.PsEntry:
+    return warmup.PsEntry("llama3.2:latest", 10, 10, ctx_len, None, None)
+
+
+@pytest.mark.parametrize(("kind", "warm_ms", "before", "after", "expected"), [
+    # two identical warm calls that both reload: something reloads between calls
+    ("warm", [2400.0, 2300.0], 4096, 4096, ("warning", "high", "Two identical")),
+    # loaded with other options; a default call reloaded it and the context changed
+    ("reload", [2.0, 2.0], 8192, 4096, ("warning", "high", "was loaded, yet")),
+    ("reload", [2.0, 2.0], 4096, 4096, ("warning", "medium", "was loaded, yet")),
+    # one warm call reloaded
+    ("warm", [2.0, 900.0], 4096, 4096, ("warning", "medium", "A warm call")),
+    # healthy: a few ms each
+    ("warm", [2.1, 2.2], 4096, 4096, None),
+    ("cold", [2.1, 2.2], None, 4096, None),
+])
+def test_reload_churn(kind: str, warm_ms: list[float], before: int | None, after: int,
+                      expected: tuple[str, str, str] | None) -> None:
+    run = _bare_run()
+    run.facts["load_kind"] = kind
+    calls = [{"load_duration_ms": ms} for ms in warm_ms]
+    warmup._judge_churn(run, _ps(before) if before else None, _ps(after), 2.4, calls)
+    if expected is None:
+        assert run.findings == []
+        return
+    (finding,) = run.findings
+    assert (finding.cause, finding.severity.value, finding.confidence.value) == (
+        "reload-churn", *expected[:2])
+    assert expected[2] in finding.message
+
+
+# ---------------------------------------------------------------------------------------------
+# end to end: the real CLI against the emulator
+
+FAST = 0.01  # emulator time scale: token and prompt delays shrink to almost nothing
+
+
+def _top(run: Any) -> dict[str, Any]:
+    doc = run.json()
+    assert doc["diagnosis"], doc["checks"]
+    top: dict[str, Any] = doc["diagnosis"][0]
+    return top
+
+
+def _check(doc: dict[str, Any], probe_id: str = "warmup") -> dict[str, Any]:
+    (check,) = [c for c in doc["checks"] if c["id"] == probe_id]
+    return dict(check)
+
+
+def _never_pulled(emu: Any) -> None:
+    assert not [r for r in emu.requests if r.path == "/api/pull"]
+
+
+def test_s16_cold_load_longer_than_client_timeout(emulator: Any, cli: Any) -> None:
+    # The guide's 24 s load against a 10 s timeout, scaled by 0.1: 2.4 s against 1 s.
+    emu = emulator(time_scale=0.1, cold_load="24")
+    run = cli("probe", "warmup", "--host", emu.url, "-m", "llama3.2", "--client-timeout", "1",
+              "--json")
+    assert run.code == 1, run.stderr
+    top = _top(run)
+    assert (top["cause"], top["code"], top["severity"]) == ("slow-model-load", 504, "error")
+    assert top["evidence"]["recommended_timeout_s"] == 3  # 1.25 × 2.4 s
+    assert 2.4 <= top["evidence"]["load_s"] < 2.4 * 1.05
+    assert top["retry"]["helps"] is False
+    assert "Retrying with the same timeout cannot succeed" in top["explanation"]
+    commands = [c for step in top["fix"] for c in step["commands"]]
+    assert f"ollama.Client(host='{emu.url}', timeout=3)" in commands
+    assert (f"curl {emu.url}/api/generate -d '{{\"model\": \"llama3.2\", \"keep_alive\": -1}}'"
+            in commands)
+    check = _check(run.json())
+    assert check["facts"]["load_kind"] == "cold" and check["facts"]["loaded_before"] is False
+    _never_pulled(emu)
+
+
+def test_model_already_warm_is_healthy(emulator: Any, cli: Any) -> None:
+    import httpx
+
+    emu = emulator(time_scale=FAST)
+    httpx.post(emu.url + "/api/generate", json={"model": "llama3.2", "keep_alive": "1h"},
+               timeout=10)
+    run = cli("check", "--host", emu.url, "-m", "llama3.2", "--json")
+    assert run.code == 0, run.stdout
+    doc = run.json()
+    assert not [d for d in doc["diagnosis"] if d["severity"] in ("error", "critical")]
+    check = _check(doc)
+    assert check["status"] == "pass"
+    facts = check["facts"]
+    assert facts["loaded_before"] is True and facts["load_kind"] == "warm"
+    assert facts["ps_before"]["expires_in_s"] > 3000
+    assert facts["keep_alive_sent"] > 3000  # the hour it had is kept, not cut to 10 minutes
+    assert facts["ps"]["processor"] == "100% GPU"
+    assert all(ms < 200 for ms in facts["warm_load_ms"])
+    assert facts["tokens_per_s"] > 0 and facts["ttfb_ms"] > 0
+    _never_pulled(emu)
+
+
+def test_cold_flag_unloads_first(emulator: Any, cli: Any) -> None:
+    import httpx
+
+    emu = emulator(time_scale=FAST)
+    httpx.post(emu.url + "/api/generate", json={"model": "llama3.2"}, timeout=10)
+    run = cli("probe", "warmup", "--host", emu.url, "-m", "llama3.2", "--cold", "--json")
+    facts = _check(run.json())["facts"]
+    assert (facts["loaded_before"], facts["unloaded"], facts["load_kind"]) == (True, True, "cold")
+    unload = [json.loads(r.body) for r in emu.requests if r.path == "/api/generate"
+              and json.loads(r.body).get("keep_alive") == 0]
+    assert unload == [{"model": "llama3.2", "prompt": "", "stream": False, "keep_alive": 0}]
+
+
+def test_no_model_skips(emulator: Any, cli: Any) -> None:
+    emu = emulator()
+    run = cli("probe", "warmup", "--host", emu.url, "--json")
+    assert run.code == 0
+    check = _check(run.json())
+    assert check["status"] == "skip"
+    assert "no model given" in check["summary"] and "never pulls" in check["summary"]
+    assert not [r for r in emu.requests if r.path in ("/api/generate", "/api/pull")]
+
+
+def test_cloud_model_skips(emulator: Any, cli: Any) -> None:
+    emu = emulator(models=["llama3.2:latest", "gpt-oss:120b-cloud"])
+    run = cli("probe", "warmup", "--host", emu.url, "-m", "gpt-oss:120b-cloud", "--json")
+    check = _check(run.json())
+    assert check["status"] == "skip" and "cloud model" in check["summary"]
+    assert not [r for r in emu.requests if r.path in ("/api/generate", "/api/pull")]
+
+
+@pytest.mark.parametrize(("faults", "message"), [
+    ({"runner_crash": "old"}, "llama runner process has terminated: exit status 2"),
+    ({"runner_crash": "new"}, "llama-server process has terminated: exit status 2"),
+])
+def test_s23_runner_crash_at_load(emulator: Any, cli: Any, faults: dict[str, str],
+                                  message: str) -> None:
+    emu = emulator(time_scale=FAST, **faults)
+    run = cli("probe", "warmup", "--host", emu.url, "-m", "llama3.2", "--json")
+    assert run.code == 1
+    top = _top(run)
+    assert (top["cause"], top["code"], top["severity"]) == ("runner-crashed", 500, "error")
+    assert message in top["explanation"]
+
+
+@pytest.mark.parametrize("message", [
+    "model runner has unexpectedly stopped, this may be due to resource limitations or an "
+    "internal error, check ollama server logs for details",
+    "",  # the emulator's default: an error was encountered while running the model: …
+])
+def test_s23_runner_crash_mid_stream(emulator: Any, cli: Any, message: str) -> None:
+    emu = emulator(time_scale=FAST, mid_stream_error=message)
+    run = cli("probe", "warmup", "--host", emu.url, "-m", "llama3.2", "--json")
+    assert run.code == 1
+    top = _top(run)
+    # the error arrived on an HTTP 200 stream; the code is what the client's call amounts to
+    assert (top["cause"], top["code"], top["severity"]) == ("runner-crashed", 500, "error")
+    assert "in the middle of the stream (HTTP 200)" in top["explanation"]
+
+
+@pytest.mark.parametrize("kind", ["new", "killed"])  # "old" wording: see the classifier table
+def test_s24_out_of_memory(emulator: Any, cli: Any, kind: str) -> None:
+    emu = emulator(time_scale=FAST, oom=kind)
+    run = cli("probe", "warmup", "--host", emu.url, "-m", "llama3.2", "--json")
+    assert run.code == 1
+    top = _top(run)
+    assert (top["cause"], top["code"], top["severity"]) == ("out-of-memory", 500, "error")
+
+
+@pytest.mark.parametrize(("offload", "processor", "share"), [
+    ("40", "60%/40% CPU/GPU", "60% of its"),
+    ("0", "100% CPU", "none on a GPU"),
+])
+def test_s26_gpu_offload(emulator: Any, cli: Any, offload: str, processor: str,
+                         share: str) -> None:
+    import httpx
+
+    emu = emulator(time_scale=FAST, offload=offload, models=["llama3.2:latest", "qwen3:8b"])
+    # another model already holds memory on the server
+    httpx.post(emu.url + "/api/generate", json={"model": "qwen3:8b"}, timeout=10)
+    run = cli("probe", "warmup", "--host", emu.url, "-m", "llama3.2", "--json")
+    assert run.code == 0  # slow, not failing
+    top = _top(run)
+    assert (top["cause"], top["code"], top["severity"]) == ("gpu-offload", None, "warning")
+    assert processor in top["explanation"] and share in top["explanation"]
+    assert top["evidence"]["ps"]["processor"] == processor
+    assert top["evidence"]["other_loaded"] == ["qwen3:8b"]
+    commands = [c for step in top["fix"] for c in step["commands"]]
+    assert "ollama stop qwen3:8b" in commands
+    assert "OLLAMA_CONTEXT_LENGTH=2048   # in the server's environment" in commands
+
+
+def test_s27_reload_churn(emulator: Any, cli: Any) -> None:
+    import httpx
+
+    emu = emulator(time_scale=0.1, cold_load="5")  # 0.5 s per load
+    # the user's client loaded the model with its own num_ctx …
+    httpx.post(emu.url + "/api/generate",
+               json={"model": "llama3.2", "prompt": "hi", "stream": False,
+                     "options": {"num_ctx": 8192}}, timeout=10)
+    # … and a call without options reloads it
+    run = cli("probe", "warmup", "--host", emu.url, "-m", "llama3.2", "--json")
+    top = _top(run)
+    assert (top["cause"], top["severity"], top["confidence"]) == ("reload-churn", "warning",
+                                                                   "high")
+    assert "(context 8192 → 4096)" in top["explanation"]
+    assert top["evidence"]["context_before"] == 8192
+    assert top["evidence"]["context_after"] == 4096
+    assert top["evidence"]["load_s"] >= 0.5
+
+
+def test_s28_prompt_truncated(emulator: Any, cli: Any) -> None:
+    emu = emulator(time_scale=FAST, context="2048")
+    run = cli("probe", "warmup", "--host", emu.url, "-m", "llama3.2", "--json")
+    assert run.code == 0
+    top = _top(run)
+    assert (top["cause"], top["severity"]) == ("prompt-truncated", "info")
+    truncation = top["evidence"]["truncation"]
+    assert truncation["ran"] is True and truncation["words_sent"] == 3072
+    assert truncation["prompt_eval_count"] == 2048  # pinned at the context length
+    assert "Prompts longer than 2048 tokens are cut" in top["explanation"]
+
+
+def test_large_context_skips_the_truncation_test(emulator: Any, cli: Any) -> None:
+    emu = emulator(time_scale=FAST, context="32768")
+    run = cli("probe", "warmup", "--host", emu.url, "-m", "llama3.2", "--json")
+    doc = run.json()
+    assert doc["diagnosis"] == []
+    assert _check(doc)["facts"]["truncation"]["ran"] is False
+
+
+def test_embedding_model_is_warmed_with_embed(emulator: Any, cli: Any) -> None:
+    emu = emulator(time_scale=FAST, models=["nomic-embed-text:latest"])
+    run = cli("probe", "warmup", "--host", emu.url, "-m", "nomic-embed-text", "--json")
+    assert run.code == 0, run.stdout
+    doc = run.json()
+    assert not [d for d in doc["diagnosis"] if d["severity"] in ("error", "critical")]
+    facts = _check(doc)["facts"]
+    assert facts["warmed_with"] == "/api/embed" and facts["load_kind"] == "cold"
+    assert not [r for r in emu.requests if r.path == "/api/generate"]
+    first = next(json.loads(r.body) for r in emu.requests if r.path == "/api/embed")
+    assert first == {"model": "nomic-embed-text", "input": [], "keep_alive": "10m"}
+
+
+def test_queue_full_during_the_load(emulator: Any, cli: Any) -> None:
+    import threading
+
+    import httpx
+
+    emu = emulator(queue="0", cold_load="3")
+
+    def other_client() -> None:
+        with contextlib.suppress(httpx.HTTPError):  # cut short when the emulator stops
+            httpx.post(emu.url + "/api/generate", json={"model": "llama3.2"}, timeout=10)
+
+    # another client is loading the model: one request already waits for the load
+    other = threading.Thread(target=other_client, daemon=True)
+    other.start()
+    deadline = time.monotonic() + 5
+    while "llama3.2:latest" not in emu.loaded and time.monotonic() < deadline:
+        time.sleep(0.01)
+    run = cli("probe", "warmup", "--host", emu.url, "-m", "llama3.2", "--json")
+    top = _top(run)
+    assert (top["cause"], top["code"]) == ("server-busy", 503)
+    assert "server busy, please try again.  maximum pending requests exceeded" in (
+        top["explanation"])
+
+
+def test_stream_cut_by_a_proxy_read_timeout(emulator: Any, cli: Any) -> None:
+    """A 200 stream that a gateway cuts between tokens is the gateway's timeout (S22's stream
+    side), not a server error with code 200."""
+    from tests.support.reverse_proxy import ReverseProxy
+
+    emu = emulator(slow_generate="3")  # first token, then 3 s of silence
+    with ReverseProxy(emu.url, read_timeout=1.0) as proxy:
+        run = cli("probe", "warmup", "--host", proxy.url, "-m", "llama3.2", "--json")
+    assert run.code == 1
+    top = _top(run)
+    assert (top["cause"], top["code"], top["severity"]) == ("gateway-timeout", 504, "error")
+    assert top["evidence"]["server"].startswith("nginx")
+    assert "cut a streamed answer" in top["explanation"]
