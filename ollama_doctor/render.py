@@ -55,7 +55,7 @@ def report(doc: dict[str, Any], out: Console, *, verbose: bool = False) -> None:
         glyph, style = GLYPH[check["status"]]
         took = "" if check["status"] == "skip" else f"{check['duration_ms']:.0f} ms"
         out.print(f"  [{style}]{glyph}[/] {check['id']:<{width}}  {took:>8}  "
-                  f"{escape(check['summary'])}")
+                  f"{escape(check['summary'])}", soft_wrap=True)
         if verbose:
             _facts(check, out)
     if "error_text" in doc:
@@ -77,7 +77,7 @@ def report(doc: dict[str, Any], out: Console, *, verbose: bool = False) -> None:
     summary = doc["summary"]
     style = STATUS_STYLE[summary["status"]]
     out.print(f"[{style}]{summary['status'].upper()}[/] — {escape(summary['headline'])} "
-              f"(exit {summary['exit_code']})")
+              f"(exit {summary['exit_code']})", soft_wrap=True)
 
 
 def _diagnosis(diag: dict[str, Any], out: Console, *, full: bool) -> None:
@@ -85,7 +85,8 @@ def _diagnosis(diag: dict[str, Any], out: Console, *, full: bool) -> None:
     code = f" · HTTP {diag['code']}" if diag["code"] is not None else ""
     head = f"{diag['rank']}. {diag['cause']}"
     out.print(f" [{style}]{escape(head)}[/] — {escape(diag['title'])} "
-              f"[dim]({diag['severity']} · {diag['confidence']} confidence{code})[/]")
+              f"[dim]({diag['severity']} · {diag['confidence']} confidence{code})[/]",
+              soft_wrap=True)
     out.print(f"    {escape(diag['explanation'])}", soft_wrap=True)
     if not full:
         for step in diag["fix"][:1]:
