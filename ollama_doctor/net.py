@@ -316,25 +316,50 @@ def request(
     try:
         with httpx.Client(trust_env=False, proxy=proxy, timeout=limits, verify=verify,
                           follow_redirects=False) as client:
-            kwargs: dict[str, Any] = {"headers": headers or {}}
-            if json_body is not None:
-                kwargs["json"] = json_body
-            elif content is not None:
-                kwargs["content"] = content
-            with client.stream(method, url, **kwargs) as response:
-                reply.ttfb_ms = (time.perf_counter() - started) * 1000
-                reply.status = response.status_code
-                reply.headers = {k.lower(): v for k, v in response.headers.items()}
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in response.iter_raw():
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size > max_bytes:
-                        reply.truncated = True
-                        break
-                reply.body = b"".join(chunks)[:max_bytes]
+            return exchange(client, method, url, timeout=timeout,
+                            connect_timeout=connect_timeout or timeout, headers=headers or {},
+                            json_body=json_body, content=content, max_bytes=max_bytes,
+                            started=started)
+    except Exception as exc:  # building the client failed (a bad proxy URL, say)
+        reply.error = classify(exc)
+    reply.elapsed_ms = (time.perf_counter() - started) * 1000
+    return reply
+
+
+def exchange(client: Any, method: str, url: str, *, timeout: float, connect_timeout: float,
+             headers: dict[str, str], json_body: Any = None, content: bytes | None = None,
+             max_bytes: int = MAX_BODY, started: float | None = None) -> HttpReply:
+    """One bounded exchange on an existing ``httpx.Client``; never raises for network trouble.
+
+    Timed from ``started`` (default: now), so a caller that times a model load can leave out
+    the tens of milliseconds that building a client (loading CA certificates) costs.
+    """
+    import httpx
+
+    reply = HttpReply(method, url)
+    started = time.perf_counter() if started is None else started
+    kwargs: dict[str, Any] = {"headers": headers,
+                              "timeout": httpx.Timeout(timeout, connect=connect_timeout)}
+    if json_body is not None:
+        kwargs["json"] = json_body
+    elif content is not None:
+        kwargs["content"] = content
+    try:
+        with client.stream(method, url, **kwargs) as response:
+            reply.ttfb_ms = (time.perf_counter() - started) * 1000
+            reply.status = response.status_code
+            reply.headers = {k.lower(): v for k, v in response.headers.items()}
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_raw():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > max_bytes:
+                    reply.truncated = True
+                    break
+            reply.body = b"".join(chunks)[:max_bytes]
     except Exception as exc:
         reply.error = classify(exc)
     reply.elapsed_ms = (time.perf_counter() - started) * 1000
     return reply
+

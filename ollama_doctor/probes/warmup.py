@@ -367,29 +367,8 @@ def exchange(client: Any, method: str, url: str, *, timeout: float, connect_time
              max_bytes: int = 1 << 20) -> net.HttpReply:
     """One bounded exchange on ``client`` (an ``httpx.Client``), timed from the request only:
     building a client loads CA certificates, which would add tens of ms to a measured load."""
-    import httpx
-
-    reply = net.HttpReply(method, url)
-    started = time.perf_counter()
-    try:
-        with client.stream(method, url, json=json_body, headers=headers,
-                           timeout=httpx.Timeout(timeout, connect=connect_timeout)) as response:
-            reply.ttfb_ms = (time.perf_counter() - started) * 1000
-            reply.status = response.status_code
-            reply.headers = {k.lower(): v for k, v in response.headers.items()}
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_raw():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > max_bytes:
-                    reply.truncated = True
-                    break
-            reply.body = b"".join(chunks)[:max_bytes]
-    except Exception as exc:
-        reply.error = net.classify(exc)
-    reply.elapsed_ms = (time.perf_counter() - started) * 1000
-    return reply
+    return net.exchange(client, method, url, timeout=timeout, connect_timeout=connect_timeout,
+                        headers=headers, json_body=json_body, max_bytes=max_bytes)
 
 
 def stream_call(client: Any, url: str, body: dict[str, Any], *, headers: dict[str, str],
