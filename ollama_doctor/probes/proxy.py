@@ -67,8 +67,10 @@ PROXY_DEFAULT_PORTS = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080
 
 def socksio_importable() -> bool:
     """Whether httpx could load SOCKS support in this interpreter (tests replace this)."""
-    try:
-        import socksio  # noqa: F401
+    import importlib
+
+    try:  # imported by name: socksio is optional, so the type checker may not have it
+        importlib.import_module("socksio")
     except Exception:
         return False
     return True
