@@ -15,6 +15,7 @@ from ollama_doctor.probes import auth
 from ollama_doctor.probes.auth import Verdict403, decide_403
 from ollama_doctor.result import Confidence
 from tests.conftest import CliRun
+from tests.support.report import check_of, commands, errors, top
 from tests.support.reverse_proxy import ReverseProxy
 
 # ---------------------------------------------------------------------------------------------
@@ -142,22 +143,6 @@ def test_decide_403_by_body() -> None:
 # end to end: helpers
 
 
-def top(doc: dict[str, Any]) -> dict[str, Any]:
-    diagnosis: list[dict[str, Any]] = doc["diagnosis"]
-    assert diagnosis, "no diagnosis"
-    return diagnosis[0]
-
-
-def check_of(doc: dict[str, Any], probe_id: str) -> dict[str, Any]:
-    return next(c for c in doc["checks"] if c["id"] == probe_id)
-
-
-def errors(doc: dict[str, Any]) -> list[str]:
-    return [d["cause"] for d in doc["diagnosis"] if d["severity"] in ("error", "critical")]
-
-
-def commands(diag: dict[str, Any]) -> list[str]:
-    return [c for step in diag["fix"] for c in step["commands"]]
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import pytest
 
 from ollama_doctor.probes import latency
 from tests.conftest import CliRun
+from tests.support.report import check_of
 
 # ---------------------------------------------------------------------------------------------
 # pure helpers
@@ -311,8 +312,6 @@ def ollama_server() -> Iterator[Callable[..., str]]:
         thread.join(5)
 
 
-def check_of(doc: dict[str, Any], probe_id: str) -> dict[str, Any]:
-    return next(c for c in doc["checks"] if c["id"] == probe_id)
 
 
 def worst(doc: dict[str, Any]) -> set[str]:

@@ -19,6 +19,7 @@ from ollama_doctor.probes.models import CommandResult
 from ollama_doctor.result import Severity, Status
 from ollama_doctor.target import parse_target
 from tests.conftest import CliRun
+from tests.support.report import check_of, commands, errors, top
 
 LISTING = (
     "NAME                       ID              SIZE      MODIFIED\n"
@@ -40,22 +41,6 @@ def fake_cli(tmp_path: Path, listing: str | None) -> dict[str, str]:
     return {"PATH": str(bindir)}
 
 
-def top(doc: dict[str, Any]) -> dict[str, Any]:
-    diagnosis: list[dict[str, Any]] = doc["diagnosis"]
-    assert diagnosis, "no diagnosis"
-    return diagnosis[0]
-
-
-def check_of(doc: dict[str, Any], probe_id: str) -> dict[str, Any]:
-    return next(c for c in doc["checks"] if c["id"] == probe_id)
-
-
-def errors(doc: dict[str, Any]) -> list[str]:
-    return [d["cause"] for d in doc["diagnosis"] if d["severity"] in ("error", "critical")]
-
-
-def commands(diag: dict[str, Any]) -> list[str]:
-    return [c for step in diag["fix"] for c in step["commands"]]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from tests.conftest import CliRun, clean_environ, free_port
 from tests.support.guard import loopback_only
 from tests.support.netns import Netns, require_netns
 from tests.support.proxy import ForwardProxy
+from tests.support.report import check_of
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "hunter2-Pr0xy"
@@ -398,11 +399,6 @@ def cli_json(cli: Callable[..., CliRun], *args: str, env: dict[str, str]) -> tup
     result = cli(*args, "--json", env=env)
     assert result.stdout, result.stderr
     return result.code, result.json()
-
-
-def check_of(doc: dict[str, Any], probe_id: str) -> dict[str, Any]:
-    found: dict[str, Any] = next(c for c in doc["checks"] if c["id"] == probe_id)
-    return found
 
 
 def top(doc: dict[str, Any]) -> tuple[str, int | None, str]:
