@@ -1,0 +1,311 @@
+"""The inference path shared by ``/api/generate``, ``/api/chat`` and the OpenAI routes.
+
+``completion`` is Ollama's ``GenerateHandler``/``ChatHandler`` up to the point where output is
+written: name and capability checks (``server/routes.go``, v0.33), load-only and unload
+requests (``docs/ollama-wire.md`` §1.5), scheduling through the
+:class:`~.scheduler.Scheduler` (so every load fault reaches every route), then a *producer*
+that writes the answer in the route's format. ``run_model`` simulates prompt evaluation and
+token generation, and is where ``mid-stream-error`` and ``slow-generate`` act.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from .cloud import cloud_check
+from .logs import Log
+from .models import ModelSpec, full_name, split_name
+from .scheduler import LoadedModel, RunOptions
+from .wire import CT_NDJSON, GARBAGE, ClientGone, Ctx, HTTPError, go_json, utc_now
+
+if TYPE_CHECKING:
+    from .server import Emulator
+
+WARM_LOAD_NS = 2_000_000  # scheduler overhead reported on a warm call ("a few ms")
+TOKEN_SECONDS = 0.01  # per generated token at time_scale 1 (100 tokens/s on the GPU)
+PROMPT_TOKEN_SECONDS = 0.00005  # per prompt token
+EMBED_DIMS = 32
+ANSWER = ("Hello", "!", " How", " can", " I", " help", " you", " today", "?")
+JSON_ANSWER = ('{"', "answer", '":"', "Hello", '!"}')
+
+# Writes the answer once a runner is ready: (app, ctx, raw, spec, runner, opts, stream, load_ns).
+Producer = Callable[
+    ["Emulator", Ctx, dict[str, Any], ModelSpec, LoadedModel, RunOptions, bool, int],
+    Awaitable[None],
+]
+# Sends the done-only object of a load-only or unload request.
+DoneOnly = Callable[[Ctx, dict[str, Any], bool], Awaitable[None]]
+
+
+def ns_since(start: float) -> int:
+    return int((time.perf_counter() - start) * 1e9)
+
+
+def vector(text: str) -> list[float]:
+    """A deterministic unit vector for ``text``."""
+    digest = hashlib.sha256(text.encode()).digest()
+    values = [(digest[i % len(digest)] - 127.5) / 127.5 for i in range(EMBED_DIMS)]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [round(v / norm, 6) for v in values]
+
+
+def truncate(log: Log, count: int, opts: RunOptions) -> int:
+    if count > opts.num_ctx:
+        log.slog(
+            "WARN",
+            "runner.go:157",
+            "truncating input prompt",
+            limit=opts.num_ctx,
+            prompt=count,
+            keep=opts.num_keep,
+            new=opts.num_ctx,
+        )
+        return opts.num_ctx
+    return count
+
+
+def done_only(name: str, created: str, chat: bool, reason: str) -> dict[str, Any]:
+    if chat:
+        return {
+            "model": name,
+            "created_at": created,
+            "message": {"role": "assistant", "content": ""},
+            "done": True,
+            "done_reason": reason,
+        }
+    return {
+        "model": name,
+        "created_at": created,
+        "response": "",
+        "done": True,
+        "done_reason": reason,
+    }
+
+
+async def send_done_only(ctx: Ctx, body: dict[str, Any], stream: bool) -> None:
+    # routes.go: a load-only answer is one JSON object even when streaming was asked for.
+    await ctx.rsp.send_json(200, body)
+
+
+def prompt_tokens(raw: dict[str, Any], chat: bool) -> int:
+    if chat:
+        chars = 0
+        messages = raw.get("messages") or []
+        for m in messages:
+            if isinstance(m, dict):
+                chars += len(str(m.get("content") or "")) + len(str(m.get("role") or ""))
+        return max(1, math.ceil(chars / 4) + 3 * len(messages))
+    text = str(raw.get("system") or "") + str(raw.get("prompt") or "")
+    context = raw.get("context") or []
+    return max(1, math.ceil(len(text) / 4) + len(context))
+
+
+def _answer(raw: dict[str, Any], opts: RunOptions) -> tuple[list[str], str]:
+    tokens = list(JSON_ANSWER if raw.get("format") else ANSWER)
+    if 0 < opts.num_predict < len(tokens):
+        return tokens[: opts.num_predict], "length"
+    return tokens, "stop"
+
+
+def _check_caps(spec: ModelSpec, raw: dict[str, Any], chat: bool) -> None:
+    """The capability checks of GenerateHandler/ChatHandler (routes.go), in their order."""
+    name: str = raw.get("model", "")
+    if "completion" not in spec.capabilities:
+        what = "chat" if chat else "generate"
+        raise HTTPError(400, f"{json.dumps(name)} does not support {what}")
+    think = raw.get("think")
+    if think not in (None, False, "") and "thinking" not in spec.capabilities:
+        raise HTTPError(400, f"{json.dumps(name)} does not support thinking")
+    messages: list[Any] = raw.get("messages") or []
+    if chat:
+        needed = [
+            ("tools", bool(raw.get("tools"))),
+            ("vision", any(isinstance(m, dict) and m.get("images") for m in messages)),
+        ]
+    else:
+        needed = [("insert", bool(raw.get("suffix"))), ("vision", bool(raw.get("images")))]
+    missing = [cap for cap, wanted in needed if wanted and cap not in spec.capabilities]
+    if missing:
+        raise HTTPError(400, f"{full_name(spec)} does not support {', '.join(missing)}")
+
+
+def _find_model(app: Emulator, ctx: Ctx, raw: dict[str, Any], chat: bool) -> ModelSpec:
+    name: str = raw.get("model", "")
+    if chat and (not name or split_name(name) is None):
+        raise HTTPError(400, "model is required")
+    if not chat and split_name(name) is None:
+        raise HTTPError(404, f"model '{name}' not found")
+    cloud_check(name, ctx.f, method=ctx.req.method, path=ctx.req.path)
+    spec = app.find(name)
+    if spec is None:
+        raise HTTPError(404, f"model '{name}' not found")
+    return spec
+
+
+async def completion(
+    app: Emulator,
+    ctx: Ctx,
+    raw: dict[str, Any],
+    *,
+    chat: bool,
+    produce: Producer,
+    done: DoneOnly = send_done_only,
+) -> None:
+    """GenerateHandler / ChatHandler: check, schedule, then ``produce`` the answer."""
+    spec = _find_model(app, ctx, raw, chat)
+    name: str = raw.get("model", "")
+    empty = not (raw.get("messages") if chat else raw.get("prompt"))
+    keep_alive: float | None = raw.get("keep_alive")
+    stream = raw.get("stream", True) is not False
+    created = utc_now()
+    if empty and keep_alive == 0:
+        app.sched.unload(spec)
+        await done(ctx, done_only(name, created, chat, "unload"), stream)
+        return
+    _check_caps(spec, raw, chat)
+    opts = app.sched.options(raw, spec, ctx.f)
+    runner = await app.sched.acquire(ctx, spec, opts, keep_alive)
+    try:
+        load_ns = ns_since(ctx.t0) + WARM_LOAD_NS
+        if empty:
+            await done(ctx, done_only(name, created, chat, "load"), stream)
+            return
+        await app.sched.guard(ctx, produce(app, ctx, raw, spec, runner, opts, stream, load_ns))
+    except ClientGone:
+        if not empty:
+            app.log.slog(
+                "INFO",
+                "llama_server.go:1712",
+                "aborting completion request due to client closing the connection",
+            )
+        raise
+    finally:
+        app.sched.release(runner)
+
+
+async def run_model(
+    app: Emulator,
+    ctx: Ctx,
+    raw: dict[str, Any],
+    runner: LoadedModel,
+    opts: RunOptions,
+    chat: bool,
+    emit: Callable[[str], Awaitable[None]] | None,
+) -> tuple[list[str], str, int, int, int]:
+    """Simulate prompt evaluation and generation; return tokens, reason and durations."""
+    f = ctx.f
+    offload = 100 if runner.size == 0 else runner.size_vram * 100 // max(1, runner.size)
+    prompt_count = truncate(app.log, prompt_tokens(raw, chat), opts)
+    scale = app.config.time_scale
+    t = time.perf_counter()
+    await asyncio.sleep(prompt_count * PROMPT_TOKEN_SECONDS * scale * (1 + (100 - offload) / 10))
+    prompt_ns = ns_since(t)
+    tokens, reason = _answer(raw, opts)
+    if f.slow_generate is not None:
+        delay = f.slow_generate * scale / max(1, len(tokens))
+    else:
+        delay = TOKEN_SECONDS * (1 + (100 - offload) / 10) * scale
+    t = time.perf_counter()
+    for token in tokens:
+        await asyncio.sleep(delay)
+        if f.mid_stream_error is not None:
+            if emit is not None:
+                await emit(token)
+            app.log.slog("ERROR", "llama_server.go:1766", "post predict", error=f.mid_stream_error)
+            raise HTTPError(500, f.mid_stream_error)
+        if emit is not None:
+            await emit(token)
+    eval_ns = ns_since(t)
+    return tokens, reason, prompt_count, prompt_ns, eval_ns
+
+
+async def native_generate(
+    app: Emulator,
+    ctx: Ctx,
+    raw: dict[str, Any],
+    spec: ModelSpec,
+    runner: LoadedModel,
+    opts: RunOptions,
+    stream: bool,
+    load_ns: int,
+) -> None:
+    """``/api/generate`` output: NDJSON chunks, or one JSON object with ``stream:false``."""
+    await _native(app, ctx, raw, runner, opts, stream, load_ns, chat=False)
+
+
+async def native_chat(
+    app: Emulator,
+    ctx: Ctx,
+    raw: dict[str, Any],
+    spec: ModelSpec,
+    runner: LoadedModel,
+    opts: RunOptions,
+    stream: bool,
+    load_ns: int,
+) -> None:
+    """``/api/chat`` output: NDJSON chunks, or one JSON object with ``stream:false``."""
+    await _native(app, ctx, raw, runner, opts, stream, load_ns, chat=True)
+
+
+async def _native(
+    app: Emulator,
+    ctx: Ctx,
+    raw: dict[str, Any],
+    runner: LoadedModel,
+    opts: RunOptions,
+    stream: bool,
+    load_ns: int,
+    *,
+    chat: bool,
+) -> None:
+    name = raw.get("model", "")
+    rsp = ctx.rsp
+
+    def piece(token: str, done: bool) -> dict[str, Any]:
+        if chat:
+            return {
+                "model": name,
+                "created_at": utc_now(),
+                "message": {"role": "assistant", "content": token},
+                "done": done,
+            }
+        return {"model": name, "created_at": utc_now(), "response": token, "done": done}
+
+    emit: Callable[[str], Awaitable[None]] | None = None
+    if stream:
+        await rsp.start_stream(CT_NDJSON)
+
+        async def emit_token(token: str) -> None:
+            line = GARBAGE if ctx.f.garbage else go_json(piece(token, False)) + b"\n"
+            await rsp.chunk(line)
+
+        emit = emit_token
+    tokens, reason, prompt_count, prompt_ns, eval_ns = await run_model(
+        app, ctx, raw, runner, opts, chat, emit
+    )
+    final = piece("" if stream else "".join(tokens), True)
+    final["done_reason"] = reason
+    if not chat and not raw.get("raw"):
+        final["context"] = [(i * 7919) % 32000 + 1 for i in range(prompt_count + len(tokens))]
+    final["total_duration"] = ns_since(ctx.t0) + WARM_LOAD_NS
+    final["load_duration"] = load_ns
+    final["prompt_eval_count"] = prompt_count
+    final["prompt_eval_duration"] = prompt_ns
+    final["eval_count"] = len(tokens)
+    final["eval_duration"] = eval_ns
+    if stream:
+        line = go_json(final) + b"\n"
+        if ctx.f.garbage:
+            line = GARBAGE
+        if ctx.f.truncated_json:
+            line = line[: len(line) // 2]
+        await rsp.chunk(line)
+        await rsp.end_stream()
+    else:
+        await rsp.send_json(200, final)

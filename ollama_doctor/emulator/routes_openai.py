@@ -1,0 +1,414 @@
+"""The OpenAI-compatible routes: ``/v1/models``, ``/v1/models/{model}``,
+``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``.
+
+As in Ollama (``middleware/openai.go`` ``ChatMiddleware``, ``CompletionsMiddleware``,
+``EmbeddingsMiddleware``, ``ListMiddleware``, ``RetrieveMiddleware``; ``openai/openai.go``,
+v0.33), each route translates the request, runs the native handler's path (the same scheduler,
+so every load fault reaches OpenAI clients) and rewrites the answer. Errors get the OpenAI shape
+``{"error":{"message","type","param":null,"code":null}}``: the middleware's own 400s through
+``c.AbortWithStatusJSON``, the handler's errors through ``BaseWriter.writeError`` (JSON plus a
+newline, ``Content-Type: application/json``). Cloud-proxy errors keep Ollama's shape (see
+``cloud.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from .decode import OPENAI_CHAT_FIELDS, bind_json
+from .generation import DoneOnly, Producer, completion, run_model
+from .models import ModelSpec
+from .routes_native import embed, show_model
+from .scheduler import LoadedModel, RunOptions
+from .wire import CT_PLAIN_JSON, CT_SSE, Ctx, HTTPError, fail, go_json, openai_error
+
+if TYPE_CHECKING:
+    from .server import Emulator, Handler
+
+# openai.CompletionRequest (openai/openai.go): json name -> (kind, Go type).
+COMPLETION_FIELDS = {
+    "model": ("string", "string"),
+    "prompt": ("string", "string"),
+    "frequency_penalty": ("any", "float32"),
+    "max_tokens": ("int", "*int"),
+    "presence_penalty": ("any", "float32"),
+    "seed": ("any", "*int"),
+    "stop": ("any", "interface {}"),
+    "stream": ("bool", "bool"),
+    "stream_options": ("object", "openai.StreamOptions"),
+    "temperature": ("any", "*float32"),
+    "top_p": ("any", "float32"),
+    "suffix": ("string", "string"),
+    "logprobs": ("any", "*int"),
+}
+# openai.EmbedRequest
+EMBEDDING_FIELDS = {
+    "input": ("any", "interface {}"),
+    "model": ("string", "string"),
+    "dimensions": ("int", "int"),
+    "encoding_format": ("string", "string"),
+}
+_GO_TYPES = {bool: "bool", int: "float64", float: "float64", dict: "map[string]interface {}"}
+
+
+async def _write_json(ctx: Ctx, body: dict[str, Any]) -> None:
+    # The OpenAI writers use json.NewEncoder(w).Encode: a trailing newline, plain
+    # "application/json".
+    await ctx.rsp.send(200, go_json(body) + b"\n", CT_PLAIN_JSON, is_json=True)
+
+
+async def _sse(ctx: Ctx, obj: dict[str, Any] | str) -> None:
+    data = obj.encode() if isinstance(obj, str) else go_json(obj)
+    await ctx.rsp.chunk(b"data: " + data + b"\n\n")
+
+
+def _model_entry(app: Emulator, spec: ModelSpec, model_id: str | None = None) -> dict[str, Any]:
+    owner = spec.name.split("/")[0] if "/" in spec.name else "library"
+    index = app.config.models.index(spec)
+    return {
+        "id": model_id or spec.name,
+        "object": "model",
+        "created": int(app.modified(index).timestamp()),
+        "owned_by": owner,
+    }
+
+
+async def h_models(app: Emulator, ctx: Ctx) -> None:
+    data = [_model_entry(app, s) for s in app.config.models]
+    await _write_json(ctx, {"object": "list", "data": data or None})  # nil slice -> null
+
+
+async def h_model(app: Emulator, ctx: Ctx) -> None:
+    # RetrieveMiddleware runs ShowHandler: the same cloud checks and 404.
+    spec = show_model(app, ctx, ctx.param)
+    await _write_json(ctx, _model_entry(app, spec, ctx.param))
+
+
+async def _run_openai(
+    app: Emulator,
+    ctx: Ctx,
+    raw: dict[str, Any],
+    runner: LoadedModel,
+    opts: RunOptions,
+    stream: bool,
+    chunk: Callable[[str, str | None], dict[str, Any]],
+    *,
+    chat: bool,
+) -> tuple[list[str], str, int] | None:
+    """Run the model, streaming ``chunk(token, None)`` as SSE; None once an error was sent."""
+    emit: Callable[[str], Awaitable[None]] | None = None
+    if stream:
+        await ctx.rsp.start_stream(CT_SSE)
+
+        async def emit_token(token: str) -> None:
+            await _sse(ctx, chunk(token, None))
+
+        emit = emit_token
+    try:
+        tokens, reason, prompt_count, _p, _e = await run_model(
+            app, ctx, raw, runner, opts, chat, emit
+        )
+    except HTTPError as err:
+        if not stream:
+            raise
+        # After the first event the status is sent: the error travels as one more event.
+        await _sse(ctx, openai_error(500, err.message))
+        await ctx.rsp.end_stream()
+        return None
+    return tokens, reason, prompt_count
+
+
+# ---- /v1/chat/completions ---------------------------------------------------------------------
+
+
+async def _chat_producer(
+    app: Emulator,
+    ctx: Ctx,
+    raw: dict[str, Any],
+    spec: ModelSpec,
+    runner: LoadedModel,
+    opts: RunOptions,
+    stream: bool,
+    load_ns: int,
+) -> None:
+    """ChatWriter: chat.completion (or chat.completion.chunk events ending ``[DONE]``)."""
+    ident = f"chatcmpl-{app.id_rng.randrange(999)}"
+    created = int(time.time())
+    name = raw.get("model", "")
+
+    def chunk(content: str, finish: str | None) -> dict[str, Any]:
+        return {
+            "id": ident,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": name,
+            "system_fingerprint": "fp_ollama",
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"role": "assistant", "content": content},
+                    "finish_reason": finish,
+                }
+            ],
+        }
+
+    result = await _run_openai(app, ctx, raw, runner, opts, stream, chunk, chat=True)
+    if result is None:
+        return
+    tokens, reason, prompt_count = result
+    if stream:
+        await _sse(ctx, chunk("", reason))
+        await _sse(ctx, "[DONE]")
+        await ctx.rsp.end_stream()
+        return
+    await _write_json(
+        ctx,
+        {
+            "id": ident,
+            "object": "chat.completion",
+            "created": created,
+            "model": name,
+            "system_fingerprint": "fp_ollama",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(tokens)},
+                    "finish_reason": reason,
+                }
+            ],
+            "usage": _usage(prompt_count, len(tokens)),
+        },
+    )
+
+
+def _usage(prompt: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt + completion_tokens,
+    }
+
+
+async def h_chat(app: Emulator, ctx: Ctx) -> None:
+    try:
+        raw = bind_json(ctx.req.body, "ChatCompletionRequest", OPENAI_CHAT_FIELDS)
+    except HTTPError as err:
+        await fail(ctx, 400, err.message, middleware=True)
+        return
+    if not raw.get("messages"):
+        await fail(ctx, 400, "[] is too short - 'messages'", middleware=True)
+        return
+    options: dict[str, Any] = {}
+    max_tokens = raw.get("max_completion_tokens", raw.get("max_tokens"))
+    if isinstance(max_tokens, int):
+        options["num_predict"] = max_tokens
+    chat_raw: dict[str, Any] = {
+        "model": raw.get("model", ""),
+        "messages": raw["messages"],
+        "stream": bool(raw.get("stream", False)),
+        "options": options,
+    }
+    if raw.get("tools"):
+        chat_raw["tools"] = raw["tools"]
+    await completion(app, ctx, chat_raw, chat=True, produce=_chat_producer)
+
+
+# ---- /v1/completions --------------------------------------------------------------------------
+
+
+def _completion_object(
+    ident: str, created: int, name: str, text: str, finish: str | None, *, chunk: bool
+) -> dict[str, Any]:
+    """openai.Completion / openai.CompletionChunk (their field orders differ)."""
+    choices = [{"text": text, "index": 0, "finish_reason": finish or None}]
+    head = {"id": ident, "object": "text_completion", "created": created}
+    tail = {"system_fingerprint": "fp_ollama"}
+    if chunk:
+        return {**head, "choices": choices, "model": name, **tail}
+    return {**head, "model": name, **tail, "choices": choices}
+
+
+def _include_usage(raw: dict[str, Any]) -> bool:
+    options = raw.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def _completions_producer(ident: str, usage: bool) -> Producer:
+    """CompleteWriter: text_completion (or events of ToCompleteChunk ending ``[DONE]``)."""
+
+    async def produce(
+        app: Emulator,
+        ctx: Ctx,
+        raw: dict[str, Any],
+        spec: ModelSpec,
+        runner: LoadedModel,
+        opts: RunOptions,
+        stream: bool,
+        load_ns: int,
+    ) -> None:
+        name = raw.get("model", "")
+
+        def chunk(text: str, finish: str | None) -> dict[str, Any]:
+            obj = _completion_object(ident, int(time.time()), name, text, finish, chunk=True)
+            if usage:  # every chunk carries an empty usage when include_usage is set
+                obj["usage"] = _usage(0, 0)
+            return obj
+
+        created = int(time.time())
+        result = await _run_openai(app, ctx, raw, runner, opts, stream, chunk, chat=False)
+        if result is None:
+            return
+        tokens, reason, prompt_count = result
+        if not stream:
+            body = _completion_object(ident, created, name, "".join(tokens), reason, chunk=False)
+            body["usage"] = _usage(prompt_count, len(tokens))
+            await _write_json(ctx, body)
+            return
+        last = chunk("", reason)
+        await _sse(ctx, last)
+        if usage:
+            await _sse(ctx, {**last, "choices": [], "usage": _usage(prompt_count, len(tokens))})
+        await _sse(ctx, "[DONE]")
+        await ctx.rsp.end_stream()
+
+    return produce
+
+
+def _completions_done_only(ident: str) -> DoneOnly:
+    """GenerateHandler's load-only answer (empty prompt), through CompleteWriter."""
+
+    async def done(ctx: Ctx, body: dict[str, Any], stream: bool) -> None:
+        name, reason, created = body["model"], body["done_reason"], int(time.time())
+        if not stream:
+            obj = _completion_object(ident, created, name, "", reason, chunk=False)
+            obj["usage"] = _usage(0, 0)
+            await _write_json(ctx, obj)
+            return
+        obj = _completion_object(ident, created, name, "", reason, chunk=True)
+        payload = b"data: " + go_json(obj) + b"\n\ndata: [DONE]\n\n"
+        await ctx.rsp.send(200, payload, CT_SSE)
+
+    return done
+
+
+def _go_type(value: Any) -> str:
+    """fmt's %T of a decoded JSON value."""
+    if value is None:
+        return "<nil>"
+    return _GO_TYPES.get(type(value), "[]interface {}" if isinstance(value, list) else "string")
+
+
+def _completion_options(raw: dict[str, Any]) -> dict[str, Any]:
+    """openai.FromCompleteRequest's options (only what the emulator reads, plus the check)."""
+    options: dict[str, Any] = {}
+    stop = raw.get("stop")
+    if isinstance(stop, list):
+        for item in stop:
+            if not isinstance(item, str):
+                raise HTTPError(400, f"invalid type for 'stop' field: {_go_type(item)}")
+    max_tokens = raw.get("max_tokens")
+    if isinstance(max_tokens, int):
+        options["num_predict"] = max_tokens
+    return options
+
+
+async def h_completions(app: Emulator, ctx: Ctx) -> None:
+    """CompletionsMiddleware + GenerateHandler."""
+    try:
+        raw = bind_json(ctx.req.body, "CompletionRequest", COMPLETION_FIELDS)
+        options = _completion_options(raw)
+    except HTTPError as err:
+        await fail(ctx, 400, err.message, middleware=True)
+        return
+    ident = f"cmpl-{app.id_rng.randrange(999)}"  # CompletionsMiddleware: rand.Intn(999)
+    gen_raw: dict[str, Any] = {
+        "model": raw.get("model", ""),
+        "prompt": raw.get("prompt", ""),
+        "stream": bool(raw.get("stream", False)),
+        "options": options,
+    }
+    if raw.get("suffix"):
+        gen_raw["suffix"] = raw["suffix"]
+    await completion(
+        app,
+        ctx,
+        gen_raw,
+        chat=False,
+        produce=_completions_producer(ident, _include_usage(raw)),
+        done=_completions_done_only(ident),
+    )
+
+
+# ---- /v1/embeddings ---------------------------------------------------------------------------
+
+
+def _embed_request(raw: dict[str, Any]) -> dict[str, Any]:
+    """EmbeddingsMiddleware's checks; the api.EmbedRequest it forwards."""
+    fmt = raw.get("encoding_format", "")
+    if fmt and fmt.lower() not in ("float", "base64"):
+        raise HTTPError(
+            400,
+            f"Invalid value for 'encoding_format' = {fmt}. Supported values: ['float', 'base64'].",
+        )
+    value = raw.get("input")
+    if value == "":
+        value = [""]
+    if value is None or value == []:
+        raise HTTPError(400, "invalid input")
+    return {"model": raw.get("model", ""), "input": value}
+
+
+def _shorten(values: list[float], dims: int) -> list[float]:
+    # EmbedHandler: 0 < dimensions < len -> truncate and renormalise.
+    if not 0 < dims < len(values):
+        return values
+    cut = values[:dims]
+    norm = math.sqrt(sum(v * v for v in cut)) or 1.0
+    return [round(v / norm, 6) for v in cut]
+
+
+def _encode(values: list[float], fmt: str) -> list[float] | str:
+    if fmt.lower() == "base64":  # openai.floatsToBase64: little-endian float32
+        return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+    return values
+
+
+async def h_embeddings(app: Emulator, ctx: Ctx) -> None:
+    """EmbeddingsMiddleware + EmbedHandler, answered by openai.ToEmbeddingList."""
+    try:
+        raw = bind_json(ctx.req.body, "EmbedRequest", EMBEDDING_FIELDS)
+        request = _embed_request(raw)
+    except HTTPError as err:
+        await fail(ctx, 400, err.message, middleware=True)
+        return
+    result = await embed(app, ctx, request)
+    fmt = str(raw.get("encoding_format", ""))
+    dims = int(raw.get("dimensions", 0))
+    data = [
+        {"object": "embedding", "embedding": _encode(_shorten(e, dims), fmt), "index": i}
+        for i, e in enumerate(result["embeddings"])
+    ]
+    count = int(result.get("prompt_eval_count", 0))
+    await _write_json(
+        ctx,
+        {
+            "object": "list",
+            "data": data or None,
+            "model": request["model"],
+            "usage": {"prompt_tokens": count, "total_tokens": count},
+        },
+    )
+
+
+HANDLERS: dict[str, Handler] = {
+    "/v1/models": h_models,
+    "/v1/models/:param": h_model,
+    "/v1/chat/completions": h_chat,
+    "/v1/completions": h_completions,
+    "/v1/embeddings": h_embeddings,
+}
