@@ -1,8 +1,11 @@
 """What runs on this machine: Ollama server processes and their listening sockets (psutil).
 
 ``--server-pid`` names the server explicitly (tests name the emulator this way); otherwise any
-process whose name or command line is an ``ollama serve`` / ``ollama runner`` counts. Access
-errors are recorded, never raised: an unprivileged user cannot see root's sockets.
+process whose name or command line is an ``ollama serve`` / ``ollama runner`` counts, as long
+as it shares this process's network namespace (``/proc/<pid>/ns/net``): a server in another
+container that shares the PID namespace has its own loopback and its own ports, so it is not
+this machine's server (it is listed apart, see ``servers_elsewhere``). Access errors are
+recorded, never raised: an unprivileged user cannot see root's sockets.
 
 Also here: every listener on a port (whoever owns it), the addresses of this machine's
 interfaces, a process's environment from ``/proc/<pid>/environ`` (through the context's
@@ -36,12 +39,17 @@ class ServerProcess:
     access_error: str | None = None
     ppid: int | None = None
     parent: str | None = None  # the parent process's name
+    netns: str | None = None  # "net:[4026531840]"; None when unreadable
+    same_netns: bool | None = None  # None: one of the two links could not be read
 
     def details(self) -> dict[str, Any]:
-        """``to_dict`` plus the parent process (how it was started)."""
+        """``to_dict`` plus the parent process (how it was started) and its network
+        namespace."""
         out = self.to_dict()
         out["ppid"] = self.ppid
         out["parent"] = self.parent
+        out["netns"] = self.netns
+        out["same_netns"] = self.same_netns
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -65,24 +73,49 @@ def is_ollama_server(name: str, cmdline: list[str]) -> bool:
 
 
 def find_servers(ctx: Context) -> list[ServerProcess]:
-    """Ollama server processes on this machine, with the TCP ports each listens on.
+    """Ollama server processes of this machine (this network namespace), with the TCP ports
+    each listens on. A pid named with ``--server-pid`` counts wherever it runs: the user said
+    it is the server.
 
     Scanning every process is the slowest local look-up, and several probes need it: the
     answer is kept for the run in ``ctx.memo``.
     """
+    return _scanned(ctx)[0]
+
+
+def servers_elsewhere(ctx: Context) -> list[ServerProcess]:
+    """``ollama serve`` processes visible here (a shared PID namespace) that run in another
+    network namespace: another container's server, not this machine's."""
+    return _scanned(ctx)[1]
+
+
+def _scanned(ctx: Context) -> tuple[list[ServerProcess], list[ServerProcess]]:
     lock = ctx.memo.setdefault("servers.lock", threading.Lock())
     with lock:
         if "servers" not in ctx.memo:
-            ctx.memo["servers"] = _scan(ctx)
+            ctx.memo["servers"], ctx.memo["servers.elsewhere"] = _scan(ctx)
         servers: list[ServerProcess] = ctx.memo["servers"]
-        return servers
+        elsewhere: list[ServerProcess] = ctx.memo.get("servers.elsewhere", [])
+        return servers, elsewhere
 
 
-def _scan(ctx: Context) -> list[ServerProcess]:
+def netns_of(ctx: Context, pid: int | str) -> str | None:
+    """The network namespace of ``pid`` (``"self"``: this process), ``net:[INODE]``, read from
+    ``/proc/<pid>/ns/net`` under the context's root; None when it cannot be read (another
+    user's process without privileges, a fixture tree without it, not Linux)."""
+    try:
+        return os.readlink(ctx.path(f"/proc/{pid}/ns/net"))
+    except (OSError, ValueError):
+        return None
+
+
+def _scan(ctx: Context) -> tuple[list[ServerProcess], list[ServerProcess]]:
     import psutil
 
     found: list[ServerProcess] = []
+    elsewhere: list[ServerProcess] = []
     wanted = set(ctx.options.server_pids)
+    own_netns = netns_of(ctx, "self")
     for proc in psutil.process_iter(["pid", "name", "username", "cmdline", "ppid"]):
         info = proc.info
         cmdline = list(info.get("cmdline") or [])
@@ -93,6 +126,14 @@ def _scan(ctx: Context) -> list[ServerProcess]:
         elif not is_ollama_server(name, cmdline):
             continue
         server = ServerProcess(int(info["pid"]), name, info.get("username"), cmdline)
+        server.netns = netns_of(ctx, server.pid)
+        if own_netns is not None and server.netns is not None:
+            server.same_netns = server.netns == own_netns
+        if server.same_netns is False and not wanted:
+            # Its 127.0.0.1 is another stack's: psutil would show none of its sockets (it reads
+            # this namespace's /proc/net/tcp), and it never answers this machine's loopback.
+            elsewhere.append(server)
+            continue
         ppid = info.get("ppid")
         if isinstance(ppid, int):
             server.ppid = ppid
@@ -107,7 +148,7 @@ def _scan(ctx: Context) -> list[ServerProcess]:
         except (psutil.AccessDenied, psutil.NoSuchProcess, PermissionError) as exc:
             server.access_error = f"{type(exc).__name__}: cannot read sockets"
         found.append(server)
-    return found
+    return found, elsewhere
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,7 +309,8 @@ def parse_environ(data: bytes) -> dict[str, str]:
 @dataclass(frozen=True)
 class Launcher:
     """How a server was started: ``systemd``, ``docker``, ``launchd`` (the macOS app),
-    ``windows`` (the tray app), or ``shell`` (``ollama serve`` by hand); and what said so."""
+    ``windows`` (the tray app), ``shell`` (``ollama serve`` by hand), or ``unknown`` (a port
+    held by a process that cannot be inspected); and what said so."""
 
     kind: str
     evidence: str
@@ -280,12 +322,18 @@ class Launcher:
 
 _CONTAINER_MARKERS = ("docker", "containerd", "libpod", "kubepods", "/lxc/", "crio")
 _SERVICE = re.compile(r"/(?P<unit>[^/]+\.service)$")
+# Processes that hold a published container port on the host: ``docker run -p
+# 127.0.0.1:11434:11434`` makes docker-proxy listen on loopback only (rootlessport is podman's).
+PORT_FORWARDERS = frozenset({"docker-proxy", "rootlessport", "rootlesskit"})
 
 
 def launcher_from(cgroup_text: str | None, parent: str | None, unit_file: bool,
-                  platform: str = sys.platform) -> Launcher:
+                  platform: str = sys.platform, *, name: str | None = None) -> Launcher:
     """Decide how a server was started from its ``/proc/<pid>/cgroup`` text, its parent's
-    name, whether ``/etc/systemd/system/ollama.service`` exists, and the platform. Pure."""
+    name, whether ``/etc/systemd/system/ollama.service`` exists, the platform, and the
+    process's own name (a container runtime's port forwarder means a published port). Pure."""
+    if name is not None and name.lower() in PORT_FORWARDERS:
+        return Launcher("docker", f"process {name} forwards a published container port")
     paths = []
     for line in (cgroup_text or "").splitlines():
         parts = line.split(":", 2)
@@ -312,10 +360,32 @@ def launcher_from(cgroup_text: str | None, parent: str | None, unit_file: bool,
 
 def launcher_of(ctx: Context, server: ServerProcess) -> Launcher:
     """``launcher_from`` with the server's own files, read through the context."""
-    data, _ = read_proc(ctx, server.pid, "cgroup", 64 * 1024)
+    return _launcher(ctx, server.pid, server.parent, server.name)
+
+
+def launcher_of_pid(ctx: Context, pid: int | None, name: str | None) -> Launcher:
+    """``launcher_of`` for any process (one that holds a port), its parent read with psutil;
+    an unknown pid gives the generic answer."""
+    if pid is None:
+        if name is not None and name.lower() in PORT_FORWARDERS:
+            return launcher_from(None, None, False, name=name)
+        return Launcher("unknown", "the process holding the port cannot be inspected")
+    import psutil
+
+    parent: str | None = None
+    try:
+        parent_proc = psutil.Process(pid).parent()
+        parent = parent_proc.name() if parent_proc is not None else None
+    except (psutil.Error, OSError):
+        parent = None
+    return _launcher(ctx, pid, parent, name)
+
+
+def _launcher(ctx: Context, pid: int, parent: str | None, name: str | None) -> Launcher:
+    data, _ = read_proc(ctx, pid, "cgroup", 64 * 1024)
     cgroup = data.decode("utf-8", "replace") if data is not None else None
     try:
         unit_file = ctx.path("/etc/systemd/system/ollama.service").is_file()
     except OSError:
         unit_file = False
-    return launcher_from(cgroup, server.parent, unit_file)
+    return launcher_from(cgroup, parent, unit_file, name=name)

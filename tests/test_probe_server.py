@@ -23,7 +23,15 @@ import pytest
 
 from ollama_doctor import logs
 from ollama_doctor.context import Context, Options
-from ollama_doctor.local import Launcher, covers, launcher_from, parse_environ
+from ollama_doctor.local import (
+    Launcher,
+    Listener,
+    ServerProcess,
+    covers,
+    launcher_from,
+    launcher_of_pid,
+    parse_environ,
+)
 from ollama_doctor.probes import reachability, server
 from ollama_doctor.report import schema
 from ollama_doctor.result import Finding, FixStep, ProbeResult, Severity, Status
@@ -591,10 +599,15 @@ def test_log_from_stdin_in_process(emulator: Callable[..., Any], tmp_path: Path)
 # bound-to-loopback (S02, S05): a namespace with a non-loopback address of its own
 
 
+# --timeout bounds the whole run (1.3 x timeout): generous, so that a loaded machine does not cut
+# a probe; refused connects and loopback answers take milliseconds whatever it is.
+NETNS_TIMEOUT = "5"
+
+
 def netns_check(ns: Any, target: str, pid: int) -> CliRun:
     env = clean_environ()
     result = ns.run([sys.executable, "-m", "ollama_doctor", "check", "--host", target,
-                     "--server-pid", str(pid), "--timeout", "2", "--json"], timeout=60,
+                     "--server-pid", str(pid), "--timeout", NETNS_TIMEOUT, "--json"], timeout=60,
                     cwd=ROOT, env=env)
     return CliRun(result.returncode, result.stdout, result.stderr)
 
@@ -641,3 +654,267 @@ def test_bound_to_loopback_in_a_namespace(scenario: str) -> None:
         check = server_check(run)
         assert check["status"] == "pass" and check["findings"] == []
         assert check["facts"]["target"]["local_addresses"] == [address]
+
+
+# ---------------------------------------------------------------------------------------------
+# bound-to-loopback from the sockets alone, whatever holds the port; the network namespace
+
+
+@pytest.mark.parametrize(("servers", "listeners", "expected"), [
+    ([], [("127.0.0.1", 5, "python3")], (["127.0.0.1"], (5, "python3", False))),
+    ([], [("::1", 5, "socat"), ("127.0.0.1", 5, "socat")],
+     (["127.0.0.1", "::1"], (5, "socat", False))),
+    ([], [("127.0.0.1", None, None)], (["127.0.0.1"], (None, None, False))),
+    ([], [("127.0.0.1", 5, "python3"), ("0.0.0.0", 6, "ollama")], None),
+    ([], [("10.0.0.2", 5, "python3")], None),
+    ([], [], None),
+    ([(7, [("127.0.0.1", 1)])], [("127.0.0.1", 7, "ollama")], (["127.0.0.1"], (7, "ollama", True))),
+    ([(7, [("127.0.0.1", 2)])], [("127.0.0.1", None, None)], (["127.0.0.1"], (None, None, False))),
+])
+def test_loopback_bound_reads_the_sockets(servers: list[tuple[int, list[tuple[str, int]]]],
+                                          listeners: list[tuple[str, int | None, str | None]],
+                                          expected: Any) -> None:
+    """Port 1: every socket on it (a server's or any process's) decides, not the name."""
+    procs = [ServerProcess(pid, "ollama", None, ["ollama", "serve"], socks)
+             for pid, socks in servers]
+    port_listeners = [Listener(a, 1, pid, name) for a, pid, name in listeners]
+    got = server._loopback_bound(procs, port_listeners, 1)
+    if expected is None:
+        assert got is None
+    else:
+        assert got is not None
+        assert (got[0], (got[1].pid, got[1].name, got[1].server)) == expected
+
+
+def test_bound_to_loopback_wording_for_each_holder() -> None:
+    ctx = Context(target=parse_target("http://10.0.0.5:8080"))
+    cases = [
+        (server.Holder(7, "ollama", True), Launcher("shell", "x"),
+         "The Ollama server (pid 7) listens on 127.0.0.1:8080 only, so 10.0.0.5:8080, an address "
+         "of this machine, refuses connections: set OLLAMA_HOST=0.0.0.0:8080 in the command that "
+         "starts the server, then restart it."),
+        (server.Holder(9, "docker-proxy", False), launcher_from(None, "dockerd", False,
+                                                                 name="docker-proxy"),
+         "The process docker-proxy (pid 9) listens on 127.0.0.1:8080 only, so 10.0.0.5:8080, an "
+         "address of this machine, refuses connections: the container's port is published on "
+         "loopback only; publish it on every interface (-p 8080:11434, not -p "
+         "127.0.0.1:8080:11434)."),
+        (server.Holder(None, None, False), launcher_of_pid(ctx, None, None),
+         "A process we cannot inspect listens on 127.0.0.1:8080 only, so 10.0.0.5:8080, an "
+         "address of this machine, refuses connections: if it is Ollama, set "
+         "OLLAMA_HOST=0.0.0.0:8080 where the server starts (its service, app or command), then "
+         "restart it; if it is a proxy or wrapper in front of Ollama, make it listen on "
+         "0.0.0.0:8080."),
+    ]
+    for holder, launcher, message in cases:
+        finding = server._bound_to_loopback(ctx, holder, ["127.0.0.1"], ["10.0.0.5"], launcher)
+        assert (finding.cause, finding.severity, finding.confidence.value) == (
+            "bound-to-loopback", Severity.CRITICAL, "high")
+        assert finding.message == message
+        assert finding.evidence["holder"] == {"pid": holder.pid, "name": holder.name,
+                                              "ollama_server": holder.server}
+        assert finding.fix[-1].commands == ("curl http://10.0.0.5:8080/",)
+    docker = server._bound_to_loopback(ctx, cases[1][0], ["127.0.0.1"], ["10.0.0.5"],
+                                       cases[1][1])
+    assert docker.fix[0].commands == (
+        "docker run -d -p 8080:11434 -v ollama:/root/.ollama --name ollama ollama/ollama",)
+    unknown = server._bound_to_loopback(ctx, cases[2][0], ["127.0.0.1"], ["10.0.0.5"],
+                                        cases[2][1])
+    assert unknown.fix[0].commands == (
+        'sudo systemctl edit ollama   # add: [Service]  Environment="OLLAMA_HOST=0.0.0.0:8080"',
+        "OLLAMA_HOST=0.0.0.0:8080 ollama serve")
+
+
+def test_netns_links_decide_which_server_is_this_machines(emulator: Callable[..., Any],
+                                                          tmp_path: Path) -> None:
+    """``/proc/<pid>/ns/net`` against ``/proc/self/ns/net``, read through the context's root: a
+    pid named with --server-pid in another namespace is kept (the user named it) with a note;
+    an unreadable link counts the process (nothing says it is elsewhere)."""
+    emu = emulator()
+    pid = os.getpid()
+    root = tmp_path / "root"
+    (root / "proc" / "self" / "ns").mkdir(parents=True)
+    (root / "proc" / str(pid) / "ns").mkdir(parents=True)
+    os.symlink("net:[4026531840]", root / "proc" / "self" / "ns" / "net")
+    os.symlink("net:[4026532999]", root / "proc" / str(pid) / "ns" / "net")
+    outcome = server.inspect(context(emu.url, pids=[pid], fs_root=root))
+    proc = outcome.facts["processes"][0]
+    assert (proc["pid"], proc["netns"], proc["same_netns"]) == (pid, "net:[4026532999]", False)
+    assert (f"pid {pid} (--server-pid) runs in another network namespace (net:[4026532999]): "
+            "its sockets and its loopback are not this machine's") in outcome.facts["notes"]
+    assert outcome.status == Status.WARN
+    # the same namespace: no note
+    os.unlink(root / "proc" / str(pid) / "ns" / "net")
+    os.symlink("net:[4026531840]", root / "proc" / str(pid) / "ns" / "net")
+    outcome = server.inspect(context(emu.url, pids=[pid], fs_root=root))
+    assert outcome.facts["processes"][0]["same_netns"] is True
+    assert not any("network namespace" in n for n in outcome.facts.get("notes", []))
+    # unreadable: counted, undecided
+    outcome = server.inspect(context(emu.url, pids=[pid], fs_root=tmp_path))
+    assert (outcome.facts["processes"][0]["netns"],
+            outcome.facts["processes"][0]["same_netns"]) == (None, None)
+
+
+LISTEN = """
+import signal, socket, sys
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(family, socket.SOCK_STREAM)
+s.bind((sys.argv[1], 0))
+s.listen(16)
+print(s.getsockname()[1], flush=True)
+while True:
+    s.accept()[0].close()
+"""
+
+
+def named_program(tmp_path: Path, name: str) -> Path:
+    """A link called ``name`` to this Python: the process it starts is called ``name`` (the
+    kernel names a process after the file it executes), as a renamed binary or a port
+    forwarder is."""
+    bin_dir = tmp_path / "named"
+    bin_dir.mkdir(exist_ok=True)
+    link = bin_dir / name
+    link.symlink_to(sys.executable)
+    return link
+
+
+def ollama_serve(tmp_path: Path) -> tuple[list[str], Path, dict[str, str]]:
+    """argv, cwd and environment of an emulator that the process table shows as ``ollama
+    serve``, so it is found by name, as a real server is: ``ollama`` is a link to Python and
+    ``serve`` the script it runs from the working directory."""
+    import sysconfig
+
+    work = tmp_path / "serve-cwd"
+    work.mkdir()
+    (work / "serve").write_text(
+        "import runpy, sys\n"
+        "sys.argv = ['ollama', 'emulate', '--port', '0', '--bind', '127.0.0.1']\n"
+        "runpy.run_module('ollama_doctor', run_name='__main__', alter_sys=True)\n")
+    path = os.pathsep.join([str(ROOT), sysconfig.get_paths()["purelib"]])
+    return ([str(named_program(tmp_path, "ollama")), "serve"], work,
+            clean_environ({"PYTHONPATH": path}))
+
+
+def netns_cli(ns: Any, *args: str, user: int | None = None) -> CliRun:
+    """The CLI inside ``ns``; ``user``: as that uid (an unprivileged user sees other users'
+    sockets without their pid)."""
+    argv = [sys.executable, "-m", "ollama_doctor", *args]
+    if user is not None:
+        argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
+    result = ns.run(argv, timeout=60, cwd=ROOT, env=clean_environ())
+    return CliRun(result.returncode, result.stdout, result.stderr)
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("holder", ["renamed", "wrapper", "ipv6", "docker-proxy", "uninspectable"])
+def test_bound_to_loopback_without_server_pid(holder: str, tmp_path: Path) -> None:
+    """No process named ``ollama serve`` and no --server-pid: the port held on loopback only,
+    and the machine's other address refused, prove it whatever holds the socket."""
+    import shutil
+
+    from tests.support.netns import Netns, require_netns
+
+    require_netns()
+    user = None
+    if holder == "uninspectable":
+        if shutil.which("setpriv") is None:
+            pytest.skip("needs setpriv (util-linux) to run the doctor as another user")
+        probe_run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534",
+                                    "--clear-groups", sys.executable, "-c", "import psutil"],
+                                   capture_output=True, timeout=30, cwd=ROOT)
+        if probe_run.returncode != 0:
+            pytest.skip("user nobody cannot run this Python (it lives in a private folder)")
+        user = 65534
+    with Netns(hosts="127.0.0.1 localhost\n") as ns:
+        ns.add_address("10.77.0.2")
+        if holder == "renamed":  # the emulator as plain Python: not named ollama
+            emu = ns.start_server([sys.executable, "-m", "ollama_doctor", "emulate", "--bind",
+                                   "127.0.0.1", "--port", "0"], cwd=ROOT, env=clean_environ())
+            pid, port = emu.pid, int(emu.first_line.rsplit(":", 1)[1])
+            where = f"127.0.0.1:{port}"
+        else:  # a TCP wrapper or forwarder in front of nothing
+            program = (str(named_program(tmp_path, "docker-proxy"))
+                       if holder == "docker-proxy" else sys.executable)
+            bind = "::1" if holder == "ipv6" else "127.0.0.1"
+            listener = ns.start_server([program, "-c", LISTEN, bind])
+            pid, port = listener.pid, int(listener.first_line)
+            where = f"[::1]:{port}" if holder == "ipv6" else f"127.0.0.1:{port}"
+        name = psutil.Process(pid).name()
+        run = netns_cli(ns, "check", "--host", f"http://10.77.0.2:{port}", "--timeout",
+                        NETNS_TIMEOUT, "--json", user=user)
+        assert run.code == 1, run.stderr
+        diag = top(run)
+        assert (diag["cause"], diag["severity"], diag["confidence"], diag["code"]) == (
+            "bound-to-loopback", "critical", "high", None), run.json()["diagnosis"]
+        assert [e["cause"] for e in diag["evidence"]["explains"]] == ["server-not-running"]
+        assert diag["evidence"]["listens"] == [where]
+        assert diag["evidence"]["refused"] == [f"10.77.0.2:{port}"]
+        head = (f"listens on {where} only, so 10.77.0.2:{port}, an address of this machine, "
+                "refuses connections: ")
+        launcher = diag["evidence"]["launcher"]
+        if holder == "uninspectable":
+            assert diag["evidence"]["holder"] == {"pid": None, "name": None,
+                                                  "ollama_server": False}
+            assert launcher["kind"] == "unknown"
+            assert diag["explanation"] == (
+                f"A process we cannot inspect {head}if it is Ollama, set "
+                f"OLLAMA_HOST=0.0.0.0:{port} where the server starts (its service, app or "
+                f"command), then restart it; if it is a proxy or wrapper in front of Ollama, "
+                f"make it listen on 0.0.0.0:{port}.")
+        elif holder == "docker-proxy":
+            assert name == "docker-proxy"
+            assert launcher["kind"] == "docker"
+            assert diag["explanation"] == (
+                f"The process docker-proxy (pid {pid}) {head}the container's port is published "
+                f"on loopback only; publish it on every interface (-p {port}:11434, not -p "
+                f"127.0.0.1:{port}:11434).")
+        else:
+            assert diag["evidence"]["holder"] == {"pid": pid, "name": name,
+                                                  "ollama_server": False}
+            where_phrase = server._where_phrase(Launcher(launcher["kind"], "",
+                                                         launcher["unit"]))
+            assert diag["explanation"] == (
+                f"The process {name} (pid {pid}) {head}if it is Ollama, set "
+                f"OLLAMA_HOST=0.0.0.0:{port} {where_phrase}; if it is a proxy or wrapper in "
+                f"front of Ollama, make it listen on 0.0.0.0:{port}.")
+        check = server_check(run)
+        assert check["status"] == "fail"
+        assert check["summary"].endswith(f" {where} only; found bound-to-loopback")
+
+
+@pytest.mark.netns
+def test_only_servers_in_this_network_namespace_count(tmp_path: Path) -> None:
+    """Two ``ollama serve`` processes share the PID namespace, each in its own network
+    namespace (two containers): each is the other's neighbour, not a second server here."""
+    from tests.support.netns import Netns, require_netns
+
+    require_netns()
+    argv, cwd, env = ollama_serve(tmp_path)
+    with Netns(hosts="127.0.0.1 localhost\n") as here, Netns() as there:
+        mine = here.start_server(argv, cwd=cwd, env=env)
+        theirs = there.start_server(argv, cwd=cwd, env=env)
+        assert psutil.Process(theirs.pid).name() == "ollama"
+        assert psutil.Process(theirs.pid).cmdline()[1:] == ["serve"]
+        theirs_netns = os.readlink(f"/proc/{theirs.pid}/ns/net")
+        assert theirs_netns != os.readlink(f"/proc/{mine.pid}/ns/net")
+        run = netns_cli(here, "check", "--host", mine.first_line, "--timeout", NETNS_TIMEOUT,
+                        "--json")
+        assert run.code == 0, run.stdout
+        check = server_check(run)
+        facts = check["facts"]
+        assert [(p["pid"], p["same_netns"]) for p in facts["processes"]] == [(mine.pid, True)]
+        assert {"pid": theirs.pid, "name": "ollama", "netns": theirs_netns} in \
+            facts["other_namespaces"]
+        assert check["status"] == "pass" and check["findings"] == []
+        assert all(d["cause"] != "wrong-instance" for d in run.json()["diagnosis"])
+        assert serious(run) == []
+        # named with --server-pid it is examined (the user said so), with a note saying where
+        run = netns_cli(here, "probe", "server", "--host", mine.first_line, "--server-pid",
+                        str(theirs.pid), "--timeout", NETNS_TIMEOUT, "--json")
+        check = server_check(run)
+        assert [(p["pid"], p["same_netns"]) for p in check["facts"]["processes"]] == [
+            (theirs.pid, False)]
+        assert (f"pid {theirs.pid} (--server-pid) runs in another network namespace "
+                f"({theirs_netns}): its sockets and its loopback are not this machine's") in \
+            check["facts"]["notes"]

@@ -1,8 +1,11 @@
 """``server``: the Ollama server on this machine: processes, listeners, environment and log.
 
-Runs after ``reachability`` (it reads that probe's addresses, connects and ``/api/version``) and
-only when an Ollama server runs here (``--server-pid`` names one); otherwise it is skipped with
-the reason, except that a log given with ``--log-file`` is still read and classified.
+Runs after ``reachability`` (it reads that probe's addresses, connects and ``/api/version``).
+A server is a process named ``ollama serve`` in this network namespace, or a pid named with
+``--server-pid``; ``ollama serve`` processes of other network namespaces (other containers
+sharing the PID namespace) have their own loopback and are listed apart, never counted. With
+no server the probe still reads the target's sockets when another address of this machine was
+refused (check 2), and a log given with ``--log-file``; otherwise it is skipped with the reason.
 
 Checks, when the target is this machine (loopback, or an address of one of its interfaces):
 
@@ -12,10 +15,13 @@ Checks, when the target is this machine (loopback, or an address of one of its i
    other ports only → ``wrong-port-scheme`` naming them (warning when the target is refused,
    else info).
 2. **bound-to-loopback**: the target is a non-loopback address of this machine, connections to
-   it are refused, and the server listens on that port on loopback only → critical, proved. The
-   fix says where ``OLLAMA_HOST=0.0.0.0:PORT`` must be set for the way the server was started
-   (systemd unit, macOS app, Windows tray app, Docker, a shell): a shell's export never reaches
-   a service.
+   it are refused, and every socket on that port is on loopback (``127.0.0.1``/``[::1]``) →
+   critical, proved from the sockets whatever holds them (a renamed binary, a wrapper, a Python
+   or Docker proxy), with the holder named when psutil can read it ("a process we cannot
+   inspect" otherwise). The fix says where ``OLLAMA_HOST=0.0.0.0:PORT`` must be set for the way
+   the server was started (systemd unit, macOS app, Windows tray app, Docker, a shell): a
+   shell's export never reaches a service; for ``docker-proxy`` on loopback, publish the port on
+   every interface.
 3. **Version**: ``ollama -v`` when the binary is on ``PATH`` (with a timeout), against the
    target's ``/api/version``; a different version means another installation (info).
 4. **Environment**: the server's own environment from ``/proc/<pid>/environ`` (bounded), else
@@ -23,16 +29,18 @@ Checks, when the target is this machine (loopback, or an address of one of its i
    shell with another value there → ``setting-not-applied``: a warning, an error when the
    difference explains what fails (``OLLAMA_HOST=0.0.0.0`` here but the server on loopback;
    ``OLLAMA_ORIGINS`` here while the ``auth`` probe, when it already ran, saw
-   ``origin-forbidden``; a raised
-   ``OLLAMA_LOAD_TIMEOUT`` while the log shows load timeouts). Values are redacted.
+   ``origin-forbidden``; a raised ``OLLAMA_LOAD_TIMEOUT`` while the log shows load timeouts).
+   Values are redacted.
 5. **Log**: ``--log-file`` (``-`` = stdin), else ``journalctl -u ollama``, else
    ``~/.ollama/logs/server.log`` or ``/var/log/ollama/*.log``; the last ``log_lines`` lines,
    bounded in time and memory, classified by ``logs.SIGNATURES``; one finding per cause.
 
-Facts: ``processes`` (pid, user, listeners, parent, launcher), ``target`` (addresses, which are
-this machine's, refused), ``listeners`` (every socket on the target's port), ``binary``,
-``api_version``, ``environment`` (source, the relevant variables redacted, ``differences``),
-``log`` (source, lines and bytes read, matches per signature, start lines, load times).
+Facts: ``processes`` (pid, user, listeners, parent, launcher, network namespace),
+``other_namespaces`` (``ollama serve`` processes of other network namespaces), ``target``
+(addresses, which are this machine's, refused), ``listeners`` (every socket on the target's
+port), ``binary``, ``api_version``, ``environment`` (source, the relevant variables redacted,
+``differences``), ``log`` (source, lines and bytes read, matches per signature, start lines,
+load times).
 
 Cause ids: ``bound-to-loopback``, ``wrong-instance``, ``wrong-port-scheme``,
 ``setting-not-applied``, and from the log ``out-of-memory``, ``runner-crashed``,
@@ -57,11 +65,13 @@ from ollama_doctor.local import (
     find_servers,
     is_loopback_ip,
     launcher_of,
+    launcher_of_pid,
     listeners_on,
     local_addresses,
     normalise_ip,
     parse_environ,
     read_proc,
+    servers_elsewhere,
 )
 from ollama_doctor.redact import MASK, is_secret_name, redact_text, redact_url
 from ollama_doctor.result import Confidence, Finding, FixStep, Outcome, Severity, Status
@@ -93,10 +103,16 @@ def inspect(ctx: Context, *, runner: logs.Runner | None = None,
     """``run`` with the command runner (``ollama -v``, ``journalctl``) and stdin injectable."""
     facts: dict[str, Any] = {}
     notes: list[str] = []
-    servers, error = _find(ctx)
+    servers, elsewhere, error = _find(ctx)
     if error:
         notes.append(error)
         facts["process_error"] = error
+    if elsewhere:
+        facts["other_namespaces"] = [{"pid": s.pid, "name": s.name, "netns": s.netns}
+                                     for s in elsewhere]
+    notes += [f"pid {s.pid} (--server-pid) runs in another network namespace ({s.netns}): "
+              "its sockets and its loopback are not this machine's"
+              for s in servers if s.same_netns is False]
     if not servers:
         facts["processes"] = []
         wanted = ", ".join(str(p) for p in ctx.options.server_pids)
@@ -104,9 +120,14 @@ def inspect(ctx: Context, *, runner: logs.Runner | None = None,
             reason = f"cannot list processes ({error})"
         elif wanted:
             reason = f"no process with pid {wanted} (--server-pid) runs"
+        elif elsewhere:
+            reason = ("no Ollama server process runs in this network namespace ("
+                      + ", ".join(f"pid {s.pid}" for s in elsewhere)
+                      + " in another: another container's server)")
         else:
             reason = "no Ollama server process runs on this machine"
-        return _without_server(ctx, reason, facts, notes, runner, stdin)
+        by_socket, holder = _listeners_alone(ctx, facts, notes)
+        return _without_server(ctx, reason, facts, notes, runner, stdin, by_socket, holder)
 
     reach = ctx.result("reachability")
     api_version = reach.facts.get("version") if reach is not None else None
@@ -174,11 +195,12 @@ def inspect(ctx: Context, *, runner: logs.Runner | None = None,
 # processes, target, listeners
 
 
-def _find(ctx: Context) -> tuple[list[ServerProcess], str | None]:
+def _find(ctx: Context) -> tuple[list[ServerProcess], list[ServerProcess], str | None]:
+    """This machine's servers, those of other network namespaces, and any error."""
     try:
-        return find_servers(ctx), None
+        return find_servers(ctx), servers_elsewhere(ctx), None
     except Exception as exc:  # psutil trouble (AccessDenied, a vanished /proc) is a note
-        return [], f"{type(exc).__name__}: {exc}".rstrip(": ")
+        return [], [], f"{type(exc).__name__}: {exc}".rstrip(": ")
 
 
 @dataclass
@@ -307,11 +329,15 @@ def _listener_findings(ctx: Context, servers: list[ServerProcess], view: TargetV
     refused = [a for a in view.local if view.refused.get(a)]
     on_port = [(s, a) for s in servers for a, p in s.listeners if p == port]
     remote_local = [a for a in view.local if not is_loopback_ip(a)]
-    if on_port and remote_local and all(is_loopback_ip(a) for _, a in on_port):
-        if refused:
-            server = on_port[0][0]
-            out.append(_bound_to_loopback(ctx, server, [a for _, a in on_port], refused,
-                                          launchers[server.pid]))
+    bound = _loopback_bound(servers, port_listeners, port)
+    if bound is not None and remote_local:
+        addresses, holder_of_port = bound
+        refused_here = [a for a in remote_local if view.refused.get(a)]
+        if refused_here:
+            launcher = (launchers[holder_of_port.pid] if holder_of_port.pid in launchers
+                        else launcher_of_pid(ctx, holder_of_port.pid, holder_of_port.name))
+            out.append(_bound_to_loopback(ctx, holder_of_port, addresses, refused_here,
+                                          launcher))
         return out
     listening_ports = sorted({p for s in servers for _, p in s.listeners})
     if not on_port and listening_ports:
@@ -338,23 +364,104 @@ def _listener_findings(ctx: Context, servers: list[ServerProcess], view: TargetV
     return out
 
 
-def _bound_to_loopback(ctx: Context, server: ServerProcess, bound: list[str],
+@dataclass(frozen=True)
+class Holder:
+    """Who holds the target's port: an Ollama server found (by name or ``--server-pid``), or
+    whatever process psutil names, or one it cannot see (another user's, without root)."""
+
+    pid: int | None
+    name: str | None
+    server: bool
+
+    def describe(self) -> str:
+        if self.server:
+            return f"The Ollama server (pid {self.pid})"
+        if self.pid is None:
+            return "A process we cannot inspect"
+        return f"The process {self.name} (pid {self.pid})" if self.name else \
+            f"The process with pid {self.pid}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pid": self.pid, "name": self.name, "ollama_server": self.server}
+
+
+def _loopback_bound(servers: list[ServerProcess], port_listeners: list[Listener],
+                    port: int) -> tuple[list[str], Holder] | None:
+    """The addresses the target's port is bound to and who holds it, when every socket on that
+    port (a server's or any process's) is on loopback; else None. The socket decides, not the
+    process's name: a renamed binary, a wrapper or a Python or Docker proxy on 127.0.0.1 refuses
+    the machine's other addresses just the same."""
+    pids = {s.pid for s in servers}
+    entries = [(a, Holder(s.pid, s.name, True)) for s in servers for a, p in s.listeners
+               if p == port]
+    entries += [(lst.address, Holder(lst.pid, lst.name, lst.pid in pids))
+                for lst in port_listeners if lst.port == port]
+    if not entries or not all(is_loopback_ip(a) for a, _ in entries):
+        return None
+    holder = (next((h for _, h in entries if h.server), None)
+              or next((h for _, h in entries if h.pid is not None), None) or entries[0][1])
+    return sorted({a for a, _ in entries}), holder
+
+
+def _listeners_alone(ctx: Context, facts: dict[str, Any],
+                     notes: list[str]) -> tuple[list[Finding], str | None]:
+    """With no server process found, the target's sockets can still prove
+    ``bound-to-loopback``: another address of this machine is refused while the port is held
+    on loopback only. Looks only when reachability's connects saw a refusal (never resolves or
+    connects again), and at sockets only when a refused address is this machine's."""
+    reach = ctx.result("reachability")
+    connects = reach.facts.get("connects") if reach is not None else None
+    if not isinstance(connects, list) or not any(
+            isinstance(c, dict) and c.get("error") == "refused" for c in connects):
+        return [], None
+    view = _target_view(ctx, reach)
+    refused = [a for a in view.local if not is_loopback_ip(a) and view.refused.get(a)]
+    if not view.this_machine or not refused:
+        return [], None
+    facts["target"] = view.to_dict()
+    port = ctx.target.port
+    port_listeners, listen_error = listeners_on(port)
+    facts["listeners"] = [lst.to_dict() for lst in port_listeners]
+    if listen_error:
+        facts["listeners_error"] = listen_error
+        notes.append(listen_error)
+    bound = _loopback_bound([], port_listeners, port)
+    if bound is None:
+        return [], None
+    addresses, holder = bound
+    launcher = launcher_of_pid(ctx, holder.pid, holder.name)
+    where = ", ".join(_fmt(a, port) for a in addresses)
+    who = holder.describe()
+    return ([_bound_to_loopback(ctx, holder, addresses, refused, launcher)],
+            f"{who[0].lower()}{who[1:]} listens on {where} only")
+
+
+def _bound_to_loopback(ctx: Context, holder: Holder, bound: list[str],
                        refused: list[str], launcher: Launcher) -> Finding:
     port = ctx.target.port
     where = ", ".join(_fmt(a, port) for a in sorted(set(bound)))
     address = refused[0]
-    message = (f"The Ollama server (pid {server.pid}) listens on {where} only, so "
-               f"{_fmt(address, port)}, an address of this machine, refuses connections: set "
-               f"OLLAMA_HOST=0.0.0.0:{port} {_where_phrase(launcher)}.")
+    head = (f"{holder.describe()} listens on {where} only, so {_fmt(address, port)}, an "
+            "address of this machine, refuses connections: ")
+    if holder.server:
+        action = f"set OLLAMA_HOST=0.0.0.0:{port} {_where_phrase(launcher)}."
+    elif launcher.kind == "docker":
+        action = ("the container's port is published on loopback only; publish it on every "
+                  f"interface (-p {port}:11434, not -p 127.0.0.1:{port}:11434).")
+    else:
+        action = (f"if it is Ollama, set OLLAMA_HOST=0.0.0.0:{port} {_where_phrase(launcher)}; "
+                  "if it is a proxy or wrapper in front of Ollama, make it listen on "
+                  f"0.0.0.0:{port}.")
     fix = launcher_fix(launcher, "OLLAMA_HOST", f"0.0.0.0:{port}", port)
     fix.append(FixStep("Then check from the address the client uses. 0.0.0.0 opens the server "
                        "to your network: allow the port in the firewall only for trusted hosts.",
                        (f"curl http://{_fmt(address, port)}/",)))
-    return Finding(
-        "bound-to-loopback", Severity.CRITICAL, message,
-        {"server_pid": server.pid, "listens": [_fmt(a, port) for a in sorted(set(bound))],
-         "refused": [_fmt(a, port) for a in refused], "launcher": launcher.to_dict()},
-        fix, Confidence.HIGH)
+    evidence: dict[str, Any] = {
+        "server_pid": holder.pid if holder.server else None, "holder": holder.to_dict(),
+        "listens": [_fmt(a, port) for a in sorted(set(bound))],
+        "refused": [_fmt(a, port) for a in refused], "launcher": launcher.to_dict()}
+    return Finding("bound-to-loopback", Severity.CRITICAL, head + action, evidence, fix,
+                   Confidence.HIGH)
 
 
 def _where_phrase(launcher: Launcher) -> str:
@@ -366,7 +473,8 @@ def _where_phrase(launcher: Launcher) -> str:
         "docker": "by publishing the port with -p 11434:11434 (the image already listens on "
                   "0.0.0.0)",
         "shell": "in the command that starts the server, then restart it",
-    }.get(launcher.kind, "where the server starts, then restart it")
+    }.get(launcher.kind, "where the server starts (its service, app or command), then restart "
+                         "it")
 
 
 def launcher_fix(launcher: Launcher, name: str, value: str, port: int) -> list[FixStep]:
@@ -404,6 +512,13 @@ def launcher_fix(launcher: Launcher, name: str, value: str, port: int) -> list[F
         return [FixStep("Ollama runs in a container: pass the variable when you create it.",
                         (f"docker run -d -e {name}={shown} -p {port}:11434 "
                          "-v ollama:/root/.ollama --name ollama ollama/ollama",))]
+    if kind == "unknown":
+        return [FixStep(
+            "How the server was started cannot be seen: set the variable where it starts (a "
+            "systemd unit, the desktop app's environment, or the `ollama serve` command) and "
+            "restart it. A variable exported in a shell reaches only what that shell starts.",
+            (f"sudo systemctl edit ollama   # add: [Service]  Environment=\"{name}={shown}\"",
+             f"{name}={shown} ollama serve"))]
     return [FixStep(
         "Ollama was started by hand (`ollama serve`): stop it and start it again with the "
         "variable in the same command. (A service reads its own environment, never your "
@@ -500,11 +615,18 @@ def _log_only(ctx: Context, facts: dict[str, Any], runner: logs.Runner | None,
 
 
 def _without_server(ctx: Context, reason: str, facts: dict[str, Any], notes: list[str],
-                    runner: logs.Runner | None, stdin: TextIO | None) -> Outcome:
+                    runner: logs.Runner | None, stdin: TextIO | None,
+                    found: list[Finding], holder: str | None) -> Outcome:
+    """No server process: the findings the sockets alone gave (``holder`` says who holds the
+    port), and the log when ``--log-file`` names one."""
+    if holder:
+        reason = f"{reason}, but {holder}"
     if not ctx.options.log_file:
+        if found:
+            return _finish(reason, facts, found, notes)
         status = Status.WARN if notes else Status.SKIP
         return Outcome(status, ("" if notes else "skipped: ") + reason, facts)
-    found = _log_only(ctx, facts, runner, stdin, notes)
+    found = found + _log_only(ctx, facts, runner, stdin, notes)
     log = facts.get("log", {})
     summary = f"{reason}; the log {log.get('source', ctx.options.log_file)}"
     summary += (f" ({log.get('lines_read', 0)} lines) was classified" if "error" not in log
