@@ -16,6 +16,7 @@ Three layers:
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 import threading
@@ -650,6 +651,107 @@ def test_both_families_listening_is_healthy(dns_server: DNSServer, root: Path) -
     assert [c["ok"] for c in ctx.results["reachability"].facts["connects"]] == [True, True]
 
 
+def _this_process() -> str:
+    import psutil
+
+    return f" ({psutil.Process().name()}, pid {os.getpid()})"
+
+
+@needs_ipv6
+@pytest.mark.parametrize(("listen", "host", "other"), [
+    ("127.0.0.1", "[::1]", "127.0.0.1"),  # --host [::1]:PORT, Ollama's default bind
+    ("::1", "127.0.0.1", "::1"),  # the reverse
+])
+def test_loopback_literal_refused_while_the_other_family_answers(
+        dns_server: DNSServer, root: Path, listen: str, host: str, other: str) -> None:
+    """The target's only address is refused; one connect to the other loopback proves the
+    server listens there: an error (no client falls back), and it explains the refusal."""
+    server = TinyOllama(listen)
+    try:
+        ctx = make_ctx(f"http://{host}:{server.port}", root, [dns_server.address])
+        outcome = run_probe(ctx, with_reachability=True)
+    finally:
+        server.stop()
+    port = server.port
+    dialled = "::1" if other == "127.0.0.1" else "127.0.0.1"
+    dialled_at = f"[::1]:{port}" if dialled == "::1" else f"127.0.0.1:{port}"
+    other_at = f"[::1]:{port}" if other == "::1" else f"127.0.0.1:{port}"
+    other_url = f"http://[::1]:{port}" if other == "::1" else f"http://127.0.0.1:{port}"
+    assert outcome.status == Status.FAIL
+    assert outcome.summary == (f"{dialled} is an IP address: there is no name to resolve; "
+                               f"{dialled_at} is refused, {other_at} answers")
+    assert outcome.facts["other_family"]["ok"] is True
+    finding = only_finding(outcome)
+    assert (finding.cause, finding.severity, finding.confidence.value) == (
+        "ipv6-localhost", Severity.ERROR, "high")
+    head = (f"The client dials {dialled_at}, which refuses connections, while {other_at} "
+            f"accepts them{_this_process()}: ")
+    if other == "127.0.0.1":
+        assert finding.message == head + (
+            "the server listens on IPv4 loopback only (Ollama's default bind is 127.0.0.1), "
+            "and no client falls back to it from an IPv6 address. Use 127.0.0.1.")
+        assert [s.commands for s in finding.fix] == [
+            (f"export OLLAMA_HOST={other_url}", f"curl {other_url}/"),
+            (f"OLLAMA_HOST=[::]:{port} ollama serve",)]
+    else:
+        assert finding.message == head + (
+            "the server listens on IPv6 loopback only, and no client falls back to it from an "
+            "IPv4 address. Use [::1], or make the server listen on both families.")
+        assert [s.commands for s in finding.fix] == [
+            (f"export OLLAMA_HOST={other_url}", f"curl {other_url}/"),
+            (f"OLLAMA_HOST=[::]:{port} ollama serve", f"OLLAMA_HOST=127.0.0.1:{port} ollama serve")]
+    assert (finding.evidence["first"], finding.evidence["working"]) == (dialled, other)
+    ranked = diagnosis.rank([ctx.results["reachability"],
+                             ProbeResult("dns", "Name resolution", outcome.status,
+                                         outcome.summary, facts=outcome.facts,
+                                         findings=outcome.findings)])
+    assert [(d.cause, d.severity) for d in ranked] == [("ipv6-localhost", Severity.ERROR)]
+    assert [e["cause"] for e in ranked[0].evidence["explains"]] == ["server-not-running"]
+
+
+@needs_ipv6
+def test_name_with_one_loopback_family_refused_while_the_other_answers(
+        dns_server: DNSServer, root: Path) -> None:
+    (root / "etc" / "hosts").write_text("::1 ip6only.test\n")
+    server = TinyOllama("127.0.0.1")
+    try:
+        ctx = make_ctx(f"http://ip6only.test:{server.port}", root, [dns_server.address])
+        outcome = run_probe(ctx, with_reachability=True)
+    finally:
+        server.stop()
+    port = server.port
+    finding = next(f for f in outcome.findings if f.cause == "ipv6-localhost")
+    assert finding.severity == Severity.ERROR
+    assert finding.message.startswith(
+        f"'ip6only.test' resolves to ::1 only here, and the client dials [::1]:{port}, which "
+        f"refuses connections, while 127.0.0.1:{port} accepts them")
+    assert outcome.summary.endswith("; ::1 is refused, 127.0.0.1 answers")
+
+
+@needs_ipv6
+def test_no_other_family_finding_when_nothing_or_everything_listens(
+        dns_server: DNSServer, root: Path) -> None:
+    # nothing on either family: the refusal stays server-not-running (reachability's)
+    port = free_port()
+    ctx = make_ctx(f"http://[::1]:{port}", root, [dns_server.address])
+    outcome = run_probe(ctx, with_reachability=True)
+    assert outcome.status == Status.SKIP and outcome.findings == []
+    assert (outcome.facts["other_family"]["address"], outcome.facts["other_family"]["error"]) == (
+        "127.0.0.1", "refused")
+    # a dual-stack server answers [::1]: reachability passes, nothing more is dialled
+    server = TinyOllama("::", dual=True)
+    try:
+        ctx = make_ctx(f"http://[::1]:{server.port}", root, [dns_server.address])
+        outcome = run_probe(ctx, with_reachability=True)
+    finally:
+        server.stop()
+    assert ctx.results["reachability"].status == Status.PASS
+    assert outcome.status == Status.SKIP and "other_family" not in outcome.facts
+    # without reachability's connects there is nothing to compare: the old skip
+    outcome = run_probe(make_ctx(f"http://[::1]:{port}", root, [dns_server.address]))
+    assert outcome.facts == {"host": "::1", "ip_literal": True}
+
+
 # -- who resolves: the proxy ---------------------------------------------------------------------
 
 
@@ -697,11 +799,18 @@ def test_direct_client_with_proxy_probe_facts_is_not_proxied(dns_server: DNSServ
 
 
 def test_cli_ip_literal_skips(cli: Callable[..., CliRun]) -> None:
-    run = cli("probe", "dns", "--host", f"http://127.0.0.1:{free_port()}", "--json")
+    port = free_port()
+    run = cli("probe", "dns", "--host", f"http://127.0.0.1:{port}", "--json")
     checks = {c["id"]: c for c in run.json()["checks"]}
     assert checks["dns"]["status"] == "skip"
     assert checks["dns"]["summary"] == "127.0.0.1 is an IP address: there is no name to resolve"
-    assert checks["dns"]["facts"] == {"host": "127.0.0.1", "ip_literal": True}
+    facts = checks["dns"]["facts"]
+    # refused at 127.0.0.1: the other loopback was tried once, and refuses too
+    other = facts.pop("other_family")
+    assert facts == {"host": "127.0.0.1", "ip_literal": True}
+    assert (other["address"], other["port"], other["ok"]) == ("::1", port, False)
+    if _has_ipv6_loopback():
+        assert other["error"] == "refused"
 
 
 def test_cli_localhost_with_fixture_root(cli: Callable[..., CliRun], dns_server: DNSServer,
@@ -790,6 +899,29 @@ def test_netns_s11_healthy_server_on_both_families() -> None:
     assert all(d["cause"] != "ipv6-localhost" for d in doc["diagnosis"]), doc["diagnosis"]
     assert all(d["severity"] not in ("error", "critical") for d in doc["diagnosis"])
     assert run.code == 0, run.stderr
+
+
+@pytest.mark.netns
+def test_netns_ollama_host_ipv6_loopback_while_the_server_has_ollamas_default_bind() -> None:
+    """``OLLAMA_HOST=::1`` (port 11434) while the server listens on 127.0.0.1:11434 only."""
+    require_netns()
+    with Netns(hosts="127.0.0.1 localhost\n::1 localhost\n") as ns:
+        assert _port(_emulator_in(ns, "--port", "11434")) == 11434
+        done = ns.run([sys.executable, "-m", "ollama_doctor", "check", "--json"], timeout=60,
+                      cwd=REPO, env=clean_environ({"OLLAMA_HOST": "::1"}))
+    run = CliRun(done.returncode, done.stdout, done.stderr)
+    doc = run.json()
+    assert run.code == 1, run.stderr
+    top = doc["diagnosis"][0]
+    assert (top["cause"], top["severity"], top["confidence"], top["code"]) == (
+        "ipv6-localhost", "error", "high", None), doc["diagnosis"]
+    assert [e["cause"] for e in top["evidence"]["explains"]] == ["server-not-running"]
+    assert top["explanation"].startswith(
+        "The client dials [::1]:11434, which refuses connections, while 127.0.0.1:11434 "
+        "accepts them (")
+    assert top["fix"][0]["commands"] == ["export OLLAMA_HOST=http://127.0.0.1:11434",
+                                         "curl http://127.0.0.1:11434/"]
+    assert all(d["cause"] != "server-not-running" for d in doc["diagnosis"])
 
 
 @pytest.mark.netns

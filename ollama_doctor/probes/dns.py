@@ -1,6 +1,7 @@
 """``dns``: does the target's name resolve the same way for every client, and to a server?
 
-Checks, for a target given by name (an IP literal is skipped, and the facts say so):
+Checks, for a target given by name (an IP literal is skipped, and the facts say so, except
+for step 6):
 
 1. who resolves the name: when the ``proxy`` probe found that ollama-python's client (httpx)
    sends the target through a proxy, the *proxy* resolves it, so a local failure is reported as
@@ -15,17 +16,25 @@ Checks, for a target given by name (an IP literal is skipped, and the facts say 
    locally, and a DNS answer for them says nothing about what clients get). Other names found
    in ``/etc/hosts`` are still asked, because a stale hosts entry is what the comparison finds;
 5. the per-address connects of the ``reachability`` probe (not repeated here): the first
-   address refused while the other address family answers is ``ipv6-localhost``.
+   address refused while the other address family answers is ``ipv6-localhost``;
+6. a target whose addresses are all loopback of one family (``[::1]``, ``OLLAMA_HOST=::1``,
+   ``localhost`` that resolves to ``::1`` only) and all refused: one TCP connect to the other
+   family's loopback on the same port. Accepted there means the server listens on the other
+   family only (``ipv6-localhost``, the fix "use 127.0.0.1" or "use [::1]").
 
 Facts: ``host``, ``ip_literal``, ``proxied`` (who resolves instead), ``hosts_file`` (entries,
 whether it decides), ``nsswitch``, ``resolv_conf``, ``nameservers`` and where they came from,
 ``system`` (addresses in order, timing, error), ``dns`` (one answer per server: outcome, A,
-AAAA, CNAME chain, name that answered, timing), ``cname_chain``, ``address_order``.
+AAAA, CNAME chain, name that answered, timing), ``cname_chain``, ``address_order``,
+``other_family`` (the connect of step 6, when made).
 
 Cause ids: ``dns-failure`` (critical when the system resolver fails; a warning when the system
 resolver and DNS disagree or a configured server fails while another answers; critical when
 the system's answer does not connect but DNS's does, as with a stale ``/etc/hosts``),
-``ipv6-localhost`` (warning), ``high-latency`` (a resolution slower than ``SLOW_MS``).
+``ipv6-localhost`` (a warning when the other family answers at another address of the name,
+which Python clients fall back to; an error when every address of the target, an IP literal
+such as ``[::1]`` included, is loopback of one family and refused while the other family's
+loopback accepts on that port), ``high-latency`` (a resolution slower than ``SLOW_MS``).
 """
 
 from __future__ import annotations
@@ -371,8 +380,14 @@ def run(ctx: Context) -> Outcome:
     host = target.dial_host
     facts: dict[str, Any] = {"host": host, "ip_literal": ip_or_none(host) is not None}
     if facts["ip_literal"]:
-        return Outcome(Status.SKIP, f"{host} is an IP address: there is no name to resolve",
-                       facts)
+        summary = f"{host} is an IP address: there is no name to resolve"
+        other = _other_loopback_findings(ctx, facts)
+        if not other:
+            return Outcome(Status.SKIP, summary, facts)
+        seen = other[0].evidence
+        return Outcome(Status.FAIL, f"{summary}; {_fmt(seen['first'], target.port)} is "
+                                    f"refused, {_fmt(seen['working'], target.port)} answers",
+                       facts, other)
 
     proxied = _proxied_by(ctx)
     facts["proxied"] = proxied
@@ -428,6 +443,7 @@ def run(ctx: Context) -> Outcome:
     else:
         findings.extend(_compare(ctx, system, answers, entries, decides))
         findings.extend(_ipv6_findings(ctx))
+        findings.extend(_other_loopback_findings(ctx, facts))
     findings.extend(_server_findings(ctx, system, answers))
     findings.extend(_slow_findings(host, system, answers))
 
@@ -752,6 +768,88 @@ def _ipv6_findings(ctx: Context) -> list[Finding]:
                FixStep("Or make the server listen on both families.",
                        (f"OLLAMA_HOST=[::]:{port} ollama serve",))]
     return [Finding("ipv6-localhost", Severity.WARNING, message, evidence, fix)]
+
+
+def _other_loopback_findings(ctx: Context, facts: dict[str, Any]) -> list[Finding]:
+    """Every address of the target is loopback of one family and refused: one TCP connect to
+    the other family's loopback (``127.0.0.1`` for ``::1``, and back) on the same port. When it
+    answers, the server listens on the other family only. Ollama binds ``127.0.0.1:11434``
+    unless ``OLLAMA_HOST`` says otherwise (``envconfig/config.go`` ``Host()``; ``cmd/cmd.go``
+    ``RunServer`` listens on that one address), so ``[::1]`` is refused for every client: with
+    no other address to fall back to, the call fails. Records ``facts["other_family"]``."""
+    seen = _connect_facts(ctx)
+    if seen is None:
+        return []
+    addresses, connects = seen
+    by_address = {str(c.get("address")): c for c in connects}
+    if not addresses or not all(a in by_address for a in addresses):
+        return []
+    ips = [ip_or_none(a) for a in addresses]
+    if not all(ip is not None and ip.is_loopback for ip in ips):
+        return []
+    families = {_family(a) for a in addresses}
+    if len(families) != 1 or any(by_address[a].get("error") != "refused" for a in addresses):
+        return []
+    family = families.pop()
+    target = ctx.target
+    port = target.port
+    other = "127.0.0.1" if family == 6 else "::1"
+    result = net.tcp_connect(other, port, ctx.op_timeout())
+    facts["other_family"] = result.to_dict()
+    if not result.ok:
+        return []
+    first = addresses[0]
+    host = target.dial_host
+    refused = ", ".join(_fmt(a, port) for a in addresses)
+    if ip_or_none(host) is not None:
+        dialled = f"The client dials {refused}"
+    else:
+        dialled = (f"{host!r} resolves to {', '.join(addresses)} only here, and the client "
+                   f"dials {refused}")
+    holder = _holder(port, other)
+    if family == 6:
+        message = (f"{dialled}, which refuses connections, while {_fmt(other, port)} accepts "
+                   f"them{holder}: the server listens on IPv4 loopback only (Ollama's default "
+                   "bind is 127.0.0.1), and no client falls back to it from an IPv6 address. "
+                   "Use 127.0.0.1.")
+        fix = [FixStep("Use 127.0.0.1, the address the server listens on.",
+                       (f"export OLLAMA_HOST={_url(target, other)}",
+                        f"curl {_url(target, other)}/")),
+               FixStep("Or make the server listen on both families ([::] takes IPv4 too). "
+                       "That opens the port to your network: allow it in the firewall only "
+                       "for trusted hosts.", (f"OLLAMA_HOST=[::]:{port} ollama serve",))]
+    else:
+        message = (f"{dialled}, which refuses connections, while {_fmt(other, port)} accepts "
+                   f"them{holder}: the server listens on IPv6 loopback only, and no client "
+                   "falls back to it from an IPv4 address. Use [::1], or make the server "
+                   "listen on both families.")
+        fix = [FixStep("Use [::1], the address the server listens on.",
+                       (f"export OLLAMA_HOST={_url(target, other)}",
+                        f"curl {_url(target, other)}/")),
+               FixStep("Or make the server listen on both families ([::] takes IPv4 too), or "
+                       "on 127.0.0.1 (Ollama's default). [::] opens the port to your network: "
+                       "allow it in the firewall only for trusted hosts.",
+                       (f"OLLAMA_HOST=[::]:{port} ollama serve",
+                        f"OLLAMA_HOST=127.0.0.1:{port} ollama serve"))]
+    evidence = {"host": host, "address_order": addresses, "first": first,
+                "failure": "refused", "working": other,
+                "connects": [by_address[a] for a in addresses],
+                "other_family": result.to_dict()}
+    return [Finding("ipv6-localhost", Severity.ERROR, message, evidence, fix, Confidence.HIGH)]
+
+
+def _holder(port: int, address: str) -> str:
+    """`` (python3, pid 123)``: who listens on ``address``:``port``, when psutil can tell."""
+    try:
+        from ollama_doctor.local import covers, listeners_on
+
+        listeners, _ = listeners_on(port)
+    except Exception:  # naming the process is a courtesy; the connect is the proof
+        return ""
+    for listener in listeners:
+        if covers(listener.address, address) and listener.pid is not None:
+            return f" ({listener.name or 'a process'}, pid {listener.pid})"
+    return ""
 
 
 # -- summary ---------------------------------------------------------------------------------
