@@ -234,10 +234,157 @@ _KIND_OK: dict[str, Callable[[Any], bool]] = {
     "bool": lambda v: isinstance(v, bool),
     "*bool": lambda v: isinstance(v, bool),
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
     "array": lambda v: isinstance(v, list),
     "object": lambda v: isinstance(v, dict),
     "any": lambda v: True,
 }
+
+
+def _type_error(value: Any, struct: str, path: str, gotype: str) -> str:
+    kind = _json_kind(value)
+    if kind == "number" and gotype in ("int", "*int"):
+        kind = f"number {value!r}"  # strconv failed on the literal: Go quotes it
+    return f"json: cannot unmarshal {kind} into Go struct field {struct}.{path} of type {gotype}"
+
+
+# Go's base64.StdEncoding (padding required, CR/LF skipped): the offset of the first bad byte.
+_B64 = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+
+def base64_error(text: str) -> str | None:
+    """``illegal base64 data at input byte N`` (``encoding/base64`` decodeQuantum), or None."""
+    src = text.encode()
+    n = len(src)
+    si = 0
+    while si < n:
+        got = 0
+        while got < 4:
+            if si == n:
+                return None if got == 0 else f"illegal base64 data at input byte {si - got}"
+            c = src[si]
+            si += 1
+            if c in _B64:
+                got += 1
+            elif c not in (10, 13):
+                if c != 61 or got < 2:  # "=" is padding only after two symbols
+                    return f"illegal base64 data at input byte {si - 1}"
+                if got == 2:
+                    while si < n and src[si] in (10, 13):
+                        si += 1
+                    if si == n:
+                        return f"illegal base64 data at input byte {n}"
+                    if src[si] != 61:
+                        return f"illegal base64 data at input byte {si - 1}"
+                    si += 1
+                while si < n and src[si] in (10, 13):
+                    si += 1
+                return None if si == n else f"illegal base64 data at input byte {si}"
+    return None
+
+
+def _think_error(value: Any) -> str | None:
+    """``api.ThinkValue.UnmarshalJSON``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        if value in ("high", "medium", "low", "max"):
+            return None
+        return (f"invalid think value: {json.dumps(value)} (must be \"high\", \"medium\", "
+                '"low", "max", true, or false)')
+    return 'think must be a boolean or string ("high", "medium", "low", "max", true, or false)'
+
+
+_MESSAGE_FIELDS = {
+    "role": "string",
+    "content": "string",
+    "thinking": "string",
+    "images": "images",
+    "tool_calls": "array",
+    "tool_name": "string",
+    "tool_call_id": "string",
+}
+
+
+def _images_error(value: Any, struct: str, path: str) -> str | None:
+    if not isinstance(value, list):
+        return _type_error(value, struct, path, "[]api.ImageData")
+    for item in value:
+        if isinstance(item, str):
+            error = base64_error(item)
+            if error:
+                return error
+        elif item is not None and not isinstance(item, list):
+            return _type_error(item, struct, path, "api.ImageData")
+    return None
+
+
+def _ints_error(value: Any, struct: str, name: str) -> str | None:
+    """``[]int`` (the deprecated ``context``): each element must be a whole number."""
+    if not isinstance(value, list):
+        return _type_error(value, struct, name, "[]int")
+    for item in value:
+        if item is not None and not _KIND_OK["int"](item):
+            return _type_error(item, struct, name, "int")
+    return None
+
+
+_OPENAI_MESSAGE_FIELDS = {
+    "role": "string",
+    "content": "any",
+    "reasoning": "string",
+    "tool_calls": "array",
+    "name": "string",
+    "tool_call_id": "string",
+}
+
+
+def _openai_messages_error(value: Any, struct: str) -> str | None:
+    """``[]openai.Message``: a plain struct, so Go names it (``Message.messages.role``)."""
+    if not isinstance(value, list):
+        return _type_error(value, struct, "messages", "[]openai.Message")
+    for item in value:
+        if item is None:
+            continue
+        if not isinstance(item, dict):
+            return _type_error(item, struct, "messages", "openai.Message")
+        for key, sub in item.items():
+            name = key.lower()
+            kind = _OPENAI_MESSAGE_FIELDS.get(name)
+            if kind is None or sub is None or _KIND_OK[kind](sub):
+                continue
+            gotype = "string" if kind == "string" else "[]openai.ToolCall"
+            return _type_error(sub, "Message", f"messages.{name}", gotype)
+    return None
+
+
+def _messages_error(value: Any, struct: str) -> str | None:
+    """``[]api.Message``: Message.UnmarshalJSON decodes an Alias type; newer Go names the
+    field's full path (``ChatRequest.messages.content``)."""
+    if not isinstance(value, list):
+        return _type_error(value, struct, "messages", "[]api.Message")
+    for item in value:
+        if item is None:
+            continue
+        if not isinstance(item, dict):
+            return _type_error(item, struct, "messages", "api.Alias")
+        lower = {k: k for k in _MESSAGE_FIELDS}
+        for key, sub in item.items():
+            name = lower.get(key.lower())
+            if name is None or sub is None:
+                continue
+            kind = _MESSAGE_FIELDS[name]
+            path = f"messages.{name}"
+            if kind == "images":
+                error = _images_error(sub, struct, path)
+            elif not _KIND_OK[kind](sub):
+                error = _type_error(sub, struct, path, "string" if kind == "string" else
+                                    "[]api.ToolCall")
+            else:
+                error = None
+            if error:
+                return error
+    return None
 
 
 def bind_json(body: bytes, struct: str, fields: dict[str, tuple[str, str]]) -> dict[str, Any]:
@@ -270,11 +417,22 @@ def bind_json(body: bytes, struct: str, fields: dict[str, tuple[str, str]]) -> d
             except ValueError as exc:
                 error = error or str(exc)
             continue
-        if not _KIND_OK[kind](value):
-            error = error or (
-                f"json: cannot unmarshal {_json_kind(value)} into Go struct field "
-                f"{struct}.{name} of type {gotype}"
-            )
+        if kind in ("think", "images", "messages", "omessages", "ints"):
+            if kind == "ints":
+                problem = _ints_error(value, struct, name)
+            elif kind == "think":
+                problem = _think_error(value)
+            elif kind == "images":
+                problem = _images_error(value, struct, name)
+            elif kind == "messages":
+                problem = _messages_error(value, struct)
+            else:
+                problem = _openai_messages_error(value, struct)
+            if problem:
+                error = error or problem
+                continue
+        elif not _KIND_OK[kind](value):
+            error = error or _type_error(value, struct, name, gotype)
             continue
         out[name] = value
     if error:
@@ -334,36 +492,47 @@ def parse_keep_alive(value: Any) -> float:
     return math.inf if seconds < 0 else seconds
 
 
+# The request structs of api/types.go (v0.33): json name -> (kind, Go type in messages).
+_LOGPROBS = {
+    "truncate": ("*bool", "bool"),
+    "shift": ("*bool", "bool"),
+    "_debug_render_only": ("bool", "bool"),
+    "logprobs": ("bool", "bool"),
+    "top_logprobs": ("int", "int"),
+}
 GENERATE_FIELDS = {
     "model": ("string", "string"),
     "prompt": ("string", "string"),
     "suffix": ("string", "string"),
     "system": ("string", "string"),
     "template": ("string", "string"),
-    "context": ("array", "[]int"),
+    "context": ("ints", "[]int"),
     "stream": ("*bool", "bool"),
     "raw": ("bool", "bool"),
     "format": ("any", "json.RawMessage"),
     "keep_alive": ("any", "api.Duration"),
-    "images": ("array", "[]api.ImageData"),
+    "images": ("images", "[]api.ImageData"),
     "options": ("object", "map[string]interface {}"),
-    "think": ("any", "api.ThinkValue"),
+    "think": ("think", "api.ThinkValue"),
+    **_LOGPROBS,
 }
 CHAT_FIELDS = {
     "model": ("string", "string"),
-    "messages": ("array", "[]api.Message"),
+    "messages": ("messages", "[]api.Message"),
     "stream": ("*bool", "bool"),
     "format": ("any", "json.RawMessage"),
     "keep_alive": ("any", "api.Duration"),
     "tools": ("array", "api.Tools"),
     "options": ("object", "map[string]interface {}"),
-    "think": ("any", "api.ThinkValue"),
+    "think": ("think", "api.ThinkValue"),
+    **_LOGPROBS,
 }
 EMBED_FIELDS = {
     "model": ("string", "string"),
     "input": ("any", "interface {}"),
     "keep_alive": ("any", "api.Duration"),
     "truncate": ("*bool", "bool"),
+    "dimensions": ("int", "int"),
     "options": ("object", "map[string]interface {}"),
 }
 EMBEDDINGS_FIELDS = {
@@ -377,6 +546,8 @@ SHOW_FIELDS = {
     "name": ("string", "string"),
     "verbose": ("bool", "bool"),
     "system": ("string", "string"),
+    "template": ("string", "string"),
+    "options": ("object", "map[string]interface {}"),
 }
 PULL_FIELDS = {
     "model": ("string", "string"),
@@ -384,13 +555,24 @@ PULL_FIELDS = {
     "stream": ("*bool", "bool"),
     "insecure": ("bool", "bool"),
 }
+# openai.ChatCompletionRequest (openai/openai.go v0.33; it has no max_completion_tokens). Go's
+# UnmarshalTypeError names the pointed-to type: a *int field says "of type int".
 OPENAI_CHAT_FIELDS = {
     "model": ("string", "string"),
-    "messages": ("array", "[]openai.Message"),
+    "messages": ("omessages", "[]openai.Message"),
     "stream": ("bool", "bool"),
-    "max_tokens": ("int", "*int"),
-    "max_completion_tokens": ("int", "*int"),
+    "stream_options": ("object", "openai.StreamOptions"),
+    "max_tokens": ("int", "int"),
+    "seed": ("int", "int"),
+    "stop": ("any", "interface {}"),
+    "temperature": ("float", "float64"),
+    "frequency_penalty": ("float", "float64"),
+    "presence_penalty": ("float", "float64"),
+    "top_p": ("float", "float64"),
+    "response_format": ("object", "openai.ResponseFormat"),
     "tools": ("array", "[]api.Tool"),
-    "temperature": ("any", "*float64"),
-    "seed": ("any", "*int"),
+    "reasoning": ("object", "openai.Reasoning"),
+    "reasoning_effort": ("string", "string"),
+    "logprobs": ("bool", "bool"),
+    "top_logprobs": ("int", "int"),
 }

@@ -22,7 +22,7 @@ from .cloud import cloud_check
 from .logs import Log
 from .models import ModelSpec, full_name, split_name
 from .scheduler import LoadedModel, RunOptions
-from .wire import CT_NDJSON, GARBAGE, ClientGone, Ctx, HTTPError, go_json, utc_now
+from .wire import CT_NDJSON, CT_PLAIN_JSON, GARBAGE, ClientGone, Ctx, HTTPError, go_json, utc_now
 
 if TYPE_CHECKING:
     from .server import Emulator
@@ -132,7 +132,51 @@ def _check_caps(spec: ModelSpec, raw: dict[str, Any], chat: bool) -> None:
         needed = [("insert", bool(raw.get("suffix"))), ("vision", bool(raw.get("images")))]
     missing = [cap for cap, wanted in needed if wanted and cap not in spec.capabilities]
     if missing:
-        raise HTTPError(400, f"{full_name(spec)} does not support {', '.join(missing)}")
+        # CheckCapabilities: errors.Join puts each missing capability on its own line.
+        raise HTTPError(400, f"{full_name(spec)} does not support " + "\n".join(missing))
+
+
+# api.Options (api/types.go v0.33): the Go kind FromMap converts each known option to.
+OPTION_KINDS = {
+    **dict.fromkeys(("num_ctx", "num_batch", "num_gpu", "main_gpu", "num_thread",
+                     "draft_num_predict", "num_keep", "seed", "num_predict", "top_k",
+                     "repeat_last_n"), "integer"),
+    **dict.fromkeys(("top_p", "min_p", "typical_p", "temperature", "repeat_penalty",
+                     "presence_penalty", "frequency_penalty"), "float32"),
+    "use_mmap": "boolean",
+    "stop": "array",
+}
+
+
+def options_error(options: Any) -> str | None:
+    """``api.Options.FromMap``'s first error (unknown keys are only logged)."""
+    if not isinstance(options, dict):
+        return None
+    for key, value in options.items():
+        kind = OPTION_KINDS.get(key)
+        if kind is None or value is None:
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = {
+            "integer": number,
+            "float32": number,
+            "boolean": isinstance(value, bool),
+            "array": isinstance(value, list),
+        }[kind]
+        if not ok:
+            return f"option {json.dumps(key)} must be of type {kind}"
+        if kind == "array" and not all(isinstance(v, str) for v in value):
+            return f"option {json.dumps(key)} must be of an array of strings"
+    return None
+
+
+def format_error(value: Any) -> str | None:
+    """The runner's check of ``format`` (``llm/llama_server.go`` Completion, v0.33)."""
+    if value is None or value == "" or value == "json" or isinstance(value, dict):
+        return None
+    raw = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    quoted = json.dumps(raw, ensure_ascii=False)
+    return f'invalid format: {quoted}; expected "json" or a valid JSON Schema object'
 
 
 def _find_model(app: Emulator, ctx: Ctx, raw: dict[str, Any], chat: bool) -> ModelSpec:
@@ -158,6 +202,9 @@ async def completion(
     done: DoneOnly = send_done_only,
 ) -> None:
     """GenerateHandler / ChatHandler: check, schedule, then ``produce`` the answer."""
+    top = raw.get("top_logprobs", 0)
+    if not 0 <= top <= 20:
+        raise HTTPError(400, "top_logprobs must be between 0 and 20")
     spec = _find_model(app, ctx, raw, chat)
     name: str = raw.get("model", "")
     empty = not (raw.get("messages") if chat else raw.get("prompt"))
@@ -168,7 +215,15 @@ async def completion(
         app.sched.unload(spec)
         await done(ctx, done_only(name, created, chat, "unload"), stream)
         return
+    if not chat and raw.get("raw") and (
+        raw.get("template") or raw.get("system") or raw.get("context")
+    ):
+        raise HTTPError(400, "raw mode does not support template, system, or context")
     _check_caps(spec, raw, chat)
+    # scheduleRunner: CheckCapabilities, then modelOptions (FromMap) -> handleScheduleError 500.
+    problem = options_error(raw.get("options"))
+    if problem:
+        raise HTTPError(500, problem)
     opts = app.sched.options(raw, spec, ctx.f)
     runner = await app.sched.acquire(ctx, spec, opts, keep_alive)
     try:
@@ -176,6 +231,14 @@ async def completion(
         if empty:
             await done(ctx, done_only(name, created, chat, "load"), stream)
             return
+        problem = format_error(raw.get("format"))
+        if problem:
+            # The runner rejects it before the first token, so the status is still unsent;
+            # streamResponse sets "application/json" by hand before c.JSON (routes.go).
+            if stream and not ctx.v1:
+                await ctx.rsp.send(500, go_json({"error": problem}), CT_PLAIN_JSON, is_json=True)
+                return
+            raise HTTPError(500, problem)
         await app.sched.guard(ctx, produce(app, ctx, raw, spec, runner, opts, stream, load_ns))
     except ClientGone:
         if not empty:

@@ -32,6 +32,7 @@ from .generation import (
     native_chat,
     native_generate,
     ns_since,
+    options_error,
     truncate,
     vector,
 )
@@ -148,21 +149,29 @@ def _embed_inputs(value: Any) -> list[str]:
 
 async def embed(app: Emulator, ctx: Ctx, raw: dict[str, Any]) -> dict[str, Any]:
     """EmbedHandler (``/api/embed``, and ``/v1/embeddings`` behind EmbeddingsMiddleware)."""
-    inputs = _embed_inputs(raw.get("input"))
     name: str = raw.get("model", "")
     if split_name(name) is None:
         raise HTTPError(404, f"model '{name}' not found")
+    # EmbedHandler (routes.go v0.33) checks the input's type after the model reference.
+    inputs = _embed_inputs(raw.get("input"))
     cloud_check(name, ctx.f, method=ctx.req.method, path=ctx.req.path)
     spec = app.find(name)
     if spec is None:
         raise HTTPError(404, f"model {json.dumps(name)} not found, try pulling it first")
+    problem = options_error(raw.get("options"))
+    if problem:
+        raise HTTPError(500, problem)
     opts = app.sched.options(raw, spec, ctx.f)
     runner = await app.sched.acquire(ctx, spec, opts, raw.get("keep_alive"))
     try:
         load_ns = ns_since(ctx.t0) + WARM_LOAD_NS
         if not inputs:
             return {"model": name, "embeddings": []}
-        count = sum(truncate(app.log, max(1, math.ceil(len(s) / 4)), opts) for s in inputs)
+        counts = [max(1, math.ceil(len(s) / 4)) for s in inputs]
+        if raw.get("truncate") is False and max(counts) > opts.num_ctx:
+            # EmbedHandler embedWithRetry: truncate=false refuses instead of cutting.
+            raise HTTPError(400, "the input length exceeds the context length")
+        count = sum(truncate(app.log, c, opts) for c in counts)
         await asyncio.sleep(count * PROMPT_TOKEN_SECONDS * app.config.time_scale)
         return {
             "model": name,
@@ -189,6 +198,9 @@ async def h_embeddings(app: Emulator, ctx: Ctx) -> None:
     spec = app.find(name)
     if spec is None:
         raise HTTPError(404, f"model {json.dumps(name)} not found, try pulling it first")
+    problem = options_error(raw.get("options"))
+    if problem:
+        raise HTTPError(500, problem)
     opts = app.sched.options(raw, spec, ctx.f)
     runner = await app.sched.acquire(ctx, spec, opts, raw.get("keep_alive"))
     try:

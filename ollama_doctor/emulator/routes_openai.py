@@ -14,6 +14,7 @@ newline, ``Content-Type: application/json``). Cloud-proxy errors keep Ollama's s
 from __future__ import annotations
 
 import base64
+import json
 import math
 import struct
 import time
@@ -194,6 +195,36 @@ def _usage(prompt: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
+_EFFORTS = ("", "none", "minimal", "low", "medium", "high", "max", "xhigh", "ultra")
+
+
+def _from_chat_request_error(raw: dict[str, Any]) -> str | None:
+    """openai.FromChatRequest's errors, in its order (messages, then reasoning effort)."""
+    for message in raw["messages"]:
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        if isinstance(content, list):
+            for part in content:
+                url = part.get("image_url") if isinstance(part, dict) else None
+                url = url.get("url") if isinstance(url, dict) else url
+                if isinstance(url, str) and url.startswith(("http://", "https://")):
+                    return ("image URLs are not currently supported, please use base64 "
+                            "encoded data instead")
+        elif content is not None and not isinstance(content, str):
+            return f"invalid message content type: {_go_type(content)}"
+    reasoning = raw.get("reasoning")
+    effort = raw.get("reasoning_effort", "")
+    if isinstance(reasoning, dict):
+        effort = reasoning.get("effort", "")
+    if isinstance(effort, str) and effort not in _EFFORTS:
+        return (
+            f"invalid reasoning value: {json.dumps(effort)} (must be \"minimal\", \"low\", "
+            '"medium", "high", "xhigh", "ultra", "max", or "none")'
+        )
+    return None
+
+
 async def h_chat(app: Emulator, ctx: Ctx) -> None:
     try:
         raw = bind_json(ctx.req.body, "ChatCompletionRequest", OPENAI_CHAT_FIELDS)
@@ -203,8 +234,12 @@ async def h_chat(app: Emulator, ctx: Ctx) -> None:
     if not raw.get("messages"):
         await fail(ctx, 400, "[] is too short - 'messages'", middleware=True)
         return
+    problem = _from_chat_request_error(raw)
+    if problem:
+        await fail(ctx, 400, problem, middleware=True)
+        return
     options: dict[str, Any] = {}
-    max_tokens = raw.get("max_completion_tokens", raw.get("max_tokens"))
+    max_tokens = raw.get("max_tokens")
     if isinstance(max_tokens, int):
         options["num_predict"] = max_tokens
     chat_raw: dict[str, Any] = {
