@@ -3,6 +3,12 @@
 Probes never read ``os.environ``, ``/proc`` or the network directly; they ask the context, so
 tests can swap any of these (a fixture ``/proc`` tree, an environment without the developer's
 proxy variables, a fake process list).
+
+The client's path is decided here, once: ``route(url)`` is the proxy the chosen client family
+(``--client``, ``clients.py``) uses for a URL under this environment (``proxyenv``), or direct.
+``http``, ``http_client`` and ``async_client`` send every probe's request along that path —
+through the proxy in absolute form for ``http://`` and by ``CONNECT`` for ``https://``, as the
+client does — unless a probe asks for the direct path to compare (``direct=True``).
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ from typing import TYPE_CHECKING, Any
 from ollama_doctor.target import Target
 
 if TYPE_CHECKING:
+    import httpx
+
+    from ollama_doctor.clients import ClientFamily
     from ollama_doctor.errortext import ErrorAnalysis
     from ollama_doctor.net import HttpReply
-    from ollama_doctor.result import ProbeResult
+    from ollama_doctor.result import Outcome, ProbeResult
 
 
 @dataclass(frozen=True)
@@ -50,9 +59,50 @@ class Options:
     server_pids: tuple[int, ...] = ()
     error_text: str | None = None
     debug: bool = False
+    client: str = "ollama-python"  # a clients.py family name
 
 
 GetAddrInfo = Callable[..., list[tuple[Any, ...]]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """The path the user's client takes to one URL: through a proxy, or direct.
+
+    ``proxy`` keeps any credentials (it is used, never shown); ``shown`` masks them. ``note``
+    says why a proxy the client would use is not used here (a scheme this tool cannot speak).
+    """
+
+    client: str
+    proxy: str | None
+    source: str | None = None
+    reason: str = ""
+    note: str = ""
+
+    @property
+    def proxied(self) -> bool:
+        return self.proxy is not None
+
+    @property
+    def shown(self) -> str | None:
+        from ollama_doctor.proxyenv import redact_proxy
+
+        return None if self.proxy is None else redact_proxy(self.proxy)
+
+    def describe(self) -> str:
+        """``via proxy http://127.0.0.1:3128 (HTTP_PROXY)`` or ``direct``."""
+        if self.proxy is None:
+            return "direct"
+        return f"via proxy {self.shown} ({self.source or 'proxy settings'})"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"client": self.client, "route": "proxy" if self.proxied
+                               else "direct", "proxy": self.shown, "source": self.source,
+                               "reason": self.reason, "described": self.describe()}
+        if self.note:
+            out["note"] = self.note
+        return out
+
 OP_FLOOR = 1.0  # seconds an operation gets even past the run's deadline
 
 
@@ -92,12 +142,27 @@ class Context:
         return self.fs_root / name.lstrip("/")
 
     # -- what the user's client sends -------------------------------------------------------
+    @property
+    def client(self) -> ClientFamily:
+        """The client family whose rules apply (``--client``, or the pasted error's)."""
+        from ollama_doctor import clients
+
+        return clients.get(self.options.client)
+
+    def key_variable(self) -> str | None:
+        """The variable whose value the client sends as a bearer token, when it is set:
+        ``OLLAMA_API_KEY`` for clients that read it, ``OPENAI_API_KEY`` for OpenAI's SDKs."""
+        name = self.client.key_env
+        return name if name and self.env.get(name, "") else None
+
     def client_headers(self, *, with_origin: bool = True) -> dict[str, str]:
-        """Headers the user's client sends: ``--header`` values, ``OLLAMA_API_KEY`` as a bearer
-        token (as ollama-python does, unless an Authorization header is given), ``--origin``."""
+        """Headers the user's client sends: ``--header`` values, its key variable as a bearer
+        token (ollama-python: ``OLLAMA_API_KEY``; openai: ``OPENAI_API_KEY``; clients that read
+        neither send none), unless an Authorization header is given, and ``--origin``."""
         headers = {name: value for name, value in self.options.headers}
         lower = {k.lower() for k in headers}
-        key = self.env.get("OLLAMA_API_KEY", "")
+        variable = self.key_variable()
+        key = self.env.get(variable, "") if variable else ""
         if key and "authorization" not in lower:
             headers["Authorization"] = f"Bearer {key}"
         if with_origin and self.options.origin and "origin" not in lower:
@@ -115,20 +180,121 @@ class Context:
                 out.extend(_url_password(value))
         return [s for s in out if s]
 
+    def client_base_url(self) -> str:
+        """Where the client sends its calls: the target's own path when it has one, else the
+        server root plus the client's base path (``/v1`` for OpenAI's SDKs). The server stays
+        ``target.root_url`` either way: a base path is not another server."""
+        if self.target.path:
+            return self.target.base_url
+        return self.target.root_url + self.client.base_path
+
+    # -- the client's path -------------------------------------------------------------------
+    def route(self, url: str | None = None) -> Route:
+        """The path the client takes to ``url`` (default: the target's root), decided once per
+        scheme, host and port from the client family's proxy rules."""
+        from urllib.parse import urlsplit
+
+        url = url or self.target.root_url + "/"
+        parts = urlsplit(url)
+        key = f"route:{parts.scheme.lower()}://{parts.netloc.lower()}"
+        if key not in self.memo:
+            self.memo[key] = self._decide_route(url)
+        route: Route = self.memo[key]
+        return route
+
+    def _decide_route(self, url: str) -> Route:
+        from ollama_doctor import proxyenv
+
+        client = self.client
+        if client.proxy_family is None:
+            return Route(client.name, None, reason=f"{client.label} reads no proxy variable")
+        decision = proxyenv.proxy_for(url, self.env, client.proxy_family)
+        if decision.proxy_url is None:
+            return Route(client.name, None, reason=decision.reason)
+        scheme = proxyenv.proxy_scheme(decision.proxy_url)
+        usable = scheme in proxyenv.HTTPX_SCHEMES
+        if usable and scheme in proxyenv.SOCKS_SCHEMES and client.proxy_family != "httpx":
+            usable = _socksio_available()
+        if not usable:  # httpx clients fail on it themselves (the proxy probe says so)
+            return Route(client.name, None, decision.source, decision.reason,
+                         note=f"{client.label} would use "
+                              f"{proxyenv.redact_proxy(decision.proxy_url)}, a "
+                              f"{scheme}:// proxy this tool cannot speak; probed directly")
+        return Route(client.name, decision.proxy_url, decision.source, decision.reason)
+
+    def path_facts(self, url: str | None = None) -> dict[str, Any]:
+        return self.route(url).to_dict()
+
+    def on_path(self, outcome: Outcome, url: str | None = None) -> Outcome:
+        """Say in a probe's summary and facts which path its requests took (``Outcome``)."""
+        from ollama_doctor.result import Status
+
+        route = self.route(url)
+        outcome.facts.setdefault("path", route.to_dict())
+        if outcome.status != Status.SKIP and not outcome.summary.endswith(route.describe()):
+            outcome.summary = f"{outcome.summary} — {route.describe()}"
+        return outcome
+
     # -- network --------------------------------------------------------------------------
-    def http(self, method: str, url: str, **kwargs: Any) -> HttpReply:
-        """One bounded HTTP exchange; see ``net.request``. Never raises for network trouble."""
+    def _verify_for(self, url: str) -> Any:
+        from ollama_doctor import net
+
+        if not url.startswith("https:"):
+            return True
+        if "trust_store" not in self.memo:
+            self.memo["trust_store"] = net.trust_store(self.env)
+        return self.memo["trust_store"]
+
+    def http(self, method: str, url: str, *, direct: bool = False, **kwargs: Any) -> HttpReply:
+        """One bounded HTTP exchange along the client's path (``route``), or straight to the
+        server with ``direct=True``; see ``net.request``. Never raises for network trouble."""
         from ollama_doctor import net
 
         kwargs.setdefault("timeout", self.op_timeout())
         if url.startswith("https:") and "verify" not in kwargs:
-            if "trust_store" not in self.memo:
-                self.memo["trust_store"] = net.trust_store(self.env)
-            kwargs["verify"] = self.memo["trust_store"]
+            kwargs["verify"] = self._verify_for(url)
+        if "proxy" not in kwargs and not direct:
+            kwargs["proxy"] = self.route(url).proxy
         return net.request(method, url, **kwargs)
+
+    def http_client(self, *, url: str | None = None, timeout: float | httpx.Timeout | None = None,
+                    verify: Any = None, direct: bool = False) -> httpx.Client:
+        """An ``httpx.Client`` along the client's path to ``url`` (default: the target), for a
+        probe that makes several calls on one kept-alive connection or reads a stream.
+        Environment proxies are never read by it (``trust_env=False``): the route decides."""
+        import httpx
+
+        url = url or self.target.root_url + "/"
+        proxy = None if direct else self.route(url).proxy
+        return httpx.Client(trust_env=False, proxy=proxy, follow_redirects=False,
+                            timeout=self.op_timeout() if timeout is None else timeout,
+                            verify=self._verify_for(url) if verify is None else verify)
+
+    def async_client(self, *, url: str | None = None,
+                     timeout: float | httpx.Timeout | None = None,
+                     **kwargs: Any) -> httpx.AsyncClient:
+        """``http_client``'s asynchronous twin (the load probe)."""
+        import httpx
+
+        url = url or self.target.root_url + "/"
+        kwargs.setdefault("verify", self._verify_for(url))
+        return httpx.AsyncClient(trust_env=False, proxy=self.route(url).proxy,
+                                 follow_redirects=False,
+                                 timeout=self.op_timeout() if timeout is None else timeout,
+                                 **kwargs)
 
     def result(self, probe_id: str) -> ProbeResult | None:
         return self.results.get(probe_id)
+
+
+def _socksio_available() -> bool:
+    import importlib
+
+    try:
+        importlib.import_module("socksio")
+    except Exception:
+        return False
+    return True
 
 
 def _secretish(name: str) -> bool:

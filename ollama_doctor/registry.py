@@ -52,7 +52,7 @@ REGISTRY: tuple[ProbeSpec, ...] = (
         causes=("server-not-running", "connect-timeout", "server-unresponsive", "not-ollama",
                 "unspecified-address", "wrong-port-scheme", "client-parsing-differs",
                 "wrong-base-path", "dns-failure", "tls-error", "bad-gateway",
-                "gateway-timeout"),
+                "gateway-timeout", "proxy-unreachable", "proxy-unsupported", "proxy-blocks"),
     ),
     ProbeSpec(  # dns
         "dns", "Name resolution",
@@ -100,13 +100,14 @@ REGISTRY: tuple[ProbeSpec, ...] = (
         "The installed models; whether --model is one of them and can do what --needs asks.",
         needs=("reachability",),
         causes=("model-not-found", "model-capability", "wrong-instance",
-                "cloud-signin-required", "rate-limited", "server-error"),
+                "cloud-signin-required", "rate-limited", "server-error", "cloud-disabled",
+                "bad-gateway"),
     ),
     ProbeSpec(  # auth
         "auth", "Auth and access",
         "Credentials and Origin the client sends; 401 and 403 told apart by re-probing.",
         needs=("reachability",),
-        causes=("auth-required", "cloud-signin-required", "origin-forbidden",
+        causes=("auth-required", "cloud-signin-required", "cloud-disabled", "origin-forbidden",
                 "host-forbidden", "forbidden", "proxy-blocks"),
     ),
     ProbeSpec(  # warmup
@@ -115,7 +116,8 @@ REGISTRY: tuple[ProbeSpec, ...] = (
         needs=("models",),
         causes=("slow-model-load", "reload-churn", "prompt-truncated", "gpu-offload",
                 "runner-crashed", "out-of-memory", "server-busy", "server-error",
-                "model-capability", "ollama-outdated"),
+                "model-capability", "ollama-outdated", "cloud-signin-required",
+                "cloud-disabled", "rate-limited", "bad-gateway"),
     ),
     ProbeSpec(  # load
         "load", "Load",

@@ -22,7 +22,7 @@ from typing import Literal
 DEFAULT_PORT = 11434
 DEFAULT_URL = "http://127.0.0.1:11434"
 
-Source = Literal["option", "OLLAMA_HOST", "default", "error-text"]
+Source = Literal["option", "OLLAMA_HOST", "OPENAI_BASE_URL", "default", "error-text"]
 
 _HOSTNAME = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?\.?$")
 

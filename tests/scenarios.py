@@ -187,6 +187,13 @@ def s02(lab: Lab, bind: str = "127.0.0.1") -> Run:
     return Run(["--host", f"http://10.77.0.2:{port}", "--server-pid", str(pid)], netns=ns)
 
 
+def s02n(lab: Lab, bind: str = "127.0.0.1") -> Run:
+    """S02 without ``--server-pid``: the emulator is not named ``ollama``, so the sockets alone
+    (the port held on loopback only, the machine's other address refused) must prove it."""
+    run = s02(lab, bind)
+    return Run(run.args[:2], netns=run.netns)
+
+
 def s03(lab: Lab) -> Run:
     return Run(["--host", f"127.0.0.1:{closed_port()}", "--fs-root", str(FS / "cgroup-v2"),
                 "--discover", "--candidate", lab.emulator().url])
@@ -225,20 +232,44 @@ def s07_relay(lab: Lab) -> Run:
     return Run(["--host", lab.emulator().url], {"HTTP_PROXY": lab.proxy("relay")})
 
 
-def s07_gateway(lab: Lab, mode: str = "deny") -> Run:
-    """The corporate gateway: the target's name resolves only on the proxy. The server behind
-    it listens on every interface (as one reached through a gateway does), so Ollama's Host
-    check is off."""
+def s07_gateway(lab: Lab, mode: str = "deny", *args: str, **faults: str) -> Run:
+    """The corporate gateway: the target's name resolves only on the proxy, so the client's
+    every request goes through it. The server behind it listens on every interface (as one
+    reached through a gateway does), so Ollama's Host check is off unless ``host_check="on"``
+    (a loopback-bound server the proxy forwards the public Host to). ``args`` are more CLI
+    options (``-m MODEL``…), ``faults`` the emulator's."""
     ns = lab.netns(hosts=HOSTS)
-    code = ("import sys,threading;sys.path.insert(0,sys.argv[1]);"
+    faults = {"host_check": "off", **faults}
+    code = ("import json,sys,threading;sys.path.insert(0,sys.argv[1]);"
             "from tests.support.proxy import ForwardProxy;"
             "from ollama_doctor.emulator import Emulator;"
-            "e=Emulator(host_check='off');e.start();"
+            "e=Emulator(**json.loads(sys.argv[3]));e.start();"
             "p=ForwardProxy(sys.argv[2],resolve={'ollama.corp.example':('127.0.0.1',e.port)});"
             "print(p.start(),flush=True);threading.Event().wait()")
-    proxy = ns.start_server([sys.executable, "-c", code, str(REPO), mode], cwd=REPO)
-    return Run(["--host", "http://ollama.corp.example:11434", "--timeout", "2"],
+    emulator_faults = json.dumps({k.replace("_", "-"): v for k, v in faults.items()})
+    proxy = ns.start_server([sys.executable, "-c", code, str(REPO), mode, emulator_faults],
+                            cwd=REPO)
+    return Run(["--host", "http://ollama.corp.example:11434", "--timeout", "2", *args],
                {"HTTP_PROXY": proxy.first_line.strip()}, netns=ns)
+
+
+def s07_gateway_healthy(lab: Lab) -> Run:
+    """Through a relaying gateway, with a model: models, auth and warm-up all run, via it."""
+    return s07_gateway(lab, "relay", "-m", "llama3.2", "--timeout", "5")
+
+
+def s07_gateway_missing_model(lab: Lab) -> Run:
+    return s07_gateway(lab, "relay", "-m", "llama3.1")
+
+
+def s07_gateway_cold_load(lab: Lab) -> Run:
+    return s07_gateway(lab, "relay", "-m", "llama3.2", "--client-timeout", "1",
+                       cold_load="2.4")
+
+
+def s07_gateway_host_check(lab: Lab) -> Run:
+    """A loopback-bound server (Host check on) behind a proxy that forwards the public Host."""
+    return s07_gateway(lab, "relay", host_check="on")
 
 
 def s08(lab: Lab) -> Run:
@@ -398,6 +429,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("S01", "server not running", "server-not-running", None, s01, healthy_emulator),
     Scenario("S02", "bound to 127.0.0.1, client uses another address", "bound-to-loopback",
              None, s02, lambda lab: s02(lab, "0.0.0.0"), netns=True),
+    Scenario("S02n", "S02 found from the sockets alone (no --server-pid)", "bound-to-loopback",
+             None, s02n, lambda lab: s02n(lab, "0.0.0.0"), netns=True),
     Scenario("S03", "client in a container uses localhost", "container-localhost", None, s03,
              s03_healthy),
     Scenario("S04", "host.docker.internal does not resolve", "dns-failure", None, s04,
@@ -407,7 +440,13 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("S07", "proxy answers its own 403 page", "proxy-captures-local", 403, s07,
              s07_relay),
     Scenario("S07g", "corporate gateway refuses the Ollama host", "proxy-blocks", 403,
-             s07_gateway, lambda lab: s07_gateway(lab, "relay"), netns=True),
+             s07_gateway, s07_gateway_healthy, netns=True, model_load=True),
+    Scenario("S07m", "model typo, server reachable only through the gateway",
+             "model-not-found", 404, s07_gateway_missing_model, netns=True),
+    Scenario("S07s", "cold load longer than the client timeout, through the gateway",
+             "slow-model-load", 504, s07_gateway_cold_load, netns=True, model_load=True),
+    Scenario("S07h", "gateway forwards the public Host to a loopback-bound server",
+             "host-forbidden", 403, s07_gateway_host_check, netns=True),
     Scenario("S08", "proxy variable points at a dead proxy", "proxy-unreachable", None, s08),
     Scenario("S09", "SOCKS proxy without socksio", "proxy-unsupported", None, s09),
     Scenario("S10", "the name does not resolve (NXDOMAIN)", "dns-failure", None, s10,

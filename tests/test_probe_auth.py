@@ -269,7 +269,7 @@ def test_default_origin_and_no_origin_pass(cli: Callable[..., CliRun],
     run = cli("probe", "auth", "--host", emu.url, "--json")
     assert run.code == 0
     check = check_of(run.json(), "auth")
-    assert (check["status"], check["summary"]) == ("pass", "GET /api/tags answers 200")
+    assert (check["status"], check["summary"]) == ("pass", "GET /api/tags answers 200 — direct")
     assert check["facts"]["origins"]["allowed_by_default"][-1] == "vscode-file://*"
     assert "chrome-extension://" in check["facts"]["origins"]["note"]
 
@@ -403,7 +403,7 @@ def test_s21_wrong_key_is_rejected(cli: Callable[..., CliRun],
     assert (diag["cause"], diag["code"]) == ("auth-required", 401)
     assert diag["explanation"].startswith(
         f"An intermediary in front of Ollama at {emu.url} rejects the credentials your client "
-        "sends (OLLAMA_API_KEY (sent as Authorization: Bearer, as ollama-python does)): 401 with "
+        "sends (OLLAMA_API_KEY, which ollama-python sends in its Authorization header): 401 with "
         "the challenge 'Bearer' (realm=\"ollama\"), the same as without them.")
     assert diag["evidence"]["credentials_change_the_answer"] is False
     assert diag["fix"][0]["text"].startswith("Check the token")
@@ -435,3 +435,39 @@ def test_cloud_signin_through_auth(cli: Callable[..., CliRun],
     diag = top(run.json())
     assert (diag["cause"], diag["code"]) == ("cloud-signin-required", 401)
     assert diag["evidence"]["signin_url"].startswith("https://ollama.com/connect?")
+
+
+# -- the client's own key variable (--client) -------------------------------------------------
+
+
+@pytest.mark.parametrize(("client", "env", "cause"), [
+    # ollama-python reads OLLAMA_API_KEY: the gate opens
+    ("ollama-python", {"OLLAMA_API_KEY": "TOKEN"}, None),
+    # the OpenAI SDK never reads OLLAMA_API_KEY: the same environment gets 401
+    ("openai-python", {"OLLAMA_API_KEY": "TOKEN"}, "auth-required"),
+    # it sends OPENAI_API_KEY as its bearer token
+    ("openai-python", {"OPENAI_API_KEY": "TOKEN"}, None),
+    # curl sends nothing by itself
+    ("curl", {"OLLAMA_API_KEY": "TOKEN", "OPENAI_API_KEY": "TOKEN"}, "auth-required"),
+])
+def test_only_the_clients_own_key_variable_is_sent(cli: Callable[..., CliRun],
+                                                   emulator: Callable[..., Any], client: str,
+                                                   env: dict[str, str], cause: str | None
+                                                   ) -> None:
+    emu = emulator(auth="TOKEN")
+    run = cli("probe", "auth", "--host", emu.url, "--client", client, "--json", env=env)
+    doc = run.json()
+    check = check_of(doc, "auth")
+    if cause is None:
+        assert (run.code, check["status"]) == (0, "pass"), check["summary"]
+        variable = next(iter(env))
+        assert check["facts"]["client"]["credentials"] == (
+            f"{variable}, which {client} sends in its Authorization header")
+    else:
+        assert run.code == 1
+        assert top(doc)["cause"] == cause
+        assert check["facts"]["client"]["credentials"] is None
+        assert top(doc)["explanation"].endswith(
+            f"OLLAMA_API_KEY is set, but {client} does not read it: it must be given the "
+            "token itself.")
+    assert "TOKEN" not in run.stdout

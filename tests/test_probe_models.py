@@ -226,7 +226,7 @@ def test_no_model_lists_and_passes(cli: Callable[..., CliRun],
     run = cli("probe", "models", "--host", emu.url, "--json")
     assert run.code == 0
     check = check_of(run.json(), "models")
-    assert (check["status"], check["summary"]) == ("pass", f"2 models on {emu.url}")
+    assert (check["status"], check["summary"]) == ("pass", f"2 models on {emu.url} — direct")
     assert [(m["name"], m["size_human"], m["parameter_size"]) for m in check["facts"]["models"]] \
         == [("llama3.2:latest", "2.0 GB", "3.2B"), ("qwen3:8b", "5.2 GB", "8.2B")]
 
@@ -240,7 +240,7 @@ def test_empty_store_without_model_is_only_a_note(cli: Callable[..., CliRun],
     doc = run.json()
     check = check_of(doc, "models")
     assert (check["status"], check["summary"], check["findings"]) == (
-        "warn", f"no models installed on {emu.url}", [])
+        "warn", f"no models installed on {emu.url} — direct", [])
     assert doc["summary"]["status"] == "healthy"
 
 
@@ -412,3 +412,28 @@ def test_cloud_model_signed_in_is_healthy(cli: Callable[..., CliRun],
     facts = check_of(run.json(), "models")["facts"]
     assert facts["model"]["cloud"] is True
     assert facts["models"][0]["remote_host"] == "https://ollama.com:443"
+
+
+def test_openai_client_lists_models_under_its_own_base_path(emulator: Callable[..., Any],
+                                                           cli: Callable[..., CliRun]) -> None:
+    """--client openai-python on the server root: the SDK calls /v1, the target stays the
+    server (scheme, host and port)."""
+    emu = emulator(models=["llama3.2:latest"])
+    run = cli("check", "--host", emu.url, "--client", "openai-python", "--json")
+    doc = run.json()
+    assert doc["target"]["url"] == emu.url
+    view = check_of(doc, "models")["facts"]["openai_models"]
+    assert (view["request"], view["ids"], view["agrees"]) == (
+        f"GET {emu.url}/v1/models", ["llama3.2:latest"], True)
+    assert check_of(doc, "auth")["facts"]["call"]["request"] == f"GET {emu.url}/v1/models"
+
+
+@pytest.mark.parametrize(("mode", "cause", "code"), [("disabled", "cloud-disabled", 403),
+                                                      ("upstream", "bad-gateway", 502)])
+def test_cloud_model_show_failures_name_their_cause(emulator: Callable[..., Any], mode: str,
+                                                    cause: str, code: int) -> None:
+    emu = emulator(models=["llama3.2:latest", "gpt-oss:120b-cloud"], cloud=mode)
+    out = models.run(Context(target=parse_target(emu.url),
+                             options=Options(model="gpt-oss:120b-cloud")))
+    assert [(f.cause, f.severity.value, f.code) for f in out.findings] == [(cause, "error", code)]
+    assert out.status.value == "fail"

@@ -414,7 +414,15 @@ def test_cli_s06_proxy_502_captures_local(cli: Callable[..., CliRun],
     assert code == 1
     assert top(doc) == ("proxy-captures-local", 502, "critical")
     assert doc["summary"]["top_cause"] == "proxy-captures-local"
-    assert check_of(doc, "reachability")["status"] == "pass"  # the direct path works
+    # The client's path is the proxy: reachability goes that way and gets the proxy's 502,
+    # which the diagnosis folds into proxy-captures-local (the direct path is the evidence).
+    reach = check_of(doc, "reachability")
+    assert reach["status"] == "fail"
+    assert [f["cause"] for f in reach["findings"]] == ["bad-gateway"]
+    assert reach["summary"] == f"502 from an intermediary — via proxy {proxy.url} (HTTP_PROXY)"
+    assert reach["facts"]["path"]["route"] == "proxy"
+    assert [d["cause"] for d in doc["diagnosis"]].count("bad-gateway") == 0
+    assert check_of(doc, "proxy")["facts"]["comparison"]["direct"]["status"] == 200
     facts = check_of(doc, "proxy")["facts"]
     used_by = {"httpx": "ollama-python, langchain-ollama, openai-python, LiteLLM (httpx)",
                "requests": "requests, urllib3 and the tools built on them",
@@ -473,7 +481,10 @@ def test_cli_s09_socks_without_socksio(cli: Callable[..., CliRun], ollama: TinyO
                               "PYTHONPATH": str(tmp_path)})
     assert code == 1
     assert top(doc) == ("proxy-unsupported", None, "critical")
-    assert check_of(doc, "reachability")["status"] == "pass"
+    reach = check_of(doc, "reachability")  # ollama-python would fail before any request
+    assert reach["status"] == "fail"
+    assert [f["cause"] for f in reach["findings"]] == ["proxy-unsupported"]
+    assert [d["cause"] for d in doc["diagnosis"]].count("proxy-unsupported") == 1
 
 
 def test_cli_healthy_relay_with_correct_no_proxy(cli: Callable[..., CliRun],
@@ -569,3 +580,143 @@ def test_netns_s07_corporate_gateway(mode: str) -> None:
         # the proxy is the way there and it works: the proxy probe raises nothing
         assert (proxy_check["status"], proxy_check["findings"]) == ("pass", [])
         assert proxy_check["facts"]["comparison"]["verdict"] == "proxy-only-path"
+
+
+# --------------------------------------------------------------------------------------------
+# the client's path: every API probe goes the way the chosen client goes (Context.route)
+
+API_PROBES = ("reachability", "latency", "models", "auth", "warmup")
+
+
+def test_every_api_probe_goes_through_the_clients_proxy(cli: Callable[..., CliRun],
+                                                        emulator: Callable[..., Any]) -> None:
+    emu = emulator()
+    with ForwardProxy("relay") as proxy:
+        code, doc = cli_json(cli, "check", "--host", emu.url, "-m", "llama3.2",
+                             env={"HTTP_PROXY": proxy.url})
+        paths = {urlsplit(r.target).path for r in proxy.requests}
+    assert code == 0, [(d["cause"], d["severity"]) for d in doc["diagnosis"]]
+    # absolute-form requests to the server, exactly as ollama-python (httpx) sends them
+    assert {"/", "/api/version", "/api/tags", "/api/show", "/api/ps", "/api/generate"} <= paths
+    for probe_id in API_PROBES:
+        check = check_of(doc, probe_id)
+        assert check["status"] == "pass", (probe_id, check["summary"])
+        assert check["summary"].endswith(f"— via proxy {proxy.url} (HTTP_PROXY)"), probe_id
+        assert check["facts"]["path"] == {
+            "client": "ollama-python", "route": "proxy", "proxy": proxy.url,
+            "source": "HTTP_PROXY", "described": f"via proxy {proxy.url} (HTTP_PROXY)",
+            "reason": "HTTP_PROXY applies to http:// URLs; NO_PROXY is not set, and httpx has "
+                      "no loopback bypass"}
+    # the direct path is still tried, as the proxy probe's evidence
+    assert check_of(doc, "proxy")["facts"]["comparison"]["direct"]["status"] == 200
+
+
+@pytest.mark.parametrize(("client", "why"), [
+    ("curl", "curl ignores upper-case HTTP_PROXY (httpoxy); http_proxy is not set"),
+    ("ollama-js", "Node ignores proxy variables unless NODE_USE_ENV_PROXY=1 (Node ≥ 24, or "
+                  "22.21) or --use-env-proxy"),
+])
+def test_a_client_that_ignores_http_proxy_is_probed_directly(cli: Callable[..., CliRun],
+                                                             emulator: Callable[..., Any],
+                                                             client: str, why: str) -> None:
+    emu = emulator()
+    with ForwardProxy("deny") as proxy:
+        code, doc = cli_json(cli, "check", "--host", emu.url, "--client", client,
+                             env={"HTTP_PROXY": proxy.url})
+        through = [urlsplit(r.target).path for r in proxy.requests]
+    assert through == ["/"]  # only the proxy probe's comparison for the families that use it
+    for probe_id in ("reachability", "models", "auth"):
+        check = check_of(doc, probe_id)
+        assert check["summary"].endswith("— direct"), (probe_id, check["summary"])
+        assert check["facts"]["path"]["reason"] == why
+    # ollama-python would be captured; this client is not: a warning, not an error
+    assert code == 0
+    assert top(doc)[0] == "proxy-captures-local" and top(doc)[2] == "warning"
+
+
+def test_default_client_through_a_denying_proxy_fails(cli: Callable[..., CliRun],
+                                                      emulator: Callable[..., Any]) -> None:
+    emu = emulator()
+    with ForwardProxy("deny") as proxy:
+        code, doc = cli_json(cli, "check", "--host", emu.url, env={"HTTP_PROXY": proxy.url})
+    assert code == 1
+    assert top(doc) == ("proxy-captures-local", 403, "critical")
+
+
+def test_dead_proxy_on_the_path_is_named_by_reachability_too(cli: Callable[..., CliRun],
+                                                              emulator: Callable[..., Any]
+                                                              ) -> None:
+    emu = emulator()
+    dead = f"http://127.0.0.1:{free_port()}"
+    code, doc = cli_json(cli, "check", "--host", emu.url, env={"HTTP_PROXY": dead})
+    assert code == 1
+    assert top(doc) == ("proxy-unreachable", None, "critical")
+    reach = check_of(doc, "reachability")
+    assert [f["cause"] for f in reach["findings"]] == ["proxy-unreachable"]
+    assert reach["summary"] == f"the client's proxy refuses connections — via proxy {dead} " \
+                               "(HTTP_PROXY)"
+    for probe_id in ("models", "auth"):  # nothing to check beyond a proxy that is not there
+        assert (check_of(doc, probe_id)["status"], check_of(doc, probe_id)["blocked_by"]) == \
+            ("skip", "reachability")
+
+
+def test_unknown_client_is_a_usage_error(cli: Callable[..., CliRun]) -> None:
+    run = cli("check", "--client", "netscape")
+    assert run.code == 2
+    assert run.stderr.startswith("ollama-doctor: error: unknown client 'netscape'; valid "
+                                 "clients: ollama-python, openai-python, langchain-ollama,")
+    assert "Traceback" not in run.stderr
+
+
+def test_probes_lists_the_client_families(cli: Callable[..., CliRun]) -> None:
+    run = cli("probes", "--json")
+    assert run.code == 0
+    doc = json.loads(run.stdout)
+    assert doc["default_client"] == "ollama-python"
+    rows = {row["name"]: row for row in doc["clients"]}
+    assert (rows["curl"]["proxy_family"], rows["ollama-js"]["proxy_family"]) == ("curl", "node")
+    assert (rows["openai-python"]["base_path"], rows["openai-python"]["retries"],
+            rows["openai-python"]["default_timeout_s"]) == ("/v1", 2, 600.0)
+    assert (rows["ollama-python"]["host_env"], rows["ollama-python"]["key_env"]) == \
+        ("OLLAMA_HOST", "OLLAMA_API_KEY")
+    assert rows["openai-python"]["reads_api_key"] is False
+    assert [p["id"] for p in doc["probes"]][:2] == ["proxy", "reachability"]
+    text = cli("probes").stdout
+    assert "Client families (--client NAME; default ollama-python):" in text
+    assert "curl (http_proxy in lower case only; ignores HTTP_PROXY)" in text
+
+
+# -- the corporate gateway: a server only the client's proxy reaches (netns) -----------------
+
+
+@pytest.mark.netns
+def test_gateway_healthy_runs_models_auth_and_warmup_through_the_proxy() -> None:
+    from tests.scenarios import BY_ID, run_scenario
+
+    result = run_scenario(BY_ID["S07g"], "healthy")
+    assert result.exit_code == 0, result.error_causes
+    for probe_id in ("reachability", "models", "auth", "warmup", "latency"):
+        check = check_of(result.doc, probe_id)
+        assert check["status"] == "pass", (probe_id, check["summary"])
+        assert "— via proxy http://127.0.0.1:" in check["summary"], probe_id
+        assert check["facts"]["path"]["route"] == "proxy"
+    assert check_of(result.doc, "warmup")["facts"]["load_kind"] == "cold"
+    assert check_of(result.doc, "proxy")["facts"]["comparison"]["verdict"] == "proxy-only-path"
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize(("scenario_id", "cause", "code", "probe_id"), [
+    ("S07m", "model-not-found", 404, "models"),
+    ("S07s", "slow-model-load", 504, "warmup"),
+    ("S07h", "host-forbidden", 403, "auth"),
+])
+def test_gateway_faults_are_found_through_the_proxy(scenario_id: str, cause: str, code: int,
+                                                    probe_id: str) -> None:
+    from tests.scenarios import BY_ID, run_scenario
+
+    result = run_scenario(BY_ID[scenario_id])
+    assert (result.top, result.code) == (cause, code), result.error_causes
+    assert "proxy-blocks" not in result.error_causes
+    check = check_of(result.doc, probe_id)
+    assert cause in [f["cause"] for f in check["findings"]]
+    assert "— via proxy http://127.0.0.1:" in check["summary"]

@@ -421,3 +421,58 @@ def _no_real_proxies() -> Iterator[None]:
     """The pure functions never look at the real environment: prove it by planting a proxy."""
     with mock.patch.dict(os.environ, {"HTTP_PROXY": "http://leak:1", "NO_PROXY": "*"}):
         yield
+
+
+# --------------------------------------------------------------------------------------------
+# Context.route: the one place the client's path is decided (--client picks the family)
+
+
+@pytest.mark.parametrize(("client", "env", "route", "source"), [
+    ("ollama-python", {"HTTP_PROXY": "http://p:3128"}, "proxy", "HTTP_PROXY"),
+    ("curl", {"HTTP_PROXY": "http://p:3128"}, "direct", None),
+    ("curl", {"http_proxy": "http://p:3128"}, "proxy", "http_proxy"),
+    ("ollama-js", {"HTTP_PROXY": "http://p:3128"}, "direct", None),
+    ("ollama-js", {"HTTP_PROXY": "http://p:3128", "NODE_USE_ENV_PROXY": "1"}, "proxy",
+     "HTTP_PROXY"),
+    ("ollama-cli", {"HTTP_PROXY": "http://p:3128"}, "proxy", "HTTP_PROXY"),
+    ("browser", {"HTTP_PROXY": "http://p:3128"}, "direct", None),
+    ("openai-python", {"HTTP_PROXY": "http://p:3128", "NO_PROXY": "ollama.lan"}, "direct",
+     None),
+])
+def test_context_route_follows_the_clients_family(client: str, env: dict[str, str],
+                                                  route: str, source: str | None) -> None:
+    from ollama_doctor.context import Context, Options
+    from ollama_doctor.target import parse_target
+
+    ctx = Context(target=parse_target("http://ollama.lan:11434"), options=Options(client=client),
+                  env=env)
+    decided = ctx.route()
+    assert (decided.to_dict()["route"], decided.source) == (route, source)
+    assert ctx.route() is decided  # decided once
+    assert decided.describe() == ("direct" if route == "direct"
+                                  else f"via proxy http://p:3128 ({source})")
+
+
+def test_go_never_proxies_loopback_but_python_does() -> None:
+    from ollama_doctor.context import Context, Options
+    from ollama_doctor.target import parse_target
+
+    env = {"HTTP_PROXY": "http://user:pw@p:3128"}
+    target = parse_target("http://127.0.0.1:11434")
+    go = Context(target=target, options=Options(client="ollama-cli"), env=env).route()
+    py = Context(target=target, options=Options(client="ollama-python"), env=env).route()
+    assert (go.proxied, py.proxied) == (False, True)
+    assert py.proxy == "http://user:pw@p:3128"  # used as is
+    assert py.describe() == "via proxy http://user:***@p:3128 (HTTP_PROXY)"  # shown masked
+    assert "pw" not in str(py.to_dict())
+
+
+def test_a_proxy_scheme_this_tool_cannot_speak_is_probed_directly_with_a_note() -> None:
+    from ollama_doctor.context import Context, Options
+    from ollama_doctor.target import parse_target
+
+    env = {"http_proxy": "socks4://p:1080"}
+    route = Context(target=parse_target("http://ollama.lan:11434"),
+                    options=Options(client="curl"), env=env).route()
+    assert not route.proxied
+    assert "socks4:// proxy this tool cannot speak; probed directly" in route.note

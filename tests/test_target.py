@@ -92,3 +92,58 @@ def test_loopback_detection() -> None:
     assert parse_target("0.0.0.0").is_loopback  # dialled as 127.0.0.1
     assert not parse_target("10.1.2.3").is_loopback
     assert not parse_target("ollama.example.com").is_loopback
+
+
+# -- which variable gives the target depends on the client (--client) -------------------------
+
+
+def _target(*args: str, env: dict[str, str]) -> dict[str, object]:
+    from tests.conftest import free_port, run_cli
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    run = run_cli("probe", "reachability", "--json", "--timeout", "1",
+                  *(a.replace("DEAD", dead) for a in args),
+                  env={k: v.replace("DEAD", dead) for k, v in env.items()})
+    assert run.code in (0, 1), run.stderr
+    target: dict[str, object] = run.json()["target"]
+    return {"url": str(target["url"]).replace(dead, "DEAD"), "source": target["source"]}
+
+
+@pytest.mark.parametrize(("args", "env", "expected"), [
+    # ollama-python reads OLLAMA_HOST
+    ((), {"OLLAMA_HOST": "DEAD"}, {"url": "DEAD", "source": "OLLAMA_HOST"}),
+    # the OpenAI SDK does not: its base URL comes from OPENAI_BASE_URL (the /v1 is its base path)
+    (("--client", "openai-python"), {"OLLAMA_HOST": "http://10.9.9.9:1",
+                                     "OPENAI_BASE_URL": "DEAD/v1"},
+     {"url": "DEAD/v1", "source": "OPENAI_BASE_URL"}),
+    # neither variable reaches ollama-js or curl: the default server
+    (("--client", "ollama-js"), {"OLLAMA_HOST": "http://10.9.9.9:1"},
+     {"url": "http://127.0.0.1:11434", "source": "default"}),
+    (("--client", "curl"), {"OLLAMA_HOST": "http://10.9.9.9:1"},
+     {"url": "http://127.0.0.1:11434", "source": "default"}),
+    # --host wins over every variable
+    (("--client", "openai-python", "--host", "DEAD"), {"OPENAI_BASE_URL": "http://10.9.9.9:1"},
+     {"url": "DEAD", "source": "option"}),
+])
+def test_target_comes_from_the_clients_own_variable(args: tuple[str, ...], env: dict[str, str],
+                                                     expected: dict[str, object]) -> None:
+    assert _target(*args, env=env) == expected
+
+
+def test_pasted_error_picks_the_client_and_its_target() -> None:
+    """A pasted openai traceback: the client is openai-python, whose rules apply."""
+    from tests.conftest import free_port, run_cli
+
+    port = free_port()
+    text = ("Traceback (most recent call last):\n"
+            '  File "/app/.venv/lib/python3.11/site-packages/openai/_base_client.py", line 1003, '
+            "in request\n"
+            "openai.APIConnectionError: Connection error.\n")
+    run = run_cli("check", "--json", "--timeout", "1", "--error", text,
+                  env={"OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1",
+                       "OLLAMA_HOST": "http://10.9.9.9:1"})
+    doc = run.json()
+    assert doc["target"]["url"] == f"http://127.0.0.1:{port}/v1"
+    assert doc["target"]["source"] == "OPENAI_BASE_URL"
+    path = next(c for c in doc["checks"] if c["id"] == "reachability")["facts"]["path"]
+    assert path["client"] == "openai-python"

@@ -2,12 +2,15 @@
 
 Checks:
 
-1. What the user's client sends (``ctx.client_headers``): credentials (``OLLAMA_API_KEY`` as a
-   bearer token, as ollama-python does, or ``--header`` values), the ``Origin`` (``--origin``),
-   the ``Content-Type`` — all redacted in facts.
-2. One representative call as the client would make it: ``POST /api/show`` for ``--model``
-   (never a generate or chat: those load the model), else ``GET /api/tags`` (``GET {base}/models``
-   for an OpenAI-style ``/v1`` base).
+1. What the user's client sends (``ctx.client_headers``, by ``--client``): credentials (its key
+   variable as a bearer token — ``OLLAMA_API_KEY`` for ollama-python and langchain-ollama,
+   ``OPENAI_API_KEY`` for OpenAI's SDKs, none for curl, requests, httpx or ollama-js — or
+   ``--header`` values), the ``Origin`` (``--origin``), the ``Content-Type`` — all redacted in
+   facts. A 401 while ``OLLAMA_API_KEY`` is set for a client that does not read it says so.
+2. One representative call as the client would make it, along its path (through its proxy when
+   one applies): ``POST /api/show`` for ``--model`` (never a generate or chat: those load the
+   model), else ``GET /api/tags`` (``GET {base}/models`` for an OpenAI-style ``/v1`` base, or
+   for an OpenAI client, whose base path is ``/v1``).
 3. **401.** Local Ollama never checks ``Authorization``, so a 401 without Ollama's
    ``signin_url`` proves an intermediary (``auth-required``): its ``WWW-Authenticate``
    challenge, whether credentials were sent, and whether sending them changed the answer.
@@ -18,7 +21,8 @@ Checks:
    or ``host-forbidden`` (fix: rewrite Host in nginx, ngrok, cloudflared, Caddy). When nothing
    flips: an empty body is Ollama's Host check by elimination (CORS needs an Origin), medium
    confidence; a body with proxy fingerprints (``Server``, ``Via``, ``X-Squid-Error``, HTML) is
-   ``proxy-blocks``; any other body ``forbidden``.
+   ``proxy-blocks``; Ollama's JSON ``ollama cloud is disabled`` for a cloud model is
+   ``cloud-disabled``; any other body ``forbidden``.
 5. With ``--origin`` and access granted: the CORS answer (``Access-Control-Allow-Origin``) and a
    browser's preflight (``OPTIONS``), which carries no credentials.
 
@@ -26,8 +30,8 @@ Facts: ``client`` (headers redacted, credentials source, origin, content type), 
 ``reprobes`` (each variant's status), ``origins`` (Ollama's default allow-list, whether the given
 origin is in it), ``without_credentials``, ``preflight``.
 
-Cause ids: ``auth-required``, ``cloud-signin-required``, ``origin-forbidden``,
-``host-forbidden``, ``forbidden``, ``proxy-blocks``.
+Cause ids: ``auth-required``, ``cloud-signin-required``, ``cloud-disabled``,
+``origin-forbidden``, ``host-forbidden``, ``forbidden``, ``proxy-blocks``.
 """
 
 from __future__ import annotations
@@ -167,12 +171,19 @@ def representative_call(ctx: Context) -> Call:
     from ollama_doctor.probes.models import native_base
 
     target = ctx.target
-    if base_path_kind(target.path) == "openai":
-        return Call("GET", target.base_url + "/models", None)
+    if base_path_kind(target.path) == "openai" or (
+            not target.path and ctx.client.base_path == "/v1"):  # an OpenAI SDK's own base
+        return Call("GET", ctx.client_base_url() + "/models", None)
     base = native_base(ctx)
     if ctx.options.model:
         return Call("POST", base + "/api/show", {"model": ctx.options.model.strip()})
     return Call("GET", base + "/api/tags", None)
+
+
+def native_base_of(ctx: Context) -> str:
+    from ollama_doctor.probes.models import native_base
+
+    return native_base(ctx)
 
 
 def _headers(ctx: Context, *, credentials: bool = True, origin: bool = True,
@@ -197,8 +208,9 @@ def _credentials_source(ctx: Context) -> str | None:
     given = [name for name, _ in ctx.options.headers if is_secret_name(name)]
     if given:
         return "--header " + ", ".join(given)
-    if ctx.env.get("OLLAMA_API_KEY") and "Authorization" in ctx.client_headers():
-        return "OLLAMA_API_KEY (sent as Authorization: Bearer, as ollama-python does)"
+    variable = ctx.key_variable()
+    if variable and "Authorization" in ctx.client_headers():
+        return f"{variable}, which {ctx.client.name} sends in its Authorization header"
     return None
 
 
@@ -227,6 +239,10 @@ def _client_facts(ctx: Context) -> dict[str, Any]:
 
 
 def run(ctx: Context) -> Outcome:
+    return ctx.on_path(_run(ctx))
+
+
+def _run(ctx: Context) -> Outcome:
     facts: dict[str, Any] = {"client": _client_facts(ctx)}
     findings: list[Finding] = []
     call = representative_call(ctx)
@@ -243,6 +259,14 @@ def run(ctx: Context) -> Outcome:
         _judge_401(ctx, call, reply, facts, findings)
         return Outcome(Status.FAIL, f"{call.method} {urlsplit(call.url).path} answered 401",
                        facts, findings)
+    if reply.status == 403 and "cloud is disabled" in (reply.error_message() or "").lower():
+        from ollama_doctor.probes.warmup import cloud_finding
+
+        # Ollama's own JSON 403 for a cloud model on a server with cloud turned off
+        # (server/cloud_proxy.go, v0.33): not an Origin, Host or proxy question.
+        findings.append(cloud_finding(ctx.options.model or "?", native_base_of(ctx), reply))
+        return Outcome(Status.FAIL, f"{call.method} {urlsplit(call.url).path} answered 403 "
+                                    "(cloud-disabled)", facts, findings)
     if reply.status == 403:
         _judge_403(ctx, call, reply, facts, findings)
         return Outcome(Status.FAIL, f"{call.method} {urlsplit(call.url).path} answered 403 "
@@ -322,6 +346,11 @@ def _judge_401(ctx: Context, call: Call, reply: net.HttpReply, facts: dict[str, 
         message = (f"{base} demands credentials and your client sends none: 401 "
                    f"{_challenge_text(scheme, params)}. Local Ollama never checks "
                    "Authorization, so the token is for that proxy.")
+        client = ctx.client
+        if ctx.env.get("OLLAMA_API_KEY") and not client.reads_api_key:
+            message += (f" OLLAMA_API_KEY is set, but {client.name} does not read it: it "
+                        "must be given the token itself.")
+            evidence["unread_variable"] = "OLLAMA_API_KEY"
     url = call.url
     if (scheme or "").lower() == "basic":
         fixes = [FixStep("Send the proxy's user and password as a Basic Authorization header "
@@ -330,9 +359,12 @@ def _judge_401(ctx: Context, call: Call, reply: net.HttpReply, facts: dict[str, 
                           "ollama-doctor check --header "
                           "'Authorization: Basic <base64 of user:pass>'"))]
     else:
-        fixes = [FixStep("Give the client the proxy's token: ollama-python sends OLLAMA_API_KEY "
-                         "as 'Authorization: Bearer …'; other clients take a header.",
-                         ("export OLLAMA_API_KEY=<token>",
+        key_env = ctx.client.key_env or "OLLAMA_API_KEY"
+        fixes = [FixStep(f"Give the client the proxy's token: {ctx.client.name} "
+                         + (f"sends {key_env} as 'Authorization: Bearer …'"
+                            if ctx.client.key_env else "reads no key variable; pass a header")
+                         + "; other clients take a header.",
+                         (f"export {key_env}=<token>",
                           f"curl -H 'Authorization: Bearer <token>' {url}"))]
     if source is not None:
         fixes.insert(0, FixStep("Check the token: it is wrong, expired, or for another proxy."))

@@ -22,7 +22,8 @@ achieved rate, answers by status, p50/p90 latency, p90 lateness of the sender pe
 ``max-rate``, ``max-requests``, ``max-seconds``, ``in-flight``), ``sustainable_rate``,
 ``limit`` (status, the rate and time errors began, the estimated limit, ``Retry-After`` values,
 the server's message, calls in flight), ``recommendation`` (a client-side token bucket and a
-backoff schedule, or a concurrency cap for 503s).
+backoff schedule, or a concurrency cap for 503s), ``path`` (requests go along the client's own
+path, ``Context.async_client``: through its proxy when one applies).
 
 Cause ids: ``rate-limited`` (429), ``server-busy`` (503), ``high-latency`` (a knee, or calls
 failing under load), and for other server errors what ``warmup.classify_server_error`` says.
@@ -67,6 +68,10 @@ def in_flight_at(samples: list[pacing.Sample], when: float) -> int:
 
 
 def run(ctx: Context) -> Outcome:
+    return ctx.on_path(_run(ctx))
+
+
+def _run(ctx: Context) -> Outcome:
     opts = ctx.options
     call = opts.load_call
     if call not in START_RATE:
@@ -96,13 +101,15 @@ def run(ctx: Context) -> Outcome:
                    "max_seconds": opts.load_max_seconds},
         "rates": list(rates), "durations_s": list(steps),
     }
+    facts["path"] = ctx.route().to_dict()
     result = asyncio.run(_drive(plan, method, url, body, ctx.client_headers(with_origin=False),
-                                per_call, opts.timeout, api + "/api/version"))
+                                per_call, opts.timeout, api + "/api/version", ctx))
     return _judge(ctx, plan, result, facts, call)
 
 
 async def _drive(plan: pacing.Plan, method: str, url: str, body: Any, headers: dict[str, str],
-                 per_call: float, connect: float, warm_url: str) -> pacing.RampResult:
+                 per_call: float, connect: float, warm_url: str,
+                 ctx: Context | None = None) -> pacing.RampResult:
     import httpx
 
     # Keep every connection: httpcore 1.0 closes idle connections whenever the pool holds more
@@ -111,8 +118,12 @@ async def _drive(plan: pacing.Plan, method: str, url: str, body: Any, headers: d
     limits = httpx.Limits(max_connections=plan.max_in_flight,
                           max_keepalive_connections=plan.max_in_flight)
     timeout = httpx.Timeout(per_call, connect=connect)
-    async with httpx.AsyncClient(trust_env=False, limits=limits, timeout=timeout,
-                                 headers=headers, follow_redirects=False) as client:
+    # Along the client's path (through its proxy when one applies): Context.async_client.
+    client_cm = (ctx.async_client(limits=limits, timeout=timeout, headers=headers)
+                 if ctx is not None else
+                 httpx.AsyncClient(trust_env=False, limits=limits, timeout=timeout,
+                                   headers=headers, follow_redirects=False))
+    async with client_cm as client:
         # One unscheduled GET /api/version first: it opens the first pooled connection and
         # pulls in the modules httpx imports on first use, so the ramp's first step is not late.
         with contextlib.suppress(Exception):

@@ -17,7 +17,12 @@ Checks:
    runner is injectable as ``COMMAND_RUNNER``), and what other Ollama servers on this machine
    (``local.find_servers``) hold.
 5. Cloud models (tag ``cloud`` or ``…-cloud``): a 401 with ``signin_url`` on ``/api/show``
-   means this server is not signed in to ollama.com; a 429 is Ollama Cloud's usage limit.
+   means this server is not signed in to ollama.com; a 429 is Ollama Cloud's usage limit; a
+   403 ``ollama cloud is disabled`` is ``cloud-disabled``; a 502 is the server failing to reach
+   ollama.com (``bad-gateway``; ``warmup.cloud_finding`` words all of them).
+
+Every request goes along the client's path (``Context.route``: through its proxy when one
+applies); the summary and the ``path`` fact say which.
 
 Facts: ``native_base``, ``count``, ``models`` (name, size, family, parameter_size,
 quantization, capabilities), ``openai_models`` (ids, whether both views agree), ``model``
@@ -25,7 +30,8 @@ quantization, capabilities), ``openai_models`` (ids, whether both views agree), 
 ``needs`` (asked, missing, unknown), ``instances`` (cli, others).
 
 Cause ids: ``model-not-found``, ``model-capability``, ``wrong-instance``,
-``cloud-signin-required``, ``rate-limited``, ``server-error``. A 401 or 403 on ``/api/tags`` is
+``cloud-signin-required``, ``cloud-disabled``, ``rate-limited``, ``bad-gateway``,
+``server-error``. A 401 or 403 on ``/api/tags`` is
 left to the ``auth`` probe.
 """
 
@@ -117,6 +123,10 @@ COMMAND_RUNNER: CommandRunner = run_command
 
 
 def run(ctx: Context) -> Outcome:
+    return ctx.on_path(_run(ctx))
+
+
+def _run(ctx: Context) -> Outcome:
     target = ctx.target
     headers = ctx.client_headers(with_origin=False)
     findings: list[Finding] = []
@@ -137,7 +147,8 @@ def run(ctx: Context) -> Outcome:
     facts["models"] = entries[:MAX_LISTED]
     if len(entries) > MAX_LISTED:
         facts["models_truncated"] = True
-    if base_path_kind(target.path) == "openai":
+    if base_path_kind(target.path) == "openai" or (
+            not target.path and ctx.client.base_path == "/v1"):  # an OpenAI SDK's own base
         facts["openai_models"] = _openai_view(ctx, headers, names)
 
     model = ctx.options.model
@@ -283,7 +294,7 @@ def _tags_failed(ctx: Context, tags: net.HttpReply, facts: dict[str, Any],
 
 def _openai_view(ctx: Context, headers: dict[str, str], names: list[str]) -> dict[str, Any]:
     """``GET {base}/models``: the list an OpenAI client sees (``data`` is null when empty)."""
-    url = ctx.target.base_url + "/models"
+    url = ctx.client_base_url() + "/models"
     reply = ctx.http("GET", url, headers=headers, max_bytes=TAGS_MAX_BYTES)
     view: dict[str, Any] = {"request": f"GET {url}", "answer": reply.describe()}
     data = reply.json()
@@ -384,6 +395,12 @@ def _judge_show(ctx: Context, show: net.HttpReply, facts: dict[str, Any],
     if show.status == 404 and installed_as is None:
         _not_found(ctx, ctx.client_headers(with_origin=False), facts, findings, base, model,
                    names, show)
+        return None
+    if cloud and (show.status == 502 or (show.status == 403
+                                         and "cloud is disabled" in message.lower())):
+        from ollama_doctor.probes.warmup import cloud_finding
+
+        findings.append(cloud_finding(model, base, show))  # cloud turned off, or no ollama.com
         return None
     return None  # 401/403 are the auth probe's; anything else is recorded in facts
 

@@ -8,14 +8,19 @@ Checks, in order:
    curl, Go, Node), and whether they disagree ("curl works but my Python app fails");
 3. whether ``httpx.Client()`` can even be built under these settings: a SOCKS proxy without
    ``socksio`` or an unknown scheme in *any* proxy variable breaks ``import ollama`` itself;
-4. when a proxy applies (ollama-python's httpx first, else another family's), a TCP connect
-   to the proxy, then ``GET /`` directly and through the proxy, compared.
+4. when a proxy applies (the chosen client's — ``--client``, default ollama-python — first, else
+   another family's), a TCP connect to the proxy, then ``GET /`` directly and through the
+   proxy, compared. The other API probes then go along the client's own path
+   (``Context.route``); this comparison is the evidence for the path not taken.
 
 The verdicts: direct ``Ollama is running`` + a proxied failure or a different answer →
 ``proxy-captures-local`` (code = the proxy's status); the proxy refuses connections or its name
 does not resolve → ``proxy-unreachable``; the target is reachable only through the proxy (the
-client cannot resolve or reach it directly) and the proxy refuses → ``proxy-blocks`` (403, or
-407 when it wants credentials); a proxy that relays a local target correctly → an info note.
+client cannot resolve or reach it directly) and the proxy refuses → ``proxy-blocks`` (403 with
+the proxy's own page, or 407 when it wants credentials); the target reachable only through the
+proxy, which relays the server's own answer (an empty-body 403 is Ollama's Host or Origin check,
+not the proxy's) → no finding here: the other probes judge that answer along the proxy path; a
+proxy that relays a local target correctly → an info note.
 
 Facts: ``variables`` (redacted), ``system_proxies``, ``target``, ``clients`` (family → route,
 proxy, source, reason, used_by: the per-client table), ``families_disagree`` and ``routes``,
@@ -118,24 +123,28 @@ def run(ctx: Context) -> Outcome:
         return Outcome(Status.PASS, "no proxy settings found: every client connects directly",
                        facts)
 
-    broken = httpx_client_error(ctx.env, system, socksio_importable())
+    broken = (httpx_client_error(ctx.env, system, socksio_importable())
+              if ctx.client.proxy_family == "httpx" else None)
     if broken is not None:
         finding = _unsupported(ctx, broken)
         return Outcome(Status.FAIL, f"httpx cannot use {broken.variable} "
                                     f"({broken.kind.replace('-', ' ')})", facts, [finding])
 
-    httpx = decisions["httpx"]
-    if httpx.proxy_url is not None:
-        proxy, families = httpx.proxy_url, _families_using(decisions, httpx.proxy_url)
+    client = ctx.client
+    facts["client"] = {"name": client.name, "proxy_family": client.proxy_family}
+    mine = decisions[client.proxy_family] if client.proxy_family else None
+    if mine is not None and mine.proxy_url is not None:
+        proxy, families = mine.proxy_url, _families_using(decisions, mine.proxy_url)
     else:
         others = [(f, d) for f, d in decisions.items() if d.proxy_url is not None]
+        why = mine.reason if mine is not None else f"{client.label} reads no proxy variable"
         if not others:
-            return Outcome(Status.PASS, f"no client proxies {client_url}: {httpx.reason}", facts)
+            return Outcome(Status.PASS, f"no client proxies {client_url}: {why}", facts)
         proxy = others[0][1].proxy_url or ""
         families = _families_using(decisions, proxy)
         scheme = proxy_scheme(proxy)
         if scheme not in HTTPX_SCHEMES or (scheme in SOCKS_SCHEMES and not socksio_importable()):
-            return Outcome(Status.PASS, f"ollama-python connects directly; {', '.join(families)} "
+            return Outcome(Status.PASS, f"{client.name} connects directly; {', '.join(families)} "
                                         f"would use {redact_proxy(proxy)}, which this tool "
                                         "cannot test", facts)
 
@@ -208,7 +217,7 @@ def _compare(ctx: Context, proxy: str, client_url: str) -> Comparison:
             res = net.resolve(ctx.getaddrinfo, target.dial_host, target.port, ctx.op_timeout())
             if res.error is not None:
                 return net.HttpReply("GET", url, error=res.error, elapsed_ms=res.elapsed_ms)
-        return ctx.http("GET", url, headers=headers, max_bytes=64 * 1024)
+        return ctx.http("GET", url, headers=headers, max_bytes=64 * 1024, direct=True)
 
     def proxied() -> net.HttpReply:
         return ctx.http("GET", client_url + "/", headers=headers, proxy=with_scheme(proxy),
@@ -339,10 +348,11 @@ def _judge(ctx: Context, cmp: Comparison, decisions: dict[Family, Decision],
     target = ctx.target
     proxy = redact_proxy(cmp.proxy)
     source = next((decisions[f].source for f in families if decisions[f].source), None) or "?"
-    httpx_uses = "httpx" in families
-    caller = "ollama-python" if httpx_uses else ", ".join(families)
-    who_calls = ("ollama-python (httpx)" if httpx_uses
-                 else f"{caller} (ollama-python itself connects directly)")
+    client = ctx.client
+    httpx_uses = client.proxy_family in families  # the chosen client takes this proxy
+    caller = client.name if httpx_uses else ", ".join(families)
+    who_calls = (f"{client.name} ({client.proxy_family})" if httpx_uses
+                 else f"{caller} ({client.name} itself connects directly)")
     evidence: dict[str, Any] = {"proxy": proxy, "source": source, "families": families,
                                 "direct": _evidence(cmp.direct)}
     if cmp.proxied is not None:
@@ -422,6 +432,15 @@ def _judge(ctx: Context, cmp: Comparison, decisions: dict[Family, Decision],
         cmp.summary = f"only {proxy} can reach {client_url}, and it answers {_short(proxied)}"
         return [_blocks(ctx, cmp, proxied, evidence, source, who_calls, client_url, code,
                         httpx_uses)]
+    if (direct_unreached and proxied.error is None and proxied.status is not None
+            and not _refusal(proxied)):
+        # The proxy relays and the server behind it answers for itself (an empty-body 403 is
+        # Ollama's Host/Origin check): the probes that follow judge it along the proxy path.
+        cmp.verdict = "proxy-only-path"
+        cmp.summary = (f"{client_url} is reachable only through {proxy} "
+                       f"(directly: {cmp.direct.describe()}); through it the server answers "
+                       f"HTTP {proxied.status}")
+        return []
 
     # 5. neither path works: not the proxy's doing, but it will be in the way once fixed
     cmp.verdict = "both-fail"
@@ -447,8 +466,11 @@ def _short(reply: net.HttpReply) -> str:
 def _refusal(reply: net.HttpReply) -> bool:
     """An answer the proxy made itself: 403/407, or an error status with proxy fingerprints."""
     status = _status_of(reply)
-    if status in (403, 407):
+    if status == 407 or (status == 403 and reply.error is not None):
         return True
+    if status == 403:  # an empty body without a proxy's marks is the server's own check
+        own = ("x-squid-error", "proxy-agent")
+        return any(reply.headers.get(m) for m in own) or _body_kind(reply) != "empty"
     if reply.error is not None:
         return status is not None and status >= 400
     if status is None or status < 400:

@@ -10,12 +10,22 @@ Checks, in order, each step only when the one before it worked:
    header (ollama-facts §5); then ``GET /api/version``;
 5. when the target has a path, whether calls under it reach Ollama's routes.
 
+Along the client's path (``Context.route``): when the chosen client's proxy applies to the
+target, the client never resolves or dials the target itself, so steps 2–3 are the proxy's
+business; ``GET /`` and ``/api/version`` go through the proxy as the client sends them, and the
+check line says so. A failure to reach the proxy itself is named as the proxy's
+(``proxy-unreachable``, ``proxy-unsupported``, ``proxy-blocks`` for a refused ``CONNECT``), the
+same causes the proxy probe finds from its side; an answer the proxy makes (its 502 page, say)
+is judged like any answer, and the diagnosis folds it into the proxy probe's root cause.
+
 Facts: ``addresses``, ``connects`` (per address), ``root`` (status, headers, body), ``version``,
-``looks_like_ollama``, ``intermediary`` (a ``Server``/``Via`` header in front), ``base_path``.
+``looks_like_ollama``, ``intermediary`` (a ``Server``/``Via`` header in front), ``base_path``,
+``path`` (the route: direct, or the proxy and the variable it came from).
 
 Cause ids: ``unspecified-address``, ``wrong-port-scheme``, ``client-parsing-differs``,
 ``dns-failure``, ``server-not-running``, ``connect-timeout``, ``server-unresponsive``,
-``tls-error``, ``not-ollama``, ``bad-gateway``, ``gateway-timeout``, ``wrong-base-path``.
+``tls-error``, ``not-ollama``, ``bad-gateway``, ``gateway-timeout``, ``wrong-base-path``;
+along a proxy path also ``proxy-unreachable``, ``proxy-unsupported``, ``proxy-blocks``.
 401 and 403 at the root are left to the ``auth`` probe, which re-probes before naming a cause.
 """
 
@@ -33,9 +43,16 @@ OLLAMA_BODY = "Ollama is running"
 
 
 def run(ctx: Context) -> Outcome:
+    return ctx.on_path(_run(ctx))
+
+
+def _run(ctx: Context) -> Outcome:
     target = ctx.target
     findings = _target_findings(ctx)
     facts: dict[str, Any] = {"dial_host": target.dial_host, "port": target.port}
+    if ctx.route().proxied:
+        facts["resolved_by"] = "the proxy"  # the client neither resolves nor dials the target
+        return _identity(ctx, facts, findings)
 
     # 2. resolve
     if ip_or_none(target.dial_host) is not None:
@@ -60,12 +77,47 @@ def run(ctx: Context) -> Outcome:
     working = [c for c in connects if c.ok]
     if not working:
         return _connect_failed(ctx, connects, facts, findings)
+    return _identity(ctx, facts, findings)
 
+
+PROXY_ERRORS = {"refused": "refuses connections", "connect-timeout": "does not answer",
+                "unreachable": "is unreachable", "dns": "does not resolve"}
+
+
+def _proxy_error(ctx: Context, root: net.HttpReply, facts: dict[str, Any],
+                 findings: list[Finding]) -> Outcome | None:
+    """Along a proxy path, a transport failure before any answer is the proxy's, not Ollama's:
+    the client only ever dials the proxy."""
+    route = ctx.route()
+    error = root.error
+    if not route.proxied or error is None:
+        return None
+    evidence = {"root": root.to_evidence(), "path": route.to_dict()}
+    proxy = f"its proxy {route.shown} ({route.source})"
+    if error.kind in PROXY_ERRORS:
+        cause, how = "proxy-unreachable", PROXY_ERRORS[error.kind]
+    elif error.kind == "proxy-unsupported":
+        cause, how = "proxy-unsupported", f"cannot be used ({error.message})"
+    elif error.kind == "proxy":
+        cause, how = "proxy-blocks", f"refused the request ({error.message})"
+    else:
+        return None
+    facts["looks_like_ollama"] = False
+    findings.append(Finding(
+        cause, Severity.CRITICAL,
+        f"The client's requests to {ctx.target.root_url} go through {proxy}, which {how}: "
+        "GET / never reached a server.", evidence,
+        confidence=Confidence.MEDIUM if cause == "proxy-blocks" else Confidence.HIGH))
+    return Outcome(Status.FAIL, f"the client's proxy {how}", facts, findings)
+
+
+def _identity(ctx: Context, facts: dict[str, Any], findings: list[Finding]) -> Outcome:
+    target = ctx.target
     # 4. identity
     headers = ctx.client_headers(with_origin=False)
     root = ctx.http("GET", target.root_url + "/", headers=headers, max_bytes=64 * 1024)
     facts["root"] = root.to_evidence()
-    outcome = _judge_root(ctx, root, facts, findings)
+    outcome = _proxy_error(ctx, root, facts, findings) or _judge_root(ctx, root, facts, findings)
     if outcome is not None:
         return outcome
     if facts.get("access_refused"):
