@@ -347,6 +347,16 @@ CATALOGUE: tuple[Cause, ...] = (
         None,
     ),
     Cause(
+        "cloud-disabled", "Cloud models are turned off on this server",
+        "The server refuses cloud models: 403 `ollama cloud is disabled` (`OLLAMA_NO_CLOUD=1` "
+        "or `disable_ollama_cloud` in its config).", 403, Layer.ACCESS,
+        (_f("Turn cloud models back on in the server's environment (or its config), then "
+            "restart it; or use a local model.",
+            "sudo systemctl edit ollama   # remove Environment=\"OLLAMA_NO_CLOUD=1\"",
+            "sudo systemctl restart ollama"),),
+        NO_RETRY_4XX,
+    ),
+    Cause(
         "origin-forbidden", "The caller's Origin is not allowed",
         "Empty-body 403 from Ollama's CORS check; `OLLAMA_ORIGINS` lacks the caller's Origin.",
         403, Layer.ACCESS,

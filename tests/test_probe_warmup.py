@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ollama_doctor.context import Context, Options
 from ollama_doctor.probes import warmup
 from ollama_doctor.probes.warmup import (
     classify_server_error,
@@ -22,6 +23,8 @@ from ollama_doctor.probes.warmup import (
     processor,
     recommended_timeout,
 )
+from ollama_doctor.result import Status
+from ollama_doctor.target import parse_target
 
 # ---------------------------------------------------------------------------------------------
 # classify_server_error
@@ -388,12 +391,130 @@ def test_no_model_skips(emulator: Any, cli: Any) -> None:
     assert not [r for r in emu.requests if r.path in ("/api/generate", "/api/pull")]
 
 
-def test_cloud_model_skips(emulator: Any, cli: Any) -> None:
-    emu = emulator(models=["llama3.2:latest", "gpt-oss:120b-cloud"])
-    run = cli("probe", "warmup", "--host", emu.url, "-m", "gpt-oss:120b-cloud", "--json")
+CLOUD = "gpt-oss:120b-cloud"
+
+
+def _cloud_calls(emu: Any) -> list[dict[str, Any]]:
+    return [json.loads(r.body) for r in emu.requests if r.path == "/api/generate"]
+
+
+def test_cloud_model_makes_one_token_call_and_says_it_spends_quota(emulator: Any,
+                                                                   cli: Any) -> None:
+    emu = emulator(models=["llama3.2:latest", CLOUD])
+    run = cli("probe", "warmup", "--host", emu.url, "-m", CLOUD, "--json")
+    assert run.code == 0
     check = _check(run.json())
-    assert check["status"] == "skip" and "cloud model" in check["summary"]
-    assert not [r for r in emu.requests if r.path in ("/api/generate", "/api/pull")]
+    assert check["status"] == "pass"
+    assert check["summary"] == (f"{CLOUD} (cloud) answered a one-token call through the server "
+                                "(spends one token of the account's Ollama Cloud quota) — direct")
+    assert check["facts"]["cloud"]["quota"] == warmup.CLOUD_QUOTA_NOTE
+    assert _cloud_calls(emu) == [{"model": CLOUD, "prompt": "Hi", "stream": False,
+                                  "options": {"num_predict": 1}, "keep_alive": "10m"}]
+    assert not [r for r in emu.requests if r.path == "/api/pull"]
+
+
+@pytest.mark.parametrize(("mode", "cause", "code", "words"), [
+    ("signin", "cloud-signin-required", 401, "not signed in to ollama.com"),
+    ("quota", "rate-limited", 429, "usage limit"),
+    ("disabled", "cloud-disabled", 403, "cloud models turned off"),
+    ("upstream", "bad-gateway", 502, "could not reach Ollama Cloud"),
+])
+def test_cloud_answers_map_to_their_cause(emulator: Any, mode: str, cause: str, code: int,
+                                          words: str) -> None:
+    emu = emulator(models=["llama3.2:latest", CLOUD], cloud=mode)
+    out = warmup.run(Context(target=parse_target(emu.url), options=Options(model=CLOUD)))
+    assert out.status == Status.FAIL
+    assert [(f.cause, f.severity.value, f.code) for f in out.findings] == [(cause, "error", code)]
+    assert words in out.findings[0].message
+    assert "one token" in out.summary and out.summary.endswith("— direct")
+    assert len(_cloud_calls(emu)) == 1  # one call, never a retry that spends more quota
+    if mode == "signin":
+        assert out.findings[0].evidence["signin_url"].startswith("https://ollama.com/connect?")
+    if mode == "upstream":
+        assert "no such host" in out.findings[0].message  # the upstream's own words
+
+
+def test_cloud_disabled_is_the_top_cause_of_a_check(emulator: Any, cli: Any) -> None:
+    emu = emulator(models=["llama3.2:latest", CLOUD], cloud="disabled")
+    run = cli("check", "--host", emu.url, "-m", CLOUD, "--json")
+    doc = run.json()
+    assert run.code == 1
+    top = doc["diagnosis"][0]
+    assert (top["cause"], top["code"]) == ("cloud-disabled", 403)
+
+
+# -- the stream's wall clock ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _endless_ndjson(stall: bool = False) -> Any:
+    """A server that answers any request with a 200 NDJSON stream that never ends (or, with
+    ``stall``, sends the headers and then nothing)."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    stop = threading.Event()
+
+    def serve() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n")
+                line = b'{"model":"m","response":"x","done":false}\n'
+                with contextlib.suppress(OSError):
+                    while stall and not stop.is_set():
+                        time.sleep(0.05)
+                    while not stop.is_set():
+                        conn.sendall(b"%x\r\n%s\r\n" % (len(line), line))
+                        time.sleep(0.02)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        srv.close()
+
+
+def test_endless_stream_is_cut_by_the_wall_clock() -> None:
+    import httpx
+
+    with _endless_ndjson() as url, httpx.Client(trust_env=False) as client:
+        started = time.monotonic()
+        out = warmup.stream_call(client, url + "/api/generate", {"model": "m"}, headers={},
+                                 timeout=30, connect_timeout=5, max_bytes=1 << 30,
+                                 body_wall_s=1.0)
+        elapsed = time.monotonic() - started
+    assert out.status == 200 and out.final is None and out.lines > 0
+    assert out.error is not None and out.error.kind == "read-timeout"
+    assert out.error.exception == "StreamDeadline"
+    assert elapsed < 15  # generous: only catches the old unbounded read
+
+
+def test_stalled_stream_after_headers_is_cut_by_the_wall_clock() -> None:
+    import httpx
+
+    with _endless_ndjson(stall=True) as url, httpx.Client(trust_env=False) as client:
+        started = time.monotonic()
+        out = warmup.stream_call(client, url + "/api/generate",
+                                 {"model": "llama3.2", "prompt": "hi"}, headers={},
+                                 timeout=60, connect_timeout=5, body_wall_s=1.0)
+        elapsed = time.monotonic() - started
+    assert out.status == 200 and out.final is None
+    assert out.error is not None and out.error.exception == "StreamDeadline"
+    assert elapsed < 30
 
 
 @pytest.mark.parametrize(("faults", "message"), [
@@ -546,3 +667,34 @@ def test_stream_cut_by_a_proxy_read_timeout(emulator: Any, cli: Any) -> None:
     assert (top["cause"], top["code"], top["severity"]) == ("gateway-timeout", 504, "error")
     assert top["evidence"]["server"].startswith("nginx")
     assert "cut a streamed answer" in top["explanation"]
+
+
+# -- the client's timeout and retries (--client) ----------------------------------------------
+
+
+def test_openai_retries_are_named_when_a_cold_load_outlasts_its_timeout(emulator: Any,
+                                                                        cli: Any) -> None:
+    emu = emulator(cold_load="1.5")
+    run = cli("probe", "warmup", "--host", emu.url, "-m", "llama3.2", "--client",
+              "openai-python", "--client-timeout", "0.5", "--json")
+    check = _check(run.json())
+    finding = next(f for f in check["findings"] if f["cause"] == "slow-model-load")
+    assert finding["severity"] == "error"
+    assert finding["message"].endswith(
+        "openai-python retries 2 times by itself, and each retry aborts the load and starts it "
+        "again: the call fails after 3 × 0.5 s.")
+    assert (finding["evidence"]["client"], finding["evidence"]["client_retries"]) == \
+        ("openai-python", 2)
+
+
+@pytest.mark.parametrize(("client", "given"), [("httpx", 5.0), ("openai-python", 600.0),
+                                               ("ollama-python", None)])
+def test_client_default_timeout_is_compared_when_none_is_given(emulator: Any, cli: Any,
+                                                               client: str,
+                                                               given: float | None) -> None:
+    emu = emulator()
+    run = cli("probe", "warmup", "--host", emu.url, "-m", "llama3.2", "--client", client,
+              "--json")
+    facts = _check(run.json())["facts"]
+    assert facts["load_kind"] == "cold"
+    assert facts["client_timeout"]["given"] == given

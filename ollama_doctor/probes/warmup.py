@@ -1,7 +1,8 @@
 """``warmup``: how long ``--model`` takes to load, to answer, and where it runs.
 
-Runs only when a model is given (and not for cloud models, which load nothing here); it loads
-that model into the server's memory and never pulls one. Steps (ollama-facts §1.3, §1.5–§1.7):
+Runs only when a model is given; it loads that model into the server's memory and never pulls
+one. Every call goes along the client's path (``Context.http_client``: through the client's
+proxy when one applies), and the summary says which. Steps (ollama-facts §1.3, §1.5–§1.7):
 
 1. ``GET /api/ps``: is the model loaded already (and with which context, on GPU or CPU, until
    when)? ``POST /api/show`` for its capabilities (an embedding-only model is warmed with
@@ -20,6 +21,18 @@ that model into the server's memory and never pulls one. Steps (ollama-facts §1
    says the test costs under ``TRUNCATION_BUDGET_S``), one prompt of 1.5 × the context length
    to see whether the server cuts it (``prompt_eval_count`` pinned at the context length).
 
+A cloud model (``:cloud`` / ``-cloud``) loads nothing here: the server relays it to ollama.com
+(``server/cloud_proxy.go`` ``cloudPassthroughMiddleware``, v0.33). For one the probe makes a
+single minimal real call instead — ``POST /api/generate`` with ``num_predict: 1``, which
+**spends one token of the account's cloud quota** (the summary and the ``cloud`` fact say so) —
+and maps the answer: 401 (with ``signin_url``) → ``cloud-signin-required``; 403 ``ollama cloud
+is disabled`` → ``cloud-disabled``; 429 (``… reached your … usage limit``) → ``rate-limited``;
+502 (the server could not reach ollama.com) → ``bad-gateway`` with the upstream's words.
+
+A streamed answer is bounded twice once its headers have arrived: by ``STREAM_MAX_BYTES`` and by
+a wall clock of ``--timeout`` (a stream that never ends, or stalls after its headers, is cut
+there and reported as such, not read for minutes).
+
 Every call the doctor makes sends a keep-alive (``"10m"``, or what the model already had when
 that is longer) so that measuring does not shorten how long the user's model stays loaded.
 
@@ -31,7 +44,8 @@ size_vram, processor, context_length, expires_at, expires_in_s), ``keep_alive_se
 
 Cause ids: ``slow-model-load``, ``reload-churn``, ``prompt-truncated``, ``gpu-offload``,
 ``runner-crashed``, ``out-of-memory``, ``server-busy``, ``server-error``, ``model-capability``,
-``model-not-found``, ``ollama-outdated``, ``bad-request`` — server errors through
+``model-not-found``, ``ollama-outdated``, ``bad-request``, ``cloud-signin-required``,
+``cloud-disabled``, ``rate-limited``, ``bad-gateway``, ``auth-required`` — server errors through
 ``classify_server_error``, a table the pasted-error reader can reuse.
 """
 
@@ -41,6 +55,7 @@ import json
 import math
 import re
 import shlex
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -373,22 +388,35 @@ def exchange(client: Any, method: str, url: str, *, timeout: float, connect_time
 
 def stream_call(client: Any, url: str, body: dict[str, Any], *, headers: dict[str, str],
                 timeout: float, connect_timeout: float,
-                max_bytes: int = STREAM_MAX_BYTES) -> Stream:
-    """POST ``body`` and read the NDJSON answer line by line, bounded in time and bytes."""
+                max_bytes: int = STREAM_MAX_BYTES, body_wall_s: float | None = None) -> Stream:
+    """POST ``body`` and read the NDJSON answer line by line, bounded in time and bytes.
+
+    ``timeout`` bounds the wait for the headers (a load may take that long); once they have
+    arrived, ``body_wall_s`` bounds the whole body read by the wall clock: a watchdog shuts the
+    socket down when it is up, so a stream that never ends or stalls is cut there.
+    """
     import httpx
 
     out = Stream()
     started = time.perf_counter()
     limits = httpx.Timeout(timeout, connect=connect_timeout)
+    watchdog: threading.Timer | None = None
+    fired = threading.Event()
     try:
         with client.stream("POST", url, json=body, headers=headers,
                            timeout=limits) as response:
             out.headers_ms = (time.perf_counter() - started) * 1000
             out.status = response.status_code
             out.intermediary = response.headers.get("server") or response.headers.get("via")
+            if body_wall_s is not None:
+                watchdog = threading.Timer(body_wall_s, _cut, (response, fired))
+                watchdog.daemon = True
+                watchdog.start()
             buffer = b""
             size = 0
             for chunk in response.iter_raw():
+                if fired.is_set():
+                    break
                 if out.ttfb_ms is None and chunk:
                     out.ttfb_ms = (time.perf_counter() - started) * 1000
                 size += len(chunk)
@@ -408,8 +436,32 @@ def stream_call(client: Any, url: str, body: dict[str, Any], *, headers: dict[st
                 out.body_error = reply.error_message() or reply.snippet()
     except Exception as exc:
         out.error = net.classify(exc)
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+    if fired.is_set() and out.final is None:
+        out.truncated = True
+        out.error = net.NetError(
+            "read-timeout", f"the stream did not end within {body_wall_s:g} s of its headers "
+            f"({out.lines} lines read)", "StreamDeadline")
     out.elapsed_ms = (time.perf_counter() - started) * 1000
     return out
+
+
+def _cut(response: Any, fired: threading.Event) -> None:
+    """The body's wall clock ran out: shut the socket down so a blocked read returns now."""
+    import socket
+
+    fired.set()
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    try:
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+        else:
+            response.close()
+    except Exception:
+        pass  # already closed: the read has ended anyway
 
 
 def _take_line(out: Stream, line: bytes) -> None:
@@ -467,7 +519,8 @@ class _Run:
 
     def stream(self, body: dict[str, Any], timeout: float) -> Stream:
         return stream_call(self.client, self.api + "/api/generate", body, headers=self.headers,
-                           timeout=timeout, connect_timeout=self.quick)
+                           timeout=timeout, connect_timeout=self.quick,
+                           body_wall_s=self.quick)
 
     def ps(self) -> tuple[PsEntry | None, net.HttpReply]:
         reply = self.call("GET", "/api/ps")
@@ -485,23 +538,106 @@ class _Run:
 
 
 def run(ctx: Context) -> Outcome:
+    return ctx.on_path(_run(ctx))
+
+
+def _run(ctx: Context) -> Outcome:
     model = ctx.options.model
     if not model:
         return Outcome(Status.SKIP, "skipped: no model given (-m MODEL); warm-up loads a model "
                                     "into memory and never pulls one")
-    if modelname.is_cloud(model):
-        # Relayed to ollama.com: nothing loads on this server, and test calls would spend the
-        # user's cloud quota. The models probe reports sign-in and quota answers.
-        return Outcome(Status.SKIP, f"skipped: {model} is a cloud model; it runs on ollama.com, "
-                                    "so nothing loads on this server")
-    import httpx
-
     target = ctx.target
     api = target.base_url if base_path_kind(target.path) == "other" else target.root_url
-    with httpx.Client(trust_env=False, follow_redirects=False) as client:
+    if modelname.is_cloud(model):
+        return _cloud_call(ctx, model, api)
+    with ctx.http_client(timeout=ctx.options.timeout) as client:
         r = _Run(ctx, model, api, ctx.client_headers(with_origin=False), client)
         r.facts["model"] = model
         return _probe(r)
+
+
+# -- cloud models -----------------------------------------------------------------------------
+
+CLOUD_QUOTA_NOTE = "spends one token of the account's Ollama Cloud quota"
+CLOUD_TIMEOUT_S = 60.0  # the relay to ollama.com and one token; bounded by --load-timeout
+
+
+def _cloud_call(ctx: Context, model: str, api: str) -> Outcome:
+    """One minimal real call for a cloud model (one token), mapped to its cause."""
+    body = {"model": model, "prompt": "Hi", "stream": False, "options": {"num_predict": 1},
+            "keep_alive": KEEP_ALIVE}
+    timeout = min(max(ctx.options.timeout, CLOUD_TIMEOUT_S), ctx.options.load_timeout)
+    reply = ctx.http("POST", api + "/api/generate", headers=ctx.client_headers(with_origin=False),
+                     json_body=body, timeout=timeout, connect_timeout=ctx.op_timeout())
+    facts: dict[str, Any] = {"model": model, "cloud": {
+        "call": "POST /api/generate, num_predict 1", "quota": CLOUD_QUOTA_NOTE,
+        "answer": reply.to_evidence()}}
+    if reply.ok:
+        return Outcome(Status.PASS, f"{model} (cloud) answered a one-token call through the "
+                                    f"server ({CLOUD_QUOTA_NOTE})", facts)
+    finding = cloud_finding(model, api, reply)
+    return Outcome(Status.FAIL, f"{model} (cloud): {reply.describe()} to a one-token call "
+                                f"({finding.cause}; the call {CLOUD_QUOTA_NOTE})",
+                   facts, [finding])
+
+
+def cloud_finding(model: str, api: str, reply: net.HttpReply) -> Finding:
+    """What a failed call for a cloud model means, from its status and Ollama's words."""
+    data = reply.json()
+    message = reply.error_message() or reply.snippet(200)
+    evidence: dict[str, Any] = {"model": model, "call": reply.to_evidence(),
+                                "quota": CLOUD_QUOTA_NOTE}
+    status = reply.status
+    local = FixStep("Or use a local model instead of the cloud one.")
+    if reply.error is not None:
+        return Finding("server-error", Severity.ERROR,
+                       f"The one-token call for the cloud model {model} through {api} failed: "
+                       f"{reply.error.message}.", evidence, [local], Confidence.MEDIUM)
+    signin = data.get("signin_url") if isinstance(data, dict) else None
+    if status == 401 and (isinstance(signin, str) or reply.json() is not None):
+        if isinstance(signin, str):
+            evidence["signin_url"] = signin
+        return Finding(
+            "cloud-signin-required", Severity.ERROR,
+            f"{model} runs on Ollama Cloud, and the server at {api} is not signed in to "
+            f"ollama.com: a one-token call got 401 {message!r}.", evidence,
+            [FixStep("Sign the server in (run this where the server runs, as its user), or "
+                     "open the sign-in URL it gave.", ("ollama signin",)), local], code=401)
+    if status == 403 and "cloud is disabled" in message.lower():
+        # cloud_proxy.go proxyCloudRequestWithPath (v0.33): OLLAMA_NO_CLOUD=1 or
+        # disable_ollama_cloud in the server's config refuses every cloud model.
+        return Finding(
+            "cloud-disabled", Severity.ERROR,
+            f"The server at {api} has cloud models turned off: a one-token call for {model} "
+            f"got 403 {message!r} (OLLAMA_NO_CLOUD=1 or disable_ollama_cloud in its config).",
+            evidence,
+            [FixStep("Turn cloud models back on where the server runs, then restart it.",
+                     ("sudo systemctl edit ollama   # remove OLLAMA_NO_CLOUD=1",
+                      "sudo systemctl restart ollama")), local], code=403)
+    if status == 429:
+        evidence["retry_after"] = reply.headers.get("retry-after")
+        return Finding(
+            "rate-limited", Severity.ERROR,
+            f"Ollama Cloud refuses calls for {model}: the account's usage limit is reached "
+            f"(429 {message[:200]!r}); local Ollama never sends 429.", evidence,
+            [FixStep("Wait for the quota to reset or upgrade the plan "
+                     "(https://ollama.com/upgrade)."), local], code=429)
+    if status == 502:
+        # cloud_proxy.go: the relay to ollama.com failed; the body is Go's *url.Error text.
+        return Finding(
+            "bad-gateway", Severity.ERROR,
+            f"The server at {api} could not reach Ollama Cloud for {model}: 502 "
+            f"{message[:300]!r}. The server relays cloud models to ollama.com, and that hop "
+            "failed (DNS, firewall, or the server's own proxy settings).", evidence,
+            [FixStep("Check that the server's machine reaches ollama.com (with HTTPS_PROXY "
+                     "in the server's environment if it needs a proxy).",
+                     ("curl -sI https://ollama.com",
+                      "sudo systemctl edit ollama   # Environment=\"HTTPS_PROXY=…\"")),
+             local], code=502)
+    cause = classify_server_error(status, message)
+    return Finding(cause, Severity.ERROR,
+                   f"A one-token call for the cloud model {model} got {status} {message!r}.",
+                   evidence, [local], code=status)
 
 
 def _probe(r: _Run) -> Outcome:
@@ -801,15 +937,23 @@ def _judge_load_time(r: _Run, load_s: float) -> None:
     fixes = [raise_fix, _preload_fix(r), stream_fix]
     never = ("Retrying with the same timeout cannot succeed: each time the client hangs up, "
              "Ollama aborts the load.")
+    client = ctx.client
     if given is not None:
         comparison["compared"] = True
         if load_s > given:
+            retries = ""
+            evidence: dict[str, Any] = {"load_s": round(load_s, 3), "client_timeout_s": given,
+                                        "recommended_timeout_s": need}
+            if client.retries:  # openai's SDKs: DEFAULT_MAX_RETRIES = 2
+                retries = (f" {client.label} retries {client.retries} times by itself, and "
+                           "each retry aborts the load and starts it again: the call fails "
+                           f"after {client.retries + 1} × {given:g} s.")
+                comparison["client_retries"] = evidence["client_retries"] = client.retries
+                evidence["client"] = client.name
             r.findings.append(Finding(
                 "slow-model-load", Severity.ERROR,
                 f"{what} of {r.model} takes {load_s:.1f} s, longer than the client's "
-                f"{given:g} s timeout. {never}",
-                {"load_s": round(load_s, 3), "client_timeout_s": given,
-                 "recommended_timeout_s": need}, fixes))
+                f"{given:g} s timeout. {never}{retries}", evidence, fixes))
         elif load_s > 0.8 * given:
             r.findings.append(Finding(
                 "slow-model-load", Severity.WARNING,
