@@ -335,7 +335,8 @@ def test_untrusted_issuer_is_named(cli: Callable[..., CliRun], pki: Pki,
     assert doc["summary"]["top_cause"] == "tls-error"
     check = check_of(doc, "latency")
     assert check["status"] == "fail"
-    assert check["summary"] == f"TLS verification failed: certificate issued by {CA_SUBJECT}"
+    assert check["summary"] == (f"TLS verification failed: certificate issued by "
+                                f"{CA_SUBJECT} — direct")
     (finding,) = check["findings"]
     port = url.rsplit(":", 1)[1]
     assert finding["cause"] == "tls-error"
@@ -696,7 +697,7 @@ def test_https_to_the_plain_port(cli: Callable[..., CliRun],
                                                             None)
     assert doc["summary"]["top_cause"] == "wrong-port-scheme"
     check = check_of(doc, "latency")
-    assert check["summary"] == f"port {port} answers plain HTTP, not TLS"
+    assert check["summary"] == f"port {port} answers plain HTTP, not TLS — direct"
     assert check["facts"]["tls"]["plain_http"].startswith("HTTP/1.")
     assert check["findings"][0]["fix"][0]["commands"][0] == \
         f"export OLLAMA_HOST=http://127.0.0.1:{port}"
@@ -741,3 +742,65 @@ def test_https_to_a_plain_test_server(cli: Callable[..., CliRun],
     assert check["facts"]["tls"]["plain_http"].startswith("HTTP/1.")
     # this server answers the TLS hello with a 400 at once: the handshake was tried first
     assert check["facts"]["tls"]["handshake_error"]["kind"] == "tls-plain"
+
+
+# -- an HTTP answer is not a lost request -----------------------------------------------------
+
+
+def test_answers_of_an_auth_proxy_are_not_lost_requests(cli: Callable[..., CliRun],
+                                                       emulator: Callable[..., Any]) -> None:
+    emu = emulator(auth="TOKEN")
+    run = cli("probe", "latency", "--host", emu.url, "--samples", "3", "--json")
+    check = check_of(run.json(), "latency")
+    assert check["status"] == "pass", check["summary"]
+    assert check["findings"] == []
+    facts = check["facts"]
+    assert facts["answers"] == {"401": 6}
+    assert facts["failures"]["count"] == 0
+    assert "answered HTTP 401 ×6" in check["summary"] and "failed" not in check["summary"]
+    assert facts["fresh"]["ok"] == 0 and facts["fresh"]["count"] == 3
+
+
+def test_refused_samples_are_still_lost_requests(emulator: Callable[..., Any]) -> None:
+    from ollama_doctor.context import Context, Options
+    from ollama_doctor.target import parse_target
+
+    emu = emulator(drop_rate="1.0")  # closes every connection without an answer
+    out = latency.run(Context(target=parse_target(emu.url), options=Options(samples=2)))
+    assert [(f.cause, f.severity.value) for f in out.findings] == [("high-latency", "error")]
+    assert out.facts["answers"] == {}
+    assert out.facts["failures"]["count"] == 4
+    assert out.summary.endswith(", 4 failed — direct")
+
+
+def test_s21_auth_proxy_has_one_cause_and_no_secondary_high_latency() -> None:
+    """The root cause absorbs its symptoms across probes: behind an auth proxy the whole
+    diagnosis is auth-required, with no error-level high-latency below it."""
+    from tests.scenarios import BY_ID, run_scenario
+
+    result = run_scenario(BY_ID["S21"])
+    assert [(d["cause"], d["severity"], d["code"]) for d in result.doc["diagnosis"]] == [
+        ("auth-required", "error", 401)]
+    assert check_of(result.doc, "latency")["facts"]["answers"] == {"401": 10}
+
+
+def test_https_through_the_clients_proxy_uses_connect(cli: Callable[..., CliRun], pki: Pki,
+                                                      ollama_server: Callable[..., str]) -> None:
+    """HTTPS_PROXY applies: every sample opens a CONNECT tunnel through the proxy and does TLS
+    with the server inside it, as httpx (ollama-python) does."""
+    from tests.support.proxy import ForwardProxy
+
+    url = ollama_server(pki.leaf, pki.leaf_key)
+    with ForwardProxy("relay") as proxy:
+        run = cli("check", "--host", url, "--samples", "2", "--latency-threshold", "1000",
+                  "--json", env={"SSL_CERT_FILE": str(pki.ca), "HTTPS_PROXY": proxy.url})
+        methods = {r.method for r in proxy.requests}
+    doc = run.json()
+    assert run.code == 0, worst(doc)
+    assert methods == {"CONNECT"}
+    for probe_id in ("reachability", "latency"):
+        check = check_of(doc, probe_id)
+        assert check["summary"].endswith(f"— via proxy {proxy.url} (HTTPS_PROXY)"), probe_id
+    facts = check_of(doc, "latency")["facts"]
+    assert facts["tls"]["certificate"]["issuer"] == CA_SUBJECT  # TLS with the server itself
+    assert facts["fresh"]["phases"]["tls"]["n"] == 2

@@ -74,12 +74,27 @@ this probe looks closer with ``ssl`` sockets, without sampling:
 
 For any other reachability failure the probe skips (nothing to time).
 
+The client's path
+-----------------
+Samples go along the path the chosen client takes (``Context.route``, ``--client``): when its
+proxy applies to the target, every sample is sent through that proxy (absolute-form for
+``http://``, ``CONNECT`` for ``https://``) to the target's own name, which the proxy resolves,
+so ``resolve`` is absent and ``connect`` is the connect to the proxy; for ``https://``,
+``tls`` is the handshake with the server inside the ``CONNECT`` tunnel (the ``CONNECT``
+exchange itself counts only in ``ttfb``). The summary and the ``path`` fact say which path it was.
+
+An HTTP answer is not a lost request: a sample answered 401, 403, 404 or 5xx got through the
+path (its timings count), and it is listed under ``answers`` (status → count), never as a
+failure; the probe that owns that status (auth, models, reachability) says why. Only samples
+that got no answer at all (refused, reset, timed out) are failures.
+
 Facts: ``url``, ``address``, ``target_class``, ``threshold`` (limits and why), ``samples_wanted``,
 ``fresh`` and ``kept_alive`` (``count``, ``ok``, per-phase ``phases`` stats, ``ttfb_ms`` and
 ``total_ms`` series; ``reconnects`` for the kept-alive one), ``failures`` (``count``, ``kinds``,
 ``phases``, ``first``), ``stopped_early``, ``definitions``, ``ca_bundle`` and ``tls`` for https;
 ``reachability_tls`` when reachability's TLS check failed but the client's trust store (say,
-``SSL_CERT_FILE``) verifies the server, in which case the probe samples as usual.
+``SSL_CERT_FILE``) verifies the server, in which case the probe samples as usual; ``answers``
+(non-2xx statuses by count); ``path``.
 
 Cause ids: ``high-latency``, ``tls-error``, ``wrong-port-scheme``.
 """
@@ -138,6 +153,7 @@ _TLS_SUSPECTS = {"tls-error", "wrong-port-scheme", "server-unresponsive", "not-o
 _EVENT_PHASE = {
     "connection.connect_tcp": "connect",
     "connection.start_tls": "tls",
+    "proxy.start_tls": "tls",  # TLS with the server inside a proxy's CONNECT tunnel
     "http11.send_request_headers": "processing",
     "http11.send_request_body": "processing",
     "http11.receive_response_headers": "processing",
@@ -247,6 +263,11 @@ class Sample:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def answered(self) -> bool:
+        """An HTTP answer arrived (any status): the path worked, and the timings are real."""
+        return self.status is not None and "ttfb" in self.phases
+
 
 class _Tracer:
     """httpcore's trace callback: the first time each event fired, and where a failure was."""
@@ -285,6 +306,7 @@ class _Dial:
     resolve_host: str | None  # a name to resolve each fresh sample, None for IP literals
     port: int
     fallback_address: str
+    proxied: bool = False  # samples go through the client's proxy
 
 
 def _sample(client: httpx.Client, dial: _Dial, timeout: float, *, fresh: bool,
@@ -315,13 +337,15 @@ def _sample(client: httpx.Client, dial: _Dial, timeout: float, *, fresh: bool,
     if resolve_ms is not None:
         phases["resolve"] = resolve_ms
     connect = tracer.span("connection.connect_tcp.started", "connection.connect_tcp.complete")
-    tls = tracer.span("connection.start_tls.started", "connection.start_tls.complete")
+    tls = (tracer.span("connection.start_tls.started", "connection.start_tls.complete")
+           or tracer.span("proxy.start_tls.started", "proxy.start_tls.complete"))
     if connect is not None:
         phases["connect"] = connect
         sample.reconnected = not fresh
     if tls is not None:
         phases["tls"] = tls
     ready = (marks.get("connection.start_tls.complete")
+             or marks.get("proxy.start_tls.complete")
              or marks.get("connection.connect_tcp.complete")
              or marks.get("http11.send_request_headers.started"))
     first = (marks.get("connection.connect_tcp.started")
@@ -359,6 +383,10 @@ def _tls_of(response: httpx.Response) -> dict[str, Any] | None:
 
 
 def run(ctx: Context) -> Outcome:
+    return ctx.on_path(_run(ctx))
+
+
+def _run(ctx: Context) -> Outcome:
     target = ctx.target
     facts: dict[str, Any] = {"url": target.root_url + PATH,
                              "samples_wanted": ctx.options.samples}
@@ -391,7 +419,8 @@ def run(ctx: Context) -> Outcome:
     facts["kept_alive"] = _series_facts(kept)
     facts["kept_alive"]["reconnects"] = sum(1 for s in kept if s.reconnected)
     failed = [s for s in (*fresh, *kept) if not s.ok]
-    facts["failures"] = _failure_facts(failed)
+    facts["failures"] = _failure_facts([s for s in failed if not s.answered])
+    facts["answers"] = dict(Counter(str(s.status) for s in failed if s.answered))
     facts["stopped_early"] = stopped
     if target.scheme == "https":
         facts["tls"] = tls_info
@@ -416,6 +445,9 @@ def _dial_plan(ctx: Context, reach: Any) -> _Dial:
     """The URL, Host header and SNI for samples: dial one address, keep the user's host name."""
     target = ctx.target
     host = target.dial_host
+    if ctx.route().proxied:  # the proxy resolves and dials: send the client's own URL
+        return _Dial(target.root_url + PATH, ctx.client_headers(with_origin=False), {}, None,
+                     target.port, host, proxied=True)
     address: str | None = host if ip_or_none(host) is not None else None
     if address is None and reach is not None:
         working = [c.get("address") for c in reach.facts.get("connects", []) if c.get("ok")]
@@ -472,7 +504,7 @@ def _collect(ctx: Context, dial: _Dial, verify: ssl.SSLContext
         return sample
 
     stopped: dict[str, Any] | None = None
-    kept_client = _client(verify, ctx.op_timeout())
+    kept_client = _client(ctx, verify, ctx.op_timeout())
     try:
         warm = take(kept_client, is_fresh=False, want_tls=True)
         if warm is not None and warm.tls is not None:
@@ -482,7 +514,7 @@ def _collect(ctx: Context, dial: _Dial, verify: ssl.SSLContext
                 reason = room()
                 sample: Sample | None = None
                 if reason is None and is_fresh:
-                    with _client(verify, ctx.op_timeout()) as client:
+                    with _client(ctx, verify, ctx.op_timeout()) as client:
                         sample = take(client, is_fresh=True, want_tls=tls_info is None)
                 elif reason is None:
                     sample = take(kept_client, is_fresh=False)
@@ -501,8 +533,9 @@ def _collect(ctx: Context, dial: _Dial, verify: ssl.SSLContext
     return fresh, kept, tls_info, stopped
 
 
-def _client(verify: ssl.SSLContext, timeout: float) -> httpx.Client:
-    return httpx.Client(trust_env=False, verify=verify, timeout=timeout, follow_redirects=False)
+def _client(ctx: Context, verify: ssl.SSLContext, timeout: float) -> httpx.Client:
+    """A client along the user's client's path to the target (``Context.http_client``)."""
+    return ctx.http_client(timeout=timeout, verify=verify)
 
 
 def _series_facts(samples: list[Sample]) -> dict[str, Any]:
@@ -530,11 +563,13 @@ def _judge(ctx: Context, fresh: list[Sample], kept: list[Sample], failed: list[S
            klass: str, limits: dict[str, Any], facts: dict[str, Any]) -> Finding | None:
     """One ``high-latency`` finding holding every reason, or ``None`` when the path is fine."""
     target = ctx.target
-    path_failed = [s for s in failed if s.error not in ("tls-verify", "tls-plain")]
-    fresh_ttfb = [s.phases["ttfb"] for s in fresh if s.ok]
+    # An HTTP answer (401 from an auth proxy, say) is not a lost request: its owner explains it.
+    path_failed = [s for s in failed
+                   if not s.answered and s.error not in ("tls-verify", "tls-plain")]
+    fresh_ttfb = [s.phases["ttfb"] for s in fresh if s.answered]
     reasons = latency_reasons(
         fresh_ttfb=fresh_ttfb,
-        kept_ttfb=[s.phases["ttfb"] for s in kept if s.ok and not s.reconnected],
+        kept_ttfb=[s.phases["ttfb"] for s in kept if s.answered and not s.reconnected],
         every_ttfb=[s.phases["ttfb"] for s in (*fresh, *kept) if "ttfb" in s.phases],
         failed_kinds=[str(s.error) for s in path_failed], total=len(fresh) + len(kept),
         klass=klass, limits=limits, client_timeout_s=ctx.options.client_timeout,
@@ -660,14 +695,18 @@ def _latency_fix(ctx: Context, fresh: list[Sample], kept: list[Sample]) -> list[
 def _summary(fresh: list[Sample], kept: list[Sample], failed: list[Sample], klass: str,
              limits: dict[str, Any], stopped: dict[str, Any] | None) -> str:
     def med(samples: list[Sample]) -> str:
-        vals = [s.phases["ttfb"] for s in samples if s.ok]
+        vals = [s.phases["ttfb"] for s in samples if s.answered]
         return f"{statistics.median(vals):.1f} ms" if vals else "n/a"
 
     text = (f"first byte {med(fresh)} fresh / {med(kept)} kept-alive (median of "
             f"{len(fresh)}+{len(kept)}; {CLASS_NAMES[klass]} limit "
             f"{limits['ttfb_median_ms']:g} ms)")
-    if failed:
-        text += f", {len(failed)} failed"
+    lost = [s for s in failed if not s.answered]
+    if lost:
+        text += f", {len(lost)} failed"
+    answers = Counter(s.status for s in failed if s.answered)
+    if answers:
+        text += ", answered " + ", ".join(f"HTTP {code} ×{n}" for code, n in answers.items())
     if stopped is not None:
         text += f"; stopped early: {stopped['reason']}"
     return text
