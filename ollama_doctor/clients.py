@@ -52,6 +52,18 @@ class ClientFamily:
     default_port_rule: str  # what a scheme without a port means
     sends_origin: bool = False
     note: str = ""
+    host_env: str = ""  # the variable its base URL comes from ("" = none)
+    key_env: str = ""  # the variable it sends as ``Authorization: Bearer`` ("" = none)
+
+    def rules(self) -> dict[str, object]:
+        """The row as data, for ``ollama-doctor probes`` and reports."""
+        return {"name": self.name, "label": self.label, "language": self.language,
+                "proxy_family": self.proxy_family, "reads_ollama_host": self.reads_ollama_host,
+                "reads_api_key": self.reads_api_key, "host_env": self.host_env or None,
+                "key_env": self.key_env or None, "base_path": self.base_path,
+                "default_timeout_s": self.default_timeout_s, "retries": self.retries,
+                "default_port_rule": self.default_port_rule, "sends_origin": self.sends_origin,
+                "note": self.note}
 
 
 CLIENTS: tuple[ClientFamily, ...] = (
@@ -59,16 +71,19 @@ CLIENTS: tuple[ClientFamily, ...] = (
         "ollama-python", "ollama-python", "python", "httpx", reads_ollama_host=True,
         reads_api_key=True, base_path="", default_timeout_s=None, retries=0,
         default_port_rule="http://host → :80, https://host → :443, host → :11434",
-        note="Hides the reason for a failed connection behind 'Failed to connect to Ollama'."),
+        note="Hides the reason for a failed connection behind 'Failed to connect to Ollama'.",
+        host_env="OLLAMA_HOST", key_env="OLLAMA_API_KEY"),
     ClientFamily(
         "openai-python", "openai-python", "python", "httpx", reads_ollama_host=False,
         reads_api_key=False, base_path="/v1", default_timeout_s=600.0, retries=2,
         default_port_rule="the base_url as given (http → 80)",
-        note="Needs api_key (any value) and base_url ending in /v1; retries twice."),
+        note="Needs api_key (any value) and base_url ending in /v1; retries twice.",
+        host_env="OPENAI_BASE_URL", key_env="OPENAI_API_KEY"),
     ClientFamily(
         "langchain-ollama", "langchain-ollama", "python", "httpx", reads_ollama_host=True,
         reads_api_key=True, base_path="", default_timeout_s=None, retries=0,
-        default_port_rule="as ollama-python (it builds an ollama.Client)"),
+        default_port_rule="as ollama-python (it builds an ollama.Client)",
+        host_env="OLLAMA_HOST", key_env="OLLAMA_API_KEY"),
     ClientFamily(
         "requests", "requests", "python", "requests", reads_ollama_host=False,
         reads_api_key=False, base_path="", default_timeout_s=None, retries=0,
@@ -86,7 +101,8 @@ CLIENTS: tuple[ClientFamily, ...] = (
     ClientFamily(
         "openai-node", "openai-node (npm openai)", "node", "node", reads_ollama_host=False,
         reads_api_key=False, base_path="/v1", default_timeout_s=600.0, retries=2,
-        default_port_rule="the baseURL as given (http → 80)"),
+        default_port_rule="the baseURL as given (http → 80)",
+        host_env="OPENAI_BASE_URL", key_env="OPENAI_API_KEY"),
     ClientFamily(
         "curl", "curl", "shell", "curl", reads_ollama_host=False, reads_api_key=False,
         base_path="", default_timeout_s=None, retries=0,
@@ -96,7 +112,7 @@ CLIENTS: tuple[ClientFamily, ...] = (
         "ollama-cli", "the ollama CLI (Go)", "go", "go", reads_ollama_host=True,
         reads_api_key=False, base_path="", default_timeout_s=None, retries=0,
         default_port_rule=":port → every interface; host → :11434",
-        note="Go never proxies loopback addresses."),
+        note="Go never proxies loopback addresses.", host_env="OLLAMA_HOST"),
     ClientFamily(
         "browser", "a browser or extension", "browser", None, reads_ollama_host=False,
         reads_api_key=False, base_path="", default_timeout_s=None, retries=0,
@@ -133,26 +149,62 @@ def get(name: str | None) -> ClientFamily:
 
 SIGNATURES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(regex, re.IGNORECASE | re.MULTILINE)) for name, regex in (
-        ("langchain-ollama", r"langchain_ollama[/\\.]|langchain-ollama"),
-        ("openai-python", r"[/\\]openai[/\\]_base_client\.py|^openai\.[A-Z]\w+(Error|Exception)"
-                          r"\b|\bopenai\.(APIConnectionError|APITimeoutError)"),
+        ("langchain-ollama", r"langchain_ollama[/\\.]|langchain-ollama|"
+                             r"from langchain_ollama import"),
+        ("openai-python", r"[/\\]openai[/\\]_(?:base_client|client)\.py|"
+                          r"^openai\.[A-Z]\w{0,40}(?:Error|Exception)\b|"
+                          r"\bopenai\.(?:APIConnectionError|APITimeoutError|APIStatusError)|"
+                          r"^from openai import"),
         ("ollama-python", r"[/\\]ollama[/\\]_client\.py|ollama\._types\.ResponseError|"
-                          r"Failed to connect to Ollama\. Please check"),
-        ("openai-node", r"node_modules[/\\]openai[/\\]|^(Connection error\.|"
-                        r"\w+Error: \d{3} status code)"),
-        ("ollama-js", r"node_modules[/\\]ollama[/\\]|ollama[/\\]dist[/\\]"),
-        ("requests", r"[/\\]requests[/\\]|requests\.exceptions\.|HTTPConnectionPool\(|"
-                     r"HTTPSConnectionPool\("),
-        ("httpx", r"[/\\]httpx[/\\]_client\.py|^httpx\.\w+|^httpcore\.\w+"),
-        ("curl", r"^curl: \(\d+\)"),
-        ("ollama-cli", r"could not connect to ollama (server|app)|ollama server logs for details"),
+                          r"Failed to connect to Ollama\. Please check|^import ollama$|"
+                          r"^from ollama import"),
+        ("openai-node", r"node_modules[/\\]openai[/\\]|from 'openai'|"
+                        r"^(?:APIConnectionError: Connection error\.|"
+                        r"APIConnectionTimeoutError: Request timed out\.|"
+                        r"\w{1,40}Error: \d{3} status code \(no body\))"),
+        ("ollama-js", r"node_modules[/\\]ollama[/\\]|ollama[/\\]dist[/\\]|from 'ollama'"),
+        ("requests", r"[/\\]requests[/\\]|requests\.exceptions\.|HTTPS?ConnectionPool\(|"
+                     r"^import requests\b"),
+        ("httpx", r"[/\\]httpx[/\\]_|^httpx\.\w+|^httpcore\.\w+|^import httpx\b"),
+        ("curl", r"^curl: \(\d{1,3}\)|^[$+] curl\s"),
+        ("ollama-cli", r"could not connect to ollama (?:server|app)|"
+                       r"ollama server logs for details"),
         ("browser", r"blocked by CORS policy|Mixed Content:"),
     ))
 
 
+# Crashes in the app's own code (the library's frames are not in them): the shape of the
+# answer the code reads says which client it used.
+_PYTHON = re.compile(r"Traceback \(most recent call last\)")
+# node without a library frame: fetch is what both node clients use; the native API client is
+# the likelier one (openai-node wraps its failures in APIConnectionError, matched above)
+_NODE_FETCH = re.compile(r"TypeError: fetch failed|\bUND_ERR_\w|node:internal|\[cause\]: |"
+                         r"code: 'E[A-Z]{3,20}'")
+_NODE = re.compile(r"file:///|node:internal|^Node\.js v\d", re.MULTILINE)
+_OPENAI_SHAPE = re.compile(r"\.choices\b|'choices'")
+_RAW_JSON = re.compile(r"\.json\(\)\[|json\.loads\((?:line|chunk|raw)\)\[")
+_RAW_BODY = re.compile(r"\A\s{0,20}[{<]")
+
+
 def detect(text: str) -> str | None:
-    """The client family that printed ``text``, or ``None``."""
+    """The client family that printed ``text``, or ``None``. Pure; linear in the text.
+
+    When no library frame or message names the client: ``.choices`` is the OpenAI SDKs'
+    answer shape (python or node by the trace's form); ``r.json()[…]`` in a Python traceback
+    is a raw HTTP client (requests, the commoner; httpx reads the same); a raw JSON or HTML
+    body as the whole output is what curl prints."""
     for name, regex in SIGNATURES:
         if regex.search(text):
             return name
+    if _OPENAI_SHAPE.search(text):
+        if _PYTHON.search(text):
+            return "openai-python"
+        if _NODE.search(text):
+            return "openai-node"
+    if _PYTHON.search(text) and _RAW_JSON.search(text):
+        return "requests"
+    if _NODE_FETCH.search(text):
+        return "ollama-js"
+    if _RAW_BODY.search(text):
+        return "curl"
     return None

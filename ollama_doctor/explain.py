@@ -70,7 +70,9 @@ def as_text(data: dict[str, Any]) -> str:
 
 
 def error_report(analysis: ErrorAnalysis) -> dict[str, Any]:
-    """``explain --error``: the analysis plus each candidate's title and meaning."""
+    """``explain --error``: the analysis plus each candidate's title and meaning, and which
+    live checks decide between the candidates (``decided_by``, the probes that can find them;
+    ``next_check``, the command that runs them against the server the client called)."""
     from ollama_doctor.errortext import target_from
 
     data = analysis.to_dict()
@@ -84,8 +86,21 @@ def error_report(analysis: ErrorAnalysis) -> dict[str, Any]:
         suggestion += ["--host", target]
     if analysis.extracted.get("model"):
         suggestion += ["-m", str(analysis.extracted["model"])]
+    if analysis.extracted.get("client_timeout"):
+        suggestion += ["--client-timeout", f"{float(analysis.extracted['client_timeout']):g}"]
     data["next"] = " ".join(suggestion)
+    data["next_check"] = data["next"]
+    data["decided_by"] = decided_by(analysis.causes[:3] if analysis.confidence == "high"
+                                    else analysis.causes)
     return data
+
+
+def decided_by(causes: list[str]) -> list[str]:
+    """The probes that can find each of ``causes``, in the order ``check`` runs them."""
+    from ollama_doctor.registry import REGISTRY
+
+    return [spec.id for spec in REGISTRY
+            if not spec.opt_in and any(c in spec.causes for c in causes)]
 
 
 def error_as_text(data: dict[str, Any]) -> str:
@@ -102,7 +117,13 @@ def error_as_text(data: dict[str, Any]) -> str:
     if data["extracted"]:
         facts = ", ".join(f"{k}={v}" for k, v in data["extracted"].items())
         lines.append(f"Facts in the message: {facts}")
-    lines.append(f"To tell them apart, run: {data['next']}")
+    checks = ", ".join(data.get("decided_by") or []) or "every"
+    if data.get("confidence") == "high":
+        lines.append(f"The text names the cause; to confirm it live, run: {data['next']} "
+                     f"(the {checks} checks)")
+    else:
+        lines.append(f"The text alone cannot tell these apart; a live check decides: run "
+                     f"{data['next']} (the {checks} checks tell them apart)")
     return "\n".join(lines)
 
 
