@@ -113,10 +113,31 @@ ADJUSTMENTS: tuple[Callable[[Sequence[ProbeResult]], list[ProbeResult]], ...] = 
 )
 
 
-def rank(results: Sequence[ProbeResult], rules: Iterable[Absorb] = RULES) -> list[Diagnosis]:
-    """The ranked diagnosis for a run. Skipped probes contribute nothing."""
+def rank(results: Sequence[ProbeResult], rules: Iterable[Absorb] = RULES, *,
+         error: ErrorAnalysis | None = None) -> list[Diagnosis]:
+    """The ranked diagnosis for a run. Skipped probes contribute nothing.
+
+    ``error``, the client error the user pasted, is evidence in its own right: when no
+    error-level cause of the live run explains it, it becomes a finding of its own
+    (``PASTED``, see ``pasted_finding``) and is ranked with the rest by the same rules.
+    """
+    rules = tuple(rules)
     for adjust in ADJUSTMENTS:
         results = adjust(results)
+    ranked = _rank(results, rules)
+    if error is None or not error.recognised or explained(error, ranked, rules):
+        return ranked
+    same = _same_answer(error, results)
+    pasted = pasted_result(error, results, ranked, same=bool(same))
+    if same:  # the probes got the very answer the client printed, and read it less closely
+        status = error.extracted.get("status")
+        rules = (Absorb(pasted.findings[0].cause, tuple(sorted(same)),
+                        f"the probes got the same HTTP {status} the client printed",
+                        min_confidence=Confidence.LOW), *rules)
+    return _rank([*results, pasted], rules)
+
+
+def _rank(results: Sequence[ProbeResult], rules: tuple[Absorb, ...]) -> list[Diagnosis]:
     tagged = [(idx, result.id, f) for idx, result in enumerate(results) for f in result.findings]
     present: dict[str, tuple[int, int]] = {}
     for _, _, f in tagged:
@@ -150,6 +171,203 @@ def rank(results: Sequence[ProbeResult], rules: Iterable[Absorb] = RULES) -> lis
         diag.why_ranked = _why(diag, position, [d for _, d in entries])
         out.append(diag)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# The pasted error as evidence the live run must answer
+
+PASTED = "error-text"  # the probe id of the pasted error's own finding
+
+
+def _answers(diag: Diagnosis, candidates: Sequence[str], rules: Iterable[Absorb]) -> bool:
+    """A ranked cause explains the pasted error: it is one of the text's candidates, or a root
+    that absorbs one of them (a proxy that blocks explains a refused connection)."""
+    if diag.cause in candidates:
+        return True
+    return any(rule.root == diag.cause and set(rule.symptoms) & set(candidates)
+               for rule in rules)
+
+
+def explained(error: ErrorAnalysis, ranked: Sequence[Diagnosis],
+              rules: Iterable[Absorb] = RULES) -> bool:
+    """Whether the live run found, at error level, a cause that explains the pasted error."""
+    rules = tuple(rules)
+    return any(d.severity.rank >= Severity.ERROR.rank and _answers(d, error.causes, rules)
+               for d in ranked)
+
+
+def _same_answer(error: ErrorAnalysis, results: Sequence[ProbeResult]) -> set[str]:
+    """Live error-level causes outside the text's candidates whose evidence holds an HTTP
+    answer with the very status the pasted error shows: the same answer, read less closely
+    (a 429 on ``GET /`` is a rate limit, whatever else the probe made of it)."""
+    status = error.extracted.get("status")
+    if not isinstance(status, int):
+        return set()
+    return {f.cause for r in results for f in r.findings
+            if f.severity.rank >= Severity.ERROR.rank and f.cause not in error.causes
+            and status in _statuses(f.evidence)}
+
+
+def _statuses(evidence: Any, depth: int = 0) -> set[int]:
+    if depth > 2 or not isinstance(evidence, dict):
+        return set()
+    out = {v for k, v in evidence.items() if k == "status" and isinstance(v, int)}
+    for value in evidence.values():
+        out |= _statuses(value, depth + 1)
+    return out
+
+
+def pasted_result(error: ErrorAnalysis, results: Sequence[ProbeResult],
+                  ranked: Sequence[Diagnosis], *, same: bool = False) -> ProbeResult:
+    """The pasted error as a failed check of its own, holding ``pasted_finding``."""
+    from ollama_doctor.result import Status
+
+    finding = pasted_finding(error, results, ranked, same=same)
+    return ProbeResult(PASTED, "The error your client printed", Status.FAIL, finding.message,
+                       findings=[finding])
+
+
+def pasted_finding(error: ErrorAnalysis, results: Sequence[ProbeResult],
+                   ranked: Sequence[Diagnosis], *, same: bool = False) -> Finding:
+    """The cause the pasted error shows, at error level with the text's own confidence, saying
+    what the live run saw instead, why the two differ and what would confirm it.
+
+    The cause is the first candidate the live run saw as a warning (so the two merge into one
+    entry), else the text's first candidate."""
+    from ollama_doctor.errortext import hint
+    from ollama_doctor.result import FixStep
+
+    seen = {d.cause for d in ranked if d.severity.rank >= Severity.WARNING.rank}
+    cause = next((c for c in error.causes if c in seen), error.causes[0])
+    cloud = _cloud_models(results)
+    relayed = (cause == "auth-required" and "cloud-signin-required" in error.causes
+               and cloud and _auth_status(results) == 200)
+    if relayed:
+        # Nothing in front of this server demands credentials (the doctor's call got in), and
+        # local Ollama never checks them: a 401 here is ollama.com's, relayed for a cloud
+        # model (server/cloud_proxy.go), whose signin_url the client dropped.
+        cause = "cloud-signin-required"
+    candidate = next(c for c in error.candidates if c.cause == cause)
+    status = error.extracted.get("status")
+    entry = CAUSES[cause]
+    client = _client_label(error.client)
+    others = [c for c in error.causes if c != cause][:3]
+    shown = candidate.because.split(": ", 1)[-1]
+    if status and str(status) not in shown:
+        shown = f"HTTP {status}: {shown}"
+    said = (f"{client} printed an error ({shown}) that "
+            f"points to {cause}: "
+            f"{entry.title[:1].lower()}{entry.title[1:]}"
+            + (f" (or {', '.join(others)})" if others and error.confidence != "high" else "")
+            + ".")
+    if same:
+        live = (f"The live run got the same HTTP {status} answer, which its probes read as "
+                "another cause (listed under 'explains').")
+        why, confirm = "", ""
+    elif relayed:
+        live = ("The doctor's own call to this server was let in, so nothing in front of it "
+                "demands credentials, and local Ollama never checks them; the server lists "
+                f"cloud models ({', '.join(cloud[:3])}), whose 401 Ollama relays from "
+                "ollama.com.")
+        why, confirm = "", hint(cause)
+    else:
+        live = _live_view(cause, results, ranked)
+        why = _why_differs(error, cause, results)
+        confirm = hint(cause)
+    message = " ".join(part for part in (
+        said, live, why, f"To confirm it, {confirm}." if confirm else "") if part)
+    evidence: dict[str, Any] = {
+        "pasted": {"client": error.client, "matched": candidate.because,
+                   "candidates": error.causes[:5], "confidence": error.confidence},
+        "reproduced": same,
+    }
+    if status is not None:
+        evidence["pasted"]["status"] = status
+    fix = ([FixStep(f"Confirm it: {confirm}.")] if confirm else []) + list(entry.fix)
+    code = status if isinstance(status, int) and status >= 400 and entry.code == status \
+        else None
+    confidence = (Confidence.HIGH if same else Confidence.MEDIUM if relayed
+                  else Confidence(error.confidence))
+    return Finding(cause, Severity.ERROR, message, evidence, fix, confidence, code)
+
+
+def _cloud_models(results: Sequence[ProbeResult]) -> list[str]:
+    """The cloud models the server lists (``:cloud`` / ``-cloud`` tags, or a remote host)."""
+    import re
+
+    models = next((r.facts.get("models") or [] for r in results if r.id == "models"), [])
+    return [str(m.get("name")) for m in models if isinstance(m, dict) and (
+        re.search(r"[:-]cloud\b", str(m.get("name") or "")) or m.get("remote_host"))]
+
+
+def _auth_status(results: Sequence[ProbeResult]) -> Any:
+    auth = next((r for r in results if r.id == "auth"), None)
+    return ((auth.facts.get("call") or {}) if auth else {}).get("status")
+
+
+def _client_label(name: str | None) -> str:
+    from ollama_doctor.clients import BY_NAME
+
+    family = BY_NAME.get(name or "")
+    return f"Your client ({family.label})" if family else "Your client"
+
+
+def _live_view(cause: str, results: Sequence[ProbeResult],
+               ranked: Sequence[Diagnosis]) -> str:
+    """What the live run saw instead, and how it relates to the pasted cause."""
+    serious = [d for d in ranked if d.severity.rank >= Severity.ERROR.rank]
+    if serious:
+        other = serious[0]
+        if CAUSES[other.cause].layer < CAUSES[cause].layer:
+            relation = ("it sits lower in the stack, so it can hide this one: fix it first, "
+                        "then rerun with the pasted error")
+        else:
+            relation = "an independent problem: both need fixing"
+        return (f"The live run did not reproduce it; it found {other.cause} instead "
+                f"({relation}).")
+    auth = next((r for r in results if r.id == "auth"), None)
+    call = (auth.facts.get("call") or {}) if auth else {}
+    if call.get("status") is not None:
+        return (f"The live run did not reproduce it: its call ({call.get('request', 'the API')}"
+                f") answered HTTP {call['status']} and no check failed.")
+    passed = sum(1 for r in results if r.status.value == "pass")
+    return f"The live run did not reproduce it: no check failed ({passed} passed)."
+
+
+def _why_differs(error: ErrorAnalysis, cause: str, results: Sequence[ProbeResult]) -> str:
+    """Why the doctor's calls and the client's can differ, for the pasted cause."""
+    from ollama_doctor.clients import BY_NAME
+
+    family = BY_NAME.get(error.client or "")
+    auth = next((r for r in results if r.id == "auth"), None)
+    facts = auth.facts if auth else {}
+    credentials = str((facts.get("client") or {}).get("credentials") or "")
+    status = (facts.get("call") or {}).get("status")
+    if cause in ("auth-required", "cloud-signin-required") and status == 200:
+        if credentials.startswith("OLLAMA_API_KEY"):
+            if family is not None and not family.reads_api_key:
+                return (f"The doctor sent OLLAMA_API_KEY as a bearer token and got HTTP 200, "
+                        f"but {family.label} does not read OLLAMA_API_KEY: its call went "
+                        "without the token. Give the token to the client itself (its api_key "
+                        "or headers option).")
+            return ("The doctor sent OLLAMA_API_KEY and got HTTP 200: the client's own "
+                    "environment may lack it, or hold another token.")
+        if not credentials:
+            return ("The server answered the doctor without credentials: the 401 comes from "
+                    "something only on the client's path (a gateway at another URL, or its "
+                    "proxy).")
+    if cause == "rate-limited":
+        return ("A rate limit or quota resets with time, and the doctor's few calls stayed "
+                "under it; the pasted 429 is what shows it.")
+    if cause in ("slow-model-load", "high-latency", "gateway-timeout"):
+        return ("A wait depends on whether the model was already loaded: the doctor's calls may "
+                "have found it warm.")
+    if cause in ("runner-crashed", "out-of-memory", "memory-limit", "server-error"):
+        return ("A crash depends on the model and on the memory free at that moment.")
+    if CAUSES[cause].layer <= Layer.SERVER:
+        return ("The doctor reached the server from here: the client may run elsewhere (another "
+                "container or machine), dial another URL or use other proxy settings.")
+    return ""
 
 
 def _merge(cause_id: str, items: list[tuple[int, str, Finding]],
@@ -192,6 +410,9 @@ def _why(diag: Diagnosis, position: int, all_: list[Diagnosis]) -> str:
     layer_name = Layer(layer).name.lower()
     proved = {"high": "proved by a probe", "medium": "inferred from strong evidence",
               "low": "suggested by weak evidence"}[diag.confidence.value]
+    if diag.probes == [PASTED]:
+        proved = (f"shown by the error your client printed ({diag.confidence.value} confidence "
+                  "from its text), not reproduced by the live run")
     parts = [f"{diag.severity.value} at the {layer_name} layer, {proved}"]
     if position == 1 and len(all_) > 1:
         below = [d for d in all_[1:] if CAUSES[d.cause].layer > layer]
@@ -241,10 +462,12 @@ def _headline(top: Diagnosis | None, status: str) -> str:
 def explain_error(analysis: ErrorAnalysis, diagnosis: Sequence[Diagnosis]) -> dict[str, Any]:
     """How the run explains the error the user pasted.
 
-    ``confirmed``: a ranked cause is among the error's candidates (the first such is named).
-    ``other-cause``: the probes found an error-level cause the message does not point to.
-    ``not-reproduced``: nothing this run could see explains it; hints say how to rerun so the
-    probes can (the right ``--origin``, ``-m``, ``--client-timeout``).
+    ``confirmed``: a cause the live probes found (at warning level or worse) is among the
+    error's candidates, or explains one of them.
+    ``not-reproduced``: the live run did not find it; the pasted error is the top finding of
+    its own (``PASTED``), saying what the run saw instead and what would confirm it.
+    ``other-cause``: the probes found an error-level cause the message does not point to; the
+    pasted error's own entry, ranked below it, says how the two relate.
     """
     from ollama_doctor.errortext import hint
 
@@ -252,17 +475,28 @@ def explain_error(analysis: ErrorAnalysis, diagnosis: Sequence[Diagnosis]) -> di
         return {"verdict": "unrecognised",
                 "message": "The pasted text matches no known client error; every probe ran."}
     candidates = analysis.causes
+    hints = [{"cause": c, "hint": hint(c)} for c in candidates if hint(c)]
     for diag in diagnosis:
-        if diag.cause in candidates and diag.severity.rank >= Severity.WARNING.rank:
+        live = [p for p in diag.probes if p != PASTED]
+        if live and diag.severity.rank >= Severity.WARNING.rank and _answers(
+                diag, candidates, RULES):
             return {"verdict": "confirmed", "cause": diag.cause, "rank": diag.rank,
                     "message": f"The pasted error is explained by {diag.cause} (rank "
                                f"{diag.rank}): {diag.explanation}"}
+    pasted = next((d for d in diagnosis if d.probes == [PASTED]), None)
     serious = [d for d in diagnosis if d.severity.rank >= Severity.ERROR.rank]
-    hints = [{"cause": c, "hint": hint(c)} for c in candidates if hint(c)]
-    if serious:
-        return {"verdict": "other-cause", "cause": serious[0].cause, "hints": hints,
-                "message": f"The pasted error points to {', '.join(candidates[:3])}, but the "
-                           f"probes found {serious[0].cause} instead; fix that first."}
+    if serious and (pasted is None or serious[0] is not pasted):
+        other = serious[0]
+        message = (f"The pasted error points to {', '.join(candidates[:3])}, but the probes "
+                   f"found {other.cause} instead; fix that first.")
+        if pasted is not None:
+            message += f" The pasted error stays at rank {pasted.rank}: {pasted.explanation}"
+        out: dict[str, Any] = {"verdict": "other-cause", "cause": other.cause, "hints": hints,
+                               "message": message}
+        return out
+    if pasted is not None:
+        return {"verdict": "not-reproduced", "cause": pasted.cause, "rank": pasted.rank,
+                "hints": hints, "message": pasted.explanation}
     return {"verdict": "not-reproduced", "hints": hints,
             "message": "The probes could not reproduce the pasted error from here: "
                        f"it points to {', '.join(candidates[:3])}."}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ollama_doctor.diagnosis import rank, summary
+from ollama_doctor.diagnosis import PASTED, explain_error, rank, summary
+from ollama_doctor.errortext import analyse
 from ollama_doctor.result import (
     Confidence,
     Finding,
@@ -127,3 +128,138 @@ def test_proxy_blocks_absorbs_the_direct_path() -> None:
     ranked = rank([proxy, result("reachability", f("dns-failure", C))])
     assert [d.cause for d in ranked if d.severity is not INFO] == ["proxy-blocks"]
     assert ranked[0].code == 403
+
+
+# ---------------------------------------------------------------------------------------------
+# the pasted error is evidence the live run must answer
+
+
+RATE = ("openai.RateLimitError: Error code: 429 - {'error': {'message': 'you (alice) have "
+        "reached your hourly usage limit'}}")
+
+
+def healthy(*, credentials: str | None = None, status: int = 200) -> list[ProbeResult]:
+    """A live run where every check passed; the auth probe's call answered ``status``."""
+    auth = result("auth", status=Status.PASS)
+    auth.facts = {"client": {"credentials": credentials},
+                  "call": {"request": "GET http://127.0.0.1:11434/api/tags", "status": status}}
+    return [result("reachability", status=Status.PASS), auth]
+
+
+def test_a_pasted_failure_the_live_run_does_not_reproduce_leads_at_error_level() -> None:
+    results = healthy()
+    ranked = rank(results, error=analyse(RATE))
+    top = ranked[0]
+    assert (top.cause, top.severity, top.confidence, top.code, top.probes) == (
+        "rate-limited", E, HIGH, 429, [PASTED])
+    assert "did not reproduce" in top.explanation and "HTTP 200" in top.explanation
+    assert "--load" in top.explanation  # the flag that would confirm it
+    assert "not reproduced by the live run" in top.why_ranked
+    assert top.evidence["reproduced"] is False
+    out = summary(ranked, results)
+    assert (out["status"], out["exit_code"], out["top_cause"]) == ("failing", 1, "rate-limited")
+    verdict = explain_error(analyse(RATE), ranked)
+    assert (verdict["verdict"], verdict["cause"], verdict["rank"]) == (
+        "not-reproduced", "rate-limited", 1)
+    # without the pasted error the same run is healthy
+    assert summary(rank(results), results)["status"] == "healthy"
+
+
+def test_a_401_the_doctor_does_not_get_names_the_key_the_client_does_not_read() -> None:
+    results = healthy(credentials="OLLAMA_API_KEY (sent as Authorization: Bearer)")
+    text = "openai.AuthenticationError: Error code: 401 - {'error': 'unauthorized'}"
+    (top, *_) = rank(results, error=analyse(text))
+    assert top.cause == "auth-required" and top.severity is E
+    assert "openai-python does not read OLLAMA_API_KEY" in top.explanation
+    # ollama-python does read it: the explanation says so instead
+    python = "ollama._types.ResponseError: 401 Unauthorized (status code: 401)"
+    (top, *_) = rank(results, error=analyse(python))
+    assert "does not read" not in top.explanation
+    assert "environment may lack it" in top.explanation
+
+
+def test_an_empty_403_not_reproduced_names_the_candidates_it_allows() -> None:
+    (top, *_) = rank(healthy(), error=analyse("ollama._types.ResponseError:  (status code: 403)"))
+    assert (top.cause, top.severity, top.confidence) == ("host-forbidden", E, Confidence.LOW)
+    assert "origin-forbidden" in top.explanation
+    assert top.evidence["pasted"]["candidates"][:2] == ["host-forbidden", "origin-forbidden"]
+
+
+def test_a_live_cause_among_the_candidates_leads_as_confirmed() -> None:
+    results = [result("models", f("model-not-found", E, code=404))]
+    text = "ollama._types.ResponseError: model 'llama3.2' not found (status code: 404)"
+    ranked = rank(results, error=analyse(text))
+    assert [(d.cause, d.probes) for d in ranked] == [("model-not-found", ["models"])]
+    assert explain_error(analyse(text), ranked)["verdict"] == "confirmed"
+
+
+def test_a_live_root_that_absorbs_a_candidate_confirms_it() -> None:
+    results = [result("proxy", f("proxy-blocks", E, code=403))]
+    text = "ConnectionError: Failed to connect to Ollama. Please check that Ollama is downloaded"
+    ranked = rank(results, error=analyse(text))
+    assert [d.cause for d in ranked] == ["proxy-blocks"]
+    assert explain_error(analyse(text), ranked)["verdict"] == "confirmed"
+
+
+def test_another_live_cause_keeps_the_rules_and_the_pasted_entry_says_how_they_relate() -> None:
+    results = [result("proxy", f("proxy-captures-local", E, code=502))]
+    ranked = rank(results, error=analyse(RATE))
+    assert [(d.cause, d.severity) for d in ranked] == [("proxy-captures-local", E),
+                                                       ("rate-limited", E)]
+    assert "lower in the stack" in ranked[1].explanation
+    verdict = explain_error(analyse(RATE), ranked)
+    assert (verdict["verdict"], verdict["cause"]) == ("other-cause", "proxy-captures-local")
+    assert "rank 2" in verdict["message"]
+
+
+def test_a_candidate_the_live_run_saw_only_as_a_warning_is_raised_by_the_pasted_failure() -> None:
+    results = [result("warmup", f("slow-model-load", W, MED), status=Status.WARN)]
+    text = "httpx.ReadTimeout: timed out"
+    ranked = rank(results, error=analyse(text))
+    assert [(d.cause, d.severity, d.probes) for d in ranked] == [
+        ("slow-model-load", E, ["warmup", PASTED])]
+    assert explain_error(analyse(text), ranked)["verdict"] == "confirmed"
+    assert summary(ranked, results)["exit_code"] == 1
+
+
+def test_unrecognised_text_changes_nothing() -> None:
+    results = healthy()
+    assert rank(results, error=analyse("something odd")) == rank(results)
+
+
+def test_the_pasted_entry_fits_the_report_schema() -> None:
+    import jsonschema
+
+    from ollama_doctor.report import schema
+
+    (top, *_) = rank(healthy(), error=analyse(RATE))
+    definitions = schema()["$defs"]
+    jsonschema.Draft202012Validator({"$defs": definitions, **definitions["diagnosis"]}
+                                    ).validate(top.to_dict())
+
+
+def test_the_same_http_answer_read_less_closely_by_a_probe_folds_into_the_pasted_cause() -> None:
+    reach = result("reachability", f("not-ollama", C, root={"request": "GET /", "status": 429}))
+    text = "ollama._types.ResponseError: rate limit exceeded (status code: 429)"
+    ranked = rank([reach], error=analyse(text))
+    assert [(d.cause, d.severity, d.confidence) for d in ranked] == [("rate-limited", E, HIGH)]
+    assert ranked[0].evidence["explains"][0]["cause"] == "not-ollama"
+    assert ranked[0].evidence["reproduced"] is True
+    assert explain_error(analyse(text), ranked)["verdict"] == "confirmed"
+    # another status in the probe's evidence is another answer: the rules rank both
+    other = result("reachability", f("not-ollama", C, root={"status": 200}))
+    assert [d.cause for d in rank([other], error=analyse(text))] == ["not-ollama",
+                                                                     "rate-limited"]
+
+
+def test_a_401_on_a_server_that_lets_the_doctor_in_and_lists_cloud_models_is_cloud_signin() -> None:
+    results = healthy()
+    models = result("models", status=Status.PASS)
+    models.facts = {"models": [{"name": "llama3.2:latest"}, {"name": "gpt-oss:120b-cloud"}]}
+    text = ("requests.exceptions.HTTPError: 401 Client Error: Unauthorized for url: "
+            "http://localhost:11434/api/chat")
+    (top, *_) = rank([*results, models], error=analyse(text))
+    assert (top.cause, top.severity, top.confidence) == ("cloud-signin-required", E, MED)
+    assert "gpt-oss:120b-cloud" in top.explanation
+    # without a cloud model the text's own first reading stays
+    assert rank(results, error=analyse(text))[0].cause == "auth-required"
