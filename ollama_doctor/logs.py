@@ -15,8 +15,12 @@ the last N lines matter, and the cost is bounded whatever the source:
 Classifying
 -----------
 ``SIGNATURES`` is the table: a regular expression, the cause it is evidence for, a severity and
-a label, built from ollama-facts §4.3–4.5 and failure-modes §2.7 (both runner wordings, before
-and after v0.30). ``classify`` is pure: lines in, hits out (count, first and last line per
+a label. Ollama's own error strings (out of memory, runner crashes, load timeouts, outdated
+models, GPU discovery, descriptors…) come from ``ollama_messages.MESSAGES``, the one table the
+warm-up probe and the pasted-error reader use too, so a line means the same cause wherever it
+is read; only the log's own lines are defined here (``Listening on``, ``server config``, load
+times, layer offload, GIN access lines, and the generic error/timeout/quota lines).
+``classify`` is pure: lines in, hits out (count, first and last line per
 signature) plus the facts a log holds (``Listening on ADDR (version V)``, the ``server config``
 environment, load times, layer offload). ``findings`` turns hits into one ``Finding`` per cause.
 
@@ -46,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, TextIO
 
+from ollama_doctor import ollama_messages
 from ollama_doctor.redact import MASK, Redactor, is_secret_name, redact_text
 from ollama_doctor.result import Confidence, Finding, FixStep, Severity
 
@@ -436,6 +441,24 @@ def _sig(id_: str, pattern: str, cause: str | None, severity: Severity, label: s
     return Signature(id_, re.compile(pattern, flags), cause, severity, label, tier)
 
 
+_TABLE_ROWS: list[str] = []
+
+
+def _table(id_: str, rows: tuple[str, ...], severity: Severity, label: str, *, tier: int = 0,
+           prefix: str = "") -> Signature:
+    """A signature made of rows of ``ollama_messages.MESSAGES``, Ollama's own strings: the
+    cause and the pattern come from the table, so a line means here what it means pasted or
+    in the warm-up probe. ``prefix`` narrows where the log counts it (log lines only)."""
+    found = [ollama_messages.BY_ID[row] for row in rows]
+    _TABLE_ROWS.extend(rows)
+    causes = {row.cause for row in found}
+    if len(causes) != 1:
+        raise ValueError(f"signature {id_}: rows name different causes {sorted(causes)}")
+    body = "|".join(f"(?:{row.pattern.pattern})" for row in found)
+    pattern = f"{prefix}(?:{body})" if prefix else body
+    return Signature(id_, re.compile(pattern, re.IGNORECASE), causes.pop(), severity, label, tier)
+
+
 _I = re.IGNORECASE
 _WARN_OR_ERROR = r"^(?=.*\blevel=(?:WARN|ERROR)\b)"  # slog lines at warning level or worse
 
@@ -447,65 +470,46 @@ SIGNATURES: tuple[Signature, ...] = (
          "server configuration (its effective environment)"),
     _sig("load-finished", r"(?:llama-server|llama runner) started in (?P<seconds>[\d.]+) seconds",
          None, Severity.INFO, "model loaded (seconds)"),
-    # -- memory (llm/status.go's out-of-memory substrings, case-insensitive) ---------------------
-    _sig("oom", r"out of memory|out of device memory|cudaMalloc failed|hipMalloc failed|"
-                r"failed to allocate|allocation failed|not enough memory|insufficient memory|"
-                r"vk_error_out_of_device_memory|erroroutof(?:device)?memory|"
-                r"requires more system memory|"
-                r"model is too large for system memory|runtime OOM detected|"
-                r"model request too large for system|"
-                r"reported out-of-memory|"
-                r"model requires [\d.]+ ?\w+ but only [\d.]+ ?\w+ (?:are|is) available",
-         "out-of-memory", Severity.ERROR, "out of memory", flags=_I),
-    _sig("oom-killed", r"(?:has terminated|no longer running|\blevel=(?:WARN|ERROR)\b).*"
-                       r"signal: killed", "out-of-memory", Severity.ERROR,
-         "runner killed by a signal (the kernel or cgroup OOM killer)"),
+    # -- Ollama's own error strings: patterns from ollama_messages, the one table ---------------
+    _table("oom", ("oom-startup", "oom-substring", "oom-system-memory", "oom-request-too-large",
+                   "oom-mlx", "oom-too-large", "oom-load-full", "oom-runtime"),
+           Severity.ERROR, "out of memory"),
+    # a signal kill counts only on the runner's own lines or a warning/error line
+    _table("oom-killed", ("oom-killed",), Severity.ERROR,
+           "runner killed by a signal (the kernel or cgroup OOM killer)",
+           prefix=r"(?:has terminated|no longer running|\blevel=(?:WARN|ERROR)\b).*"),
     # -- runner ---------------------------------------------------------------------------------
-    _sig("runner-terminated",
-         r"(?:llama runner|llama-server) process (?:has terminated|no longer running)",
-         "runner-crashed", Severity.ERROR, "model runner terminated"),
-    _sig("runner-stopped", r"model runner has unexpectedly stopped", "runner-crashed",
-         Severity.ERROR, "model runner stopped mid-request"),
-    _sig("runner-fatal", r"GGML_ASSERT|signal arrived during cgo execution|SIGSEGV|SIGABRT",
-         "runner-crashed", Severity.WARNING, "runner assertion or fatal signal"),
+    _table("runner-terminated", ("runner-terminated",), Severity.ERROR, "model runner terminated"),
+    _table("runner-stopped", ("runner-stopped", "runner-error"), Severity.ERROR,
+           "model runner stopped mid-request"),
+    _table("runner-fatal", ("runner-fatal",), Severity.WARNING,
+           "runner assertion or fatal signal"),
     # a load the client aborted is logged as a failed load too (error="context canceled")
-    _sig("load-failed", r'^(?!.*context canceled).*?(?:msg="?Load failed"?|error loading llama '
-                        r"server|NewLlamaServer failed|llama-server load failed)",
-         "runner-crashed", Severity.WARNING, "model load failed", tier=1),
+    _table("load-failed", ("load-failed",), Severity.WARNING, "model load failed", tier=1,
+           prefix=r"^(?!.*context canceled).*?"),
     # -- load time versus the client ------------------------------------------------------------
-    _sig("load-timeout", r"timed out waiting for (?:llama runner|llama-server) to start",
-         "slow-model-load", Severity.ERROR, "server-side load timeout (OLLAMA_LOAD_TIMEOUT)"),
-    _sig("load-aborted", r"client connection closed before (?:llama-server |server )?finished "
-                         r"loading, aborting load",
-         "slow-model-load", Severity.ERROR, "client gave up while the model was loading"),
+    _table("load-timeout", ("load-timeout",), Severity.ERROR,
+           "server-side load timeout (OLLAMA_LOAD_TIMEOUT)"),
+    _table("load-aborted", ("load-aborted",), Severity.ERROR,
+           "client gave up while the model was loading"),
     _sig("http-499", r"\[GIN\][^|]*\|\s*499\s*\|", "slow-model-load", Severity.WARNING,
          "request cancelled by the client (HTTP 499)"),
     _sig("completion-aborted", r"aborting completion request due to client closing the connection",
          None, Severity.INFO, "client closed the connection during generation"),
     # -- GPU ------------------------------------------------------------------------------------
-    _sig("gpu-discovery-failed",
-         r"failure during (?:llama-server )?GPU discovery|GPU discovery watchdog timed out|"
-         r"discovery: timed out waiting for server startup|NVIDIA driver too old|"
-         r"AMD driver is too old|no rocblas support|"
-         r"compute capability not in compiled architectures|"
-         r"ggml_cuda_init: failed to initialize|failed to finish discovery before timeout|"
-         r"unable to load cuda driver library|cuda driver library init failure",
-         "gpu-offload", Severity.WARNING, "GPU discovery failed"),
+    _table("gpu-discovery-failed", ("gpu-discovery",), Severity.WARNING, "GPU discovery failed"),
     _sig("cpu-only", r"inference compute(?=.*\bid=cpu\b)(?=.*\blibrary=cpu\b)|"
                      r"no compatible GPUs were discovered",
          "gpu-offload", Severity.INFO, "no usable GPU: models run on the CPU"),
     _sig("partial-offload", r"offloaded (?P<n>\d+)/(?P<m>\d+) layers to GPU", "gpu-offload",
          Severity.WARNING, "layers offloaded to the GPU (N/M)"),
     # -- others ---------------------------------------------------------------------------------
-    _sig("prompt-truncated", r"truncating input prompt", "prompt-truncated", Severity.WARNING,
-         "prompt truncated to the context length"),
-    _sig("too-many-open-files", r"too many open files", "fd-limit-low", Severity.ERROR,
-         "out of file descriptors", flags=_I),
-    _sig("outdated", r"unknown model architecture|requires a newer version of Ollama|"
-                     r"may be incompatible with your version of Ollama",
-         "ollama-outdated", Severity.ERROR, "model needs a newer Ollama"),
-    _sig("address-in-use", r"bind: address already in use|Only one usage of each socket address",
-         "wrong-instance", Severity.WARNING, "port already taken when a server started"),
+    _table("prompt-truncated", ("prompt-truncated",), Severity.WARNING,
+           "prompt truncated to the context length"),
+    _table("too-many-open-files", ("fd-exhausted",), Severity.ERROR, "out of file descriptors"),
+    _table("outdated", ("outdated",), Severity.ERROR, "model needs a newer Ollama"),
+    _table("address-in-use", ("address-in-use",), Severity.WARNING,
+           "port already taken when a server started"),
     _sig("http-5xx", r"\[GIN\][^|]*\|\s*5\d\d\s*\|", "server-error", Severity.INFO,
          "HTTP 5xx answered"),
     _sig("http-429", r"\[GIN\][^|]*\|\s*429\s*\|", "rate-limited", Severity.INFO,
@@ -521,6 +525,8 @@ SIGNATURES: tuple[Signature, ...] = (
 )
 
 BY_ID: dict[str, Signature] = {s.id: s for s in SIGNATURES}
+# The rows of ollama_messages.MESSAGES the log reader uses (the others are answers only).
+TABLE_ROWS: frozenset[str] = frozenset(_TABLE_ROWS)
 _ORDER: dict[str, int] = {s.id: n for n, s in enumerate(SIGNATURES)}
 _BY_TIER: tuple[Signature, ...] = tuple(sorted(SIGNATURES, key=lambda s: s.tier))
 # When several causes come from one log, the root ones first (the diagnosis keeps this order
@@ -596,14 +602,42 @@ def quote(line: str, secrets: Iterable[str] = ()) -> str:
     return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1] + "…"
 
 
-_SECRET_ASSIGN = re.compile(
-    r"\b([A-Z][A-Z0-9_]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)[A-Z0-9_]*"
-    r"|api[_-]?key|password|secret|token)([=:])(\"[^\"]*\"|[^\s\]]*)")
+# ``NAME:value`` as Go prints a map (the ``server config`` line) and ``NAME=value``. Each name is
+# matched as one whole word and judged in Python, and only a secret name's value is read: a
+# pattern that looked for KEY/TOKEN inside the word backtracked over it and was quadratic (10 s
+# for one 30 KB line).
+_ASSIGN = re.compile(r"(?<![A-Za-z0-9_-])([A-Za-z][A-Za-z0-9_-]*)[=:]")
+_SECRET_WORD = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)")
+_SECRET_NAMES = {"api_key", "api-key", "apikey", "password", "secret", "token"}
+_VALUE_END = re.compile(r"[\s\]]")
+
+
+def _mask_assignments(line: str) -> str:
+    out: list[str] = []
+    pos = 0
+    for m in _ASSIGN.finditer(line):
+        name = m[1]
+        if m.start() < pos or not (name.lower() in _SECRET_NAMES or (
+                name.upper() == name and _SECRET_WORD.search(name))):
+            continue
+        start = m.end()
+        if line.startswith('"', start):
+            close = line.find('"', start + 1)
+            end = len(line) if close < 0 else close + 1
+        else:
+            stop = _VALUE_END.search(line, start)
+            end = len(line) if stop is None else stop.start()
+        if end > start:
+            out.append(line[pos:start])
+            out.append(MASK)
+            pos = end
+    out.append(line[pos:])
+    return "".join(out)
 
 
 def redact_line(line: str, secrets: Iterable[str] = ()) -> str:
     """Mask URL passwords, bearer tokens, ``NAME_KEY=value`` assignments and known secrets."""
-    line = _SECRET_ASSIGN.sub(lambda m: f"{m[1]}{m[2]}{MASK}" if m[3] else m[0], line)
+    line = _mask_assignments(line)
     scrubbed = Redactor(secrets).scrub(line)
     return redact_text(scrubbed)
 
@@ -648,6 +682,16 @@ def classify(lines: Sequence[str], secrets: Iterable[str] = ()) -> Classificatio
         else:
             out.listed_dropped += 1
     return out
+
+
+def line_cause(line: str) -> str | None:
+    """The cause one log line is evidence for (the root one when it holds several, in
+    ``CAUSE_ORDER``), or ``None``. Pure."""
+    cls = classify([line])
+    causes = {h.signature.cause for h in cls.hits.values()
+              if h.signature.cause and not h.signature.generic}
+    rank = {c: n for n, c in enumerate(CAUSE_ORDER)}
+    return min(causes, key=lambda c: rank.get(c, len(rank)), default=None)
 
 
 def _is_evidence(sig: Signature, m: re.Match[str]) -> bool:
@@ -949,7 +993,14 @@ def redact_env_map(env: Mapping[str, str | list[str]]) -> dict[str, str | list[s
 
 
 def logs_text(doc: dict[str, Any]) -> str:
-    """The ``logs`` command's plain-text listing, from the same document as ``--json``."""
+    """The ``logs`` command's plain-text listing, from the same document as ``--json``.
+
+    Every string passes ``sanitize.clean`` first: a log line is written by whatever the
+    server logged (a prompt, a model name, a client's header), and must not reach the
+    terminal as escape sequences."""
+    from ollama_doctor.sanitize import clean_tree
+
+    doc = clean_tree(doc)
     log = doc["log"]
     lines = [f"Log: {log['source']} ({log['lines_read']} lines read, {log['bytes_read']} bytes"
              + ("" if log["complete"] else ", older lines not read") + ")"]

@@ -4,6 +4,9 @@ It renders the same report document that ``--json`` prints, so the screen and th
 never disagree. The layout leads with what a person fixing a failure at 2 a.m. needs: one line
 per check, then the top cause with its evidence and the commands that fix it, then the rest.
 Colour only on a terminal without ``NO_COLOR``; ``-v`` adds facts, evidence and info notes.
+
+Every string of the document passes ``sanitize.clean`` (no escape sequence or control byte
+reaches the terminal) and then rich's ``escape`` (a server's ``[bold]`` shows literally).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import IO, Any
 
 from rich.console import Console
 from rich.markup import escape
+
+from ollama_doctor.sanitize import clean, clean_tree
 
 GLYPH = {"pass": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red"),
          "skip": ("-", "dim"), "error": ("‼", "magenta")}
@@ -41,20 +46,21 @@ def progress(label: str) -> Iterator[Any]:
         return
     err = console(stderr=True)
     with err.status(label) as status:
-        yield lambda text: status.update(f"{label} {escape(text)}")
+        yield lambda text: status.update(f"{label} {escape(clean(text))}")
 
 
 def report(doc: dict[str, Any], out: Console, *, verbose: bool = False) -> None:
+    doc = clean_tree(doc)
     target = doc["target"]
     model = f", model {target['model']}" if target.get("model") else ""
-    out.print(f"[bold]ollama-doctor {doc['tool']['version']}[/] — target "
-              f"{escape(target['url'])} (from {target['source']}{escape(model)})")
+    out.print(f"[bold]ollama-doctor {escape(doc['tool']['version'])}[/] — target "
+              f"{escape(target['url'])} (from {escape(target['source'])}{escape(model)})")
     out.print()
     width = max((len(c["id"]) for c in doc["checks"]), default=8)
     for check in doc["checks"]:
         glyph, style = GLYPH[check["status"]]
         took = "" if check["status"] == "skip" else f"{check['duration_ms']:.0f} ms"
-        out.print(f"  [{style}]{glyph}[/] {check['id']:<{width}}  {took:>8}  "
+        out.print(f"  [{style}]{glyph}[/] {escape(check['id']):<{width}}  {took:>8}  "
                   f"{escape(check['summary'])}", soft_wrap=True)
         if verbose:
             _facts(check, out)
@@ -127,4 +133,4 @@ def _facts(check: dict[str, Any], out: Console) -> None:
 
 
 def plain(text: str, out: Console) -> None:
-    out.print(escape(text), soft_wrap=True)
+    out.print(escape(clean(text, keep_newlines=True)), soft_wrap=True)

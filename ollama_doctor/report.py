@@ -18,8 +18,9 @@ from typing import Any
 
 from ollama_doctor import __version__
 from ollama_doctor.context import Context
-from ollama_doctor.redact import Redactor, redact_value
+from ollama_doctor.redact import Redactor, redact_value, shorten_path_text
 from ollama_doctor.result import Diagnosis, ProbeResult
+from ollama_doctor.sanitize import clean, clean_tree, md_code, md_fence, md_text
 
 SCHEMA_VERSION = 1
 STATUS_GLYPH = {"pass": "✓", "warn": "!", "fail": "✗", "skip": "-", "error": "‼"}
@@ -44,15 +45,25 @@ def build(ctx: Context, results: Sequence[ProbeResult], diagnosis: Sequence[Diag
 
         doc["error_text"] = {**ctx.error.to_dict(),
                              "explained_by": explain_error(ctx.error, diagnosis)}
-    clean: dict[str, Any] = scrub(doc, Redactor(ctx.secrets()))
-    return clean
+    redacted: dict[str, Any] = scrub(doc, Redactor(ctx.secrets()))
+    return redacted
 
 
 def scrub(doc: Any, redactor: Redactor) -> Any:
-    """Redact evidence structurally, then the known secret strings anywhere in the document."""
-    text = json.dumps(redact_value(doc), ensure_ascii=False)
-    clean: dict[str, Any] = json.loads(redactor.scrub(text))
-    return clean
+    """Redact evidence structurally, then the known secret strings and secret shapes in every
+    string of the document (string by string, so a mask can never break the JSON)."""
+    return _scrub_strings(redact_value(doc), redactor)
+
+
+def _scrub_strings(value: Any, redactor: Redactor) -> Any:
+    if isinstance(value, str):
+        return redactor.scrub(value)
+    if isinstance(value, dict):
+        return {(redactor.scrub(k) if isinstance(k, str) else k): _scrub_strings(v, redactor)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub_strings(v, redactor) for v in value]
+    return value
 
 
 def environment() -> dict[str, Any]:
@@ -73,51 +84,55 @@ def to_json(doc: dict[str, Any]) -> str:
 
 def to_markdown(doc: dict[str, Any]) -> str:
     """A paste-ready bug-report section: the top cause in one sentence, its evidence and fix
-    first, then every check, then the rest of the diagnosis."""
+    first, then every check, then the rest of the diagnosis.
+
+    Meant for sharing: home and virtual-environment paths are shortened (``~/…``,
+    ``<venv>/…``); text is escaped for HTML and Markdown (``md_text``), quoted text sits in
+    code spans and blocks no backtick inside can close (``md_code``, ``md_fence``), and no
+    control character or escape sequence survives (``sanitize.clean``)."""
+    doc = clean_tree(shorten_paths(doc), keep_newlines=True)
+    t, code_span = md_text, md_code
     lines: list[str] = []
     summary = doc["summary"]
     target = doc["target"]
     lines.append("## ollama-doctor report")
     lines.append("")
-    lines.append(f"**{summary['status'].upper()}** — {summary['headline']}")
+    lines.append(f"**{t(summary['status'].upper())}** — {t(summary['headline'])}")
     lines.append("")
     diagnosis = [d for d in doc["diagnosis"] if d["severity"] != "info"]
     if diagnosis:
         top = diagnosis[0]
         code = f" (HTTP {top['code']})" if top["code"] is not None else ""
-        lines.append(f"### Most likely cause: `{top['cause']}`{code} — {top['title']}")
+        lines.append(f"### Most likely cause: {code_span(top['cause'])}{code} — "
+                     f"{t(top['title'])}")
         lines.append("")
-        lines.append(top["explanation"])
+        lines.append(t(top["explanation"]))
         lines.append("")
-        lines.append(f"*Why first:* {top['why_ranked']}  ")
-        lines.append(f"*Retry:* {top['retry']['advice']}")
+        lines.append(f"*Why first:* {t(top['why_ranked'])}  ")
+        lines.append(f"*Retry:* {t(top['retry']['advice'])}")
         lines.append("")
         lines.append("**Evidence**")
         lines.append("")
-        lines.append("```json")
-        lines.append(json.dumps(top["evidence"], indent=2, ensure_ascii=False)[:4000])
-        lines.append("```")
+        lines.extend(md_fence(json.dumps(top["evidence"], indent=2, ensure_ascii=False)[:4000],
+                              "json"))
         lines.append("")
         if top["fix"]:
             lines.append("**Fix**")
             lines.append("")
             for step in top["fix"]:
-                lines.append(f"- {step['text']}")
+                lines.append(f"- {t(step['text'])}")
                 if step["commands"]:
                     lines.append("")
-                    lines.append("  ```sh")
-                    lines.extend(f"  {c}" for c in step["commands"])
-                    lines.append("  ```")
+                    lines.extend(f"  {line}" for line in md_fence(
+                        "\n".join(clean(c) for c in step["commands"]), "sh"))
             lines.append("")
     if "error_text" in doc:
         pasted = doc["error_text"]
         lines.append("### The error the client printed")
         lines.append("")
-        lines.append("```text")
-        lines.append(pasted["excerpt"])
-        lines.append("```")
+        lines.extend(md_fence(pasted["excerpt"], "text"))
         lines.append("")
-        lines.append(pasted["explained_by"]["message"])
+        lines.append(t(pasted["explained_by"]["message"]))
         lines.append("")
     lines.append("### Checks")
     lines.append("")
@@ -125,9 +140,8 @@ def to_markdown(doc: dict[str, Any]) -> str:
     lines.append("|---|---|---|---|---|")
     for check in doc["checks"]:
         glyph = STATUS_GLYPH[check["status"]]
-        summary_text = check["summary"].replace("|", "\\|")
-        lines.append(f"| {glyph} | {check['id']} | {check['status']} | "
-                     f"{check['duration_ms']:.0f} ms | {summary_text} |")
+        lines.append(f"| {glyph} | {t(check['id'])} | {check['status']} | "
+                     f"{check['duration_ms']:.0f} ms | {t(check['summary'])} |")
     lines.append("")
     rest = doc["diagnosis"][1:] if diagnosis else doc["diagnosis"]
     if rest:
@@ -135,22 +149,34 @@ def to_markdown(doc: dict[str, Any]) -> str:
         lines.append("")
         for d in rest:
             code = f", HTTP {d['code']}" if d["code"] is not None else ""
-            lines.append(f"{d['rank']}. `{d['cause']}` ({d['severity']}, {d['confidence']} "
-                         f"confidence{code}): {d['explanation']}")
+            lines.append(f"{d['rank']}. {code_span(d['cause'])} ({t(d['severity'])}, "
+                         f"{t(d['confidence'])} confidence{code}): {t(d['explanation'])}")
         lines.append("")
     env = doc["environment"]
     lines.append("### Environment")
     lines.append("")
     version = next((c["facts"].get("version") for c in doc["checks"]
                     if c["id"] == "reachability" and c["facts"].get("version")), None)
-    lines.append(f"- target: `{target['url']}` (from {target['source']})"
-                 + (f", model `{target['model']}`" if target.get("model") else ""))
-    lines.append(f"- server: Ollama {version}" if version else "- server: version unknown")
-    lines.append(f"- ollama-doctor {doc['tool']['version']}, Python {env['python']}, "
-                 f"{env['os']} {env['machine']}")
-    lines.append(f"- generated {doc['generated_at']}")
+    lines.append(f"- target: {code_span(target['url'])} (from {t(target['source'])})"
+                 + (f", model {code_span(target['model'])}" if target.get("model") else ""))
+    lines.append(f"- server: Ollama {t(str(version))}" if version else
+                 "- server: version unknown")
+    lines.append(f"- ollama-doctor {t(doc['tool']['version'])}, Python {t(env['python'])}, "
+                 f"{t(env['os'])} {t(env['machine'])}")
+    lines.append(f"- generated {t(doc['generated_at'])}")
     lines.append("")
     return "\n".join(lines)
+
+
+def shorten_paths(doc: Any) -> Any:
+    """Every string of ``doc`` with home and virtual-environment paths shortened."""
+    if isinstance(doc, str):
+        return shorten_path_text(doc)
+    if isinstance(doc, dict):
+        return {k: shorten_paths(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [shorten_paths(v) for v in doc]
+    return doc
 
 
 class OutputError(Exception):

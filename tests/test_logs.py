@@ -488,3 +488,28 @@ def test_cold_load_with_a_client_disconnect_is_a_slow_model_load(
     found = logs.findings(cls, "emulator.log")
     assert causes(found) == [("slow-model-load", "error")]
     assert found[0].evidence["count"] == 2
+
+
+def test_redact_line_is_linear_on_hostile_lines() -> None:
+    """A 30 KB word of KEYs took 10 s with a pattern that searched for KEY inside the word."""
+    import time
+
+    from ollama_doctor.logs import redact_line
+
+    def cost(n: int) -> float:
+        line = "A" + "KEY" * n + "=v " + "X_TOKEN:t " * n
+        started = time.perf_counter()
+        out = redact_line(line)
+        assert "=***" in out and ":t" not in out
+        return time.perf_counter() - started
+
+    small, large = min(cost(300) for _ in range(3)), min(cost(30_000) for _ in range(3))
+    assert large < 100 * 40 * max(small, 1e-4)  # 100× the input: linear, with slack for noise
+
+
+def test_redact_line_masks_go_map_values() -> None:
+    from ollama_doctor.logs import redact_line
+
+    line = 'env="map[OLLAMA_API_KEY:abc123 OLLAMA_HOST:0.0.0.0 HTTPS_PROXY:http://u:pw@p:3128]"'
+    assert redact_line(line) == ('env="map[OLLAMA_API_KEY:*** OLLAMA_HOST:0.0.0.0 '
+                                 'HTTPS_PROXY:http://u:***@p:3128]"')

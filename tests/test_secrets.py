@@ -61,3 +61,128 @@ def test_redaction_units() -> None:
     challenge = 'Bearer realm="ollama", error="invalid_token"'
     assert redact_headers({"WWW-Authenticate": challenge}) == {"WWW-Authenticate": challenge}
     assert redact_value({"note": challenge}) == {"note": challenge}
+
+
+# --------------------------------------------------------------------------------------------
+# Pasted text is redacted like every other input
+
+PASTED_SECRETS = ["sk-proj-PLANTEDquerykey0123456789", "sk-PLANTEDenvassign0123456789ab",
+                  "PLANTEDbearerInPaste99", "PLANTEDurlpassword7",
+                  "hf_PLANTEDhuggingfacetoken12345"]
+PASTED = (
+    "Traceback (most recent call last):\n"
+    '  File "/home/alice/proj/.venv/lib/python3.11/site-packages/httpx/_transports/'
+    'default.py", line 72, in map_httpcore_exceptions\n'
+    '  File "/home/alice/proj/app.py", line 3, in <module>\n'
+    f"GET http://127.0.0.1:1/v1/models?api_key={PASTED_SECRETS[0]}&x=1\n"
+    f"OPENAI_API_KEY={PASTED_SECRETS[1]} python app.py\n"
+    f"Authorization: Bearer {PASTED_SECRETS[2]}\n"
+    f"proxy http://alice:{PASTED_SECRETS[3]}@127.0.0.1:3128 said\n"
+    f"HF_TOKEN={PASTED_SECRETS[4]}\n"
+    "httpx.ConnectError: [Errno 111] Connection refused\n"
+)
+
+
+def test_pasted_error_secrets_are_masked_in_every_output(cli: Callable[..., CliRun],
+                                                          tmp_path: Path) -> None:
+    md, js = tmp_path / "r.md", tmp_path / "r.json"
+    args = ["check", "--error", PASTED, "--timeout", "1"]
+    runs = [cli(*args), cli(*args, "-v"), cli(*args, "--json"), cli(*args, "-o", str(md)),
+            cli(*args, "-o", str(js))]
+    assert all(r.code in (0, 1) for r in runs), [r.stderr for r in runs]
+    texts = [r.stdout + r.stderr for r in runs] + [md.read_text(), js.read_text()]
+    for text in texts:
+        for secret in PASTED_SECRETS:
+            assert secret not in text
+    report = md.read_text()
+    assert "The error the client printed" in report
+    assert "<venv>/lib/python3.11/site-packages/httpx/_transports/default.py" in report
+    assert '"~/proj/app.py"' in report
+    assert "/home/alice" not in report
+
+
+def test_secret_shapes_in_free_text() -> None:
+    from ollama_doctor.redact import redact_text
+
+    table = [
+        ("GET /v1?api_key=sk-abcdefabcdefabcdefab&x=1", "GET /v1?api_key=***&x=1"),
+        ("OPENAI_API_KEY=sk-abc python", "OPENAI_API_KEY=*** python"),
+        ("Authorization: Bearer abc.def", "Authorization: Bearer ***"),
+        ("{'Authorization': 'Basic dXNlcjpwdw=='}", "{'Authorization': 'Basic ***'}"),
+        ("http://admin:hunter2@proxy:3128", "http://admin:***@proxy:3128"),
+        ('{"api_key": "abc123"}', '{"api_key": "***"}'),
+        ("password: s3cret", "password: ***"),
+        ("key sk-ant-api03-abcdefghijklmnopqrstu end", "key *** end"),
+        ("ghp_abcdefghijklmnopqrstuvwxyz0123456789", "***"),
+        # ordinary words and numbers stay
+        ("max_tokens=512 num_ctx=4096 token limit", "max_tokens=512 num_ctx=4096 token limit"),
+        ('WWW-Authenticate: Bearer realm="ollama"', 'WWW-Authenticate: Bearer realm="ollama"'),
+        ("use --header 'Authorization: …'", "use --header 'Authorization: …'"),
+    ]
+    for text, shown in table:
+        assert redact_text(text) == shown, text
+
+
+def test_paths_are_shortened_for_sharing() -> None:
+    from ollama_doctor.redact import shorten_path_text
+
+    assert shorten_path_text("/srv/me/x.py /home/bob/a /Users/carol/b /root/c",
+                             home="/srv/me", prefix="") == "~/x.py ~/a ~/b ~/c"
+    assert shorten_path_text("/opt/app/venv/lib/python3.11/site-packages/x.py",
+                             home="/nowhere", prefix="") == (
+        "<venv>/lib/python3.11/site-packages/x.py")
+    assert shorten_path_text('C:\\Users\\dan\\app.py', home="/x", prefix="") == "~\\app.py"
+
+
+def _cost(func: Callable[[str], object], text: str) -> float:
+    import time
+
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        func(text)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.parametrize("unit", ["a", "a-", "KEY", "a://", "http://u:", "/", "/a/.venv/lib/",
+                                  "Authorization:", "?key=", 'A_KEY="', "sk-", "x=", "bearer ",
+                                  "/home/", "\x1b[", "\x1b]", "eyJaaaaaaaaa.", "KEYKEY_"])
+def test_every_regex_on_untrusted_text_is_linear(unit: str) -> None:
+    """1 MB costs about 100 × what 10 kB costs; a quadratic pattern costs 10,000 ×. The ratio
+    is compared, never an absolute time, so a busy machine passes."""
+    from ollama_doctor.redact import redact_text, shorten_path_text
+    from ollama_doctor.sanitize import clean
+
+    def everything(text: str) -> None:
+        redact_text(text)
+        shorten_path_text(text)
+        clean(text)
+
+    small = (unit * (10_000 // len(unit) + 1))[:10_000]
+    large = (unit * (1_000_000 // len(unit) + 1))[:1_000_000]
+    ratio = _cost(everything, large) / max(_cost(everything, small), 1e-4)
+    assert ratio < 1_500, ratio
+
+
+def test_usage_errors_never_print_a_secret(cli: Callable[..., CliRun]) -> None:
+    for host in ("http://admin:SECRETPW@127.0.0.1:99999", "http://admin:SECRETPW@ho st",
+                 "ftp://admin:SECRETPW@host"):
+        run = cli("check", "--host", host)
+        assert run.code == 2
+        assert "SECRETPW" not in run.stderr and run.stderr.count("\n") == 1
+        assert "admin:***@" in run.stderr
+
+
+def test_api_key_with_a_stray_character_is_a_finding() -> None:
+    from ollama_doctor.sanitize import api_key_finding
+
+    assert api_key_finding({"OLLAMA_API_KEY": "sk-good"}) is None
+    assert api_key_finding({}) is None
+    finding = api_key_finding({"OLLAMA_API_KEY": "PLANTED-key-9\r"})
+    assert finding is not None
+    assert finding.message.startswith("OLLAMA_API_KEY holds a carriage return (\\r) at the end")
+    assert finding.evidence == {"variable": "OLLAMA_API_KEY",
+                                "stray_character": "a carriage return (\\r) at the end",
+                                "length": 14}
+    assert "PLANTED" not in repr(finding)
