@@ -3,7 +3,9 @@
 Each returns a record instead of raising, with failures classified into a small closed set of
 kinds (``ErrorKind``) by one table, as httpx maps low-level exceptions to its own. Every call
 has a timeout and every read a byte limit, so a server that never answers or sends 10 GB costs
-one ``--timeout`` and at most ``max_bytes`` of memory.
+one ``--timeout`` and at most ``max_bytes`` of memory. An HTTP exchange also has one total
+deadline (connect + TLS + headers + body, like curl's ``--max-time``) enforced by a watchdog
+(``Cutoff``), since httpx's read timeout restarts with every byte a trickling server sends.
 
 Requests never use the environment's proxy settings (``trust_env=False``): the proxy probe
 passes ``proxy=`` explicitly when it wants the proxied path.
@@ -11,12 +13,18 @@ passes ``proxy=`` explicitly when it wants the proxied path.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import heapq
+import itertools
 import json
+import os
 import socket
 import ssl
+import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -116,42 +124,48 @@ _ERRNO_KINDS: dict[int, ErrorKind] = {
     errno.EPIPE: "reset",
 }
 
-# httpx exception class name → kind, most specific first; ConnectError is refined by its cause.
-_HTTPX_KINDS: tuple[tuple[str, ErrorKind], ...] = (
-    ("ConnectTimeout", "connect-timeout"),
-    ("ReadTimeout", "read-timeout"),
-    ("WriteTimeout", "read-timeout"),
-    ("PoolTimeout", "read-timeout"),
-    ("ProxyError", "proxy"),
-    ("RemoteProtocolError", "protocol"),
-    ("LocalProtocolError", "protocol"),
-    ("ReadError", "reset"),
-    ("WriteError", "reset"),
-    ("UnsupportedProtocol", "invalid"),
-    ("InvalidURL", "invalid"),
-)
+def _httpx_kinds() -> tuple[tuple[type[BaseException], ErrorKind], ...]:
+    """httpx exception classes → kind, most specific first, tested with ``isinstance`` (as
+    httpx's own transport maps httpcore's exceptions). ``ConnectError`` is refined by its cause.
+    Built on first use so that importing this module does not import httpx."""
+    import httpx
+
+    return (
+        (httpx.ConnectTimeout, "connect-timeout"),
+        (httpx.ReadTimeout, "read-timeout"),
+        (httpx.WriteTimeout, "read-timeout"),
+        (httpx.PoolTimeout, "read-timeout"),
+        (httpx.ProxyError, "proxy"),
+        (httpx.RemoteProtocolError, "protocol"),
+        (httpx.LocalProtocolError, "protocol"),
+        (httpx.ReadError, "reset"),
+        (httpx.WriteError, "reset"),
+        (httpx.UnsupportedProtocol, "invalid"),
+        (httpx.InvalidURL, "invalid"),
+    )
 
 
 def classify(exc: BaseException) -> NetError:
     """Map any exception from a network call to an ``ErrorKind`` with a readable message."""
     message = _message(exc)
     chain = _chain(exc)
+    name = type(exc).__name__
     for item in chain:
         if isinstance(item, ssl.SSLCertVerificationError):
-            return NetError("tls-verify", message, type(exc).__name__)
+            return NetError("tls-verify", message, name)
         if isinstance(item, ssl.SSLError):
             text = str(item).upper()
             plain = ("WRONG_VERSION_NUMBER" in text or "RECORD_LAYER" in text
                      or "PACKET_LENGTH_TOO_LONG" in text or "HTTP_REQUEST" in text)
-            return NetError("tls-plain" if plain else "tls-verify", message, type(exc).__name__)
+            return NetError("tls-plain" if plain else "tls-verify", message, name)
         if isinstance(item, socket.gaierror):
-            return NetError("dns", message, type(exc).__name__)
-    name = type(exc).__name__
-    for cls_name, kind in _HTTPX_KINDS:
-        if name == cls_name:
-            if kind == "proxy" and "SOCKS" in message.upper():
-                return NetError("proxy-unsupported", message, name)
-            return NetError(kind, message, name)
+            return NetError("dns", message, name)
+    if "httpx" in sys.modules:  # an httpx exception is only possible once httpx is imported
+        for cls, kind in _httpx_kinds():
+            if isinstance(exc, cls):
+                if kind == "proxy" and "SOCKS" in message.upper():
+                    return NetError("proxy-unsupported", message, name)
+                return NetError(kind, message, name)
     if isinstance(exc, ImportError) and "socks" in message.lower():
         return NetError("proxy-unsupported", message, name)
     if isinstance(exc, ValueError) and "proxy" in message.lower():
@@ -160,13 +174,21 @@ def classify(exc: BaseException) -> NetError:
         if isinstance(item, OSError) and item.errno in _ERRNO_KINDS:
             return NetError(_ERRNO_KINDS[item.errno], message, name)
         if isinstance(item, (TimeoutError, socket.timeout)):
-            return NetError("connect-timeout" if "Connect" in name else "read-timeout",
+            return NetError("connect-timeout" if _is_connect(exc) else "read-timeout",
                             message, name)
     low = message.lower()
     for needle, kind in _MESSAGE_KINDS:
         if needle in low:
             return NetError(kind, message, name)
     return NetError("other", message, name)
+
+
+def _is_connect(exc: BaseException) -> bool:
+    if "httpx" in sys.modules:
+        import httpx
+
+        return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+    return False
 
 
 _MESSAGE_KINDS: tuple[tuple[str, ErrorKind], ...] = (
@@ -294,6 +316,215 @@ def trust_store(env: Any) -> ssl.SSLContext | bool:
     return True
 
 
+# --------------------------------------------------------------------------------------------
+# One wall clock per exchange
+#
+# httpx's timeouts are per operation: a read timeout restarts with every byte received, so a
+# server that trickles one byte a second (status line, headers or body) is never cut off. A
+# ``Cutoff`` adds what curl calls ``--max-time``: at the deadline a shared watchdog thread shuts
+# the connection's socket down, which wakes the blocked read at once; the exchange then reports
+# a ``read-timeout``. The socket is learnt from httpx's ``trace`` extension (a new connection)
+# or from the response's ``network_stream`` extension (a reused one, once headers are in) and
+# held as a duplicate descriptor, so shutting it down never touches a socket that was closed
+# and reused meanwhile.
+
+
+_POLICY = threading.local()
+_EXCUSED: dict[int, float] = {}  # thread ident → seconds spent in long header waits
+_EXCUSED_LOCK = threading.Lock()
+
+
+def set_policy(timeout: float | None) -> None:
+    """The run's ``--timeout`` for exchanges made by this thread (the runner sets it for each
+    probe thread). Once response headers are in, a body gets at most this long; an exchange
+    that waits longer than this for its headers (a model load, bounded by ``--load-timeout``)
+    counts that wait as excused time, which the runner adds to the probe's budget."""
+    _POLICY.timeout = timeout
+    with _EXCUSED_LOCK:
+        _EXCUSED.pop(threading.get_ident(), None)
+
+
+def excused(thread_id: int) -> float:
+    """Seconds the thread spent waiting for headers of exchanges longer than its policy."""
+    with _EXCUSED_LOCK:
+        return _EXCUSED.get(thread_id, 0.0)
+
+
+class _HeaderWait:
+    """Counts a long header wait as excused while it lasts (the runner polls ``excused``)."""
+
+    def __init__(self, whole: float) -> None:
+        policy: float | None = getattr(_POLICY, "timeout", None)
+        self.long = policy is not None and whole > policy
+        self.policy = policy
+        self.thread = threading.get_ident()
+        self.started = time.monotonic()
+        self.base = excused(self.thread)
+        self.open = self.long
+        if self.long:
+            self._publish(float("inf"))  # unbounded while waiting; the Cutoff bounds it
+
+    def _publish(self, value: float) -> None:
+        with _EXCUSED_LOCK:
+            _EXCUSED[self.thread] = value
+
+    def done(self) -> None:
+        if self.open:
+            self.open = False
+            self._publish(self.base + time.monotonic() - self.started)
+
+
+@contextlib.contextmanager
+def header_wait(seconds: float) -> Iterator[_HeaderWait]:
+    """For code that streams on its own client (warm-up's NDJSON calls): mark the wait for
+    response headers of a call allowed ``seconds`` (a model load). Call ``.done()`` once the
+    headers are in; leaving the block does it too. See ``set_policy``."""
+    wait = _HeaderWait(seconds)
+    try:
+        yield wait
+    finally:
+        wait.done()
+
+
+class _Watchdog:
+    """One daemon thread that runs callbacks at their deadlines, for every exchange of a run."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Entry]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, when: float, callback: Callable[[], None]) -> _Entry:
+        entry = _Entry(callback)
+        with self._cond:
+            heapq.heappush(self._heap, (when, next(self._seq), entry))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="od-watchdog",
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return entry
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                when, _, entry = self._heap[0]
+                delay = when - time.monotonic()
+                if delay > 0:
+                    self._cond.wait(delay)
+                    continue
+                heapq.heappop(self._heap)
+            if entry.active:
+                with contextlib.suppress(Exception):  # a callback must never kill the watchdog
+                    entry.callback()
+
+
+@dataclass
+class _Entry:
+    callback: Callable[[], None]
+    active: bool = True
+
+
+_WATCHDOG = _Watchdog()
+
+
+class Cutoff:
+    """The total deadline of one exchange (connect + TLS + headers + body), enforced.
+
+    Use ``extensions()`` as the request's extensions, call ``adopt_response(response)`` once
+    headers are in, ``limit(seconds)`` to bring the deadline forward (a body after a slow model
+    load gets ``--timeout``, not ``--load-timeout``), and ``close()`` when done. ``fired`` says
+    whether the deadline, not the server, ended the exchange.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.body_limit: float | None = None  # set when ``limit`` brought the deadline forward
+        self.fired = False
+        self._lock = threading.Lock()
+        self._socks: list[socket.socket] = []
+        self._done = False
+        self._entry = _WATCHDOG.schedule(self.deadline, self._fire)
+
+    def extensions(self) -> dict[str, Any]:
+        return {"trace": self._trace}
+
+    def limit(self, seconds: float) -> None:
+        """Bring the deadline forward to ``seconds`` from now (never later)."""
+        when = time.monotonic() + seconds
+        with self._lock:
+            if self._done or self.fired or when >= self.deadline:
+                return
+            self.deadline = when
+            self.body_limit = seconds
+            self._entry.active = False
+        self._entry = _WATCHDOG.schedule(when, self._fire)
+
+    def adopt_response(self, response: Any) -> None:
+        self._adopt(response.extensions.get("network_stream"))
+
+    def _trace(self, event: str, info: dict[str, Any]) -> None:
+        # "connection.connect_tcp.complete", "socks.connect_tcp.complete": a fresh socket. The
+        # TLS stream wraps the same descriptor, so the TCP one is enough.
+        if event.endswith("connect_tcp.complete") or event.endswith("start_tls.complete"):
+            self._adopt(info.get("return_value"))
+
+    def _adopt(self, stream: Any) -> None:
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is None:
+            return
+        try:
+            dup = socket.socket(fileno=os.dup(sock.fileno()))
+        except (OSError, ValueError):
+            return
+        with self._lock:
+            if not self._done:
+                self._socks.append(dup)
+                late = self.fired
+            else:
+                late = None
+        if late is None:
+            dup.close()
+        elif late:
+            _shutdown(dup)
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            socks = list(self._socks)
+        for sock in socks:
+            _shutdown(sock)
+
+    def close(self) -> None:
+        with self._lock:
+            self._done = True
+            self._entry.active = False
+            socks, self._socks = self._socks, []
+        for sock in socks:
+            sock.close()
+
+    def error(self, seconds: float | None = None) -> NetError:
+        if self.body_limit is not None:
+            return NetError("read-timeout",
+                            f"the body did not complete within {round(self.body_limit, 2):g} s "
+                            "of the response headers", "DeadlineExceeded")
+        limit = round(self.seconds if seconds is None else seconds, 2)
+        return NetError("read-timeout",
+                        f"no complete answer within {limit:g} s (the exchange's total time "
+                        "limit)", "DeadlineExceeded")
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 def request(
     method: str,
     url: str,
@@ -306,8 +537,14 @@ def request(
     max_bytes: int = MAX_BODY,
     verify: bool | ssl.SSLContext = True,
     connect_timeout: float | None = None,
+    total: float | None = None,
+    body_timeout: float | None = None,
 ) -> HttpReply:
-    """One HTTP exchange, bounded in time and bytes. Never raises for network trouble."""
+    """One HTTP exchange, bounded in time and bytes. Never raises for network trouble.
+
+    ``total`` is the exchange's whole time (default: the longer of ``timeout`` and
+    ``connect_timeout``); see ``exchange``.
+    """
     import httpx
 
     reply = HttpReply(method, url)
@@ -319,7 +556,7 @@ def request(
             return exchange(client, method, url, timeout=timeout,
                             connect_timeout=connect_timeout or timeout, headers=headers or {},
                             json_body=json_body, content=content, max_bytes=max_bytes,
-                            started=started)
+                            started=started, total=total, body_timeout=body_timeout)
     except Exception as exc:  # building the client failed (a bad proxy URL, say)
         reply.error = classify(exc)
     reply.elapsed_ms = (time.perf_counter() - started) * 1000
@@ -328,28 +565,46 @@ def request(
 
 def exchange(client: Any, method: str, url: str, *, timeout: float, connect_timeout: float,
              headers: dict[str, str], json_body: Any = None, content: bytes | None = None,
-             max_bytes: int = MAX_BODY, started: float | None = None) -> HttpReply:
+             max_bytes: int = MAX_BODY, started: float | None = None,
+             total: float | None = None, body_timeout: float | None = None) -> HttpReply:
     """One bounded exchange on an existing ``httpx.Client``; never raises for network trouble.
 
     Timed from ``started`` (default: now), so a caller that times a model load can leave out
     the tens of milliseconds that building a client (loading CA certificates) costs.
+
+    Bounds: ``total`` seconds for everything (default: the longer of ``timeout`` and
+    ``connect_timeout``), enforced by a ``Cutoff`` whatever the server trickles;
+    ``body_timeout`` seconds for the body once headers are in (a model load may wait
+    ``--load-timeout`` for its headers, its body only ``--timeout``); ``max_bytes`` of body.
+    A body cut by the deadline keeps its status and the bytes that came, with a
+    ``read-timeout`` error.
     """
     import httpx
 
     reply = HttpReply(method, url)
     started = time.perf_counter() if started is None else started
+    whole = total if total is not None else max(timeout, connect_timeout)
+    cutoff = Cutoff(max(0.0, whole - (time.perf_counter() - started)))
     kwargs: dict[str, Any] = {"headers": headers,
-                              "timeout": httpx.Timeout(timeout, connect=connect_timeout)}
+                              "timeout": httpx.Timeout(timeout, connect=connect_timeout),
+                              "extensions": cutoff.extensions()}
     if json_body is not None:
         kwargs["json"] = json_body
     elif content is not None:
         kwargs["content"] = content
+    chunks: list[bytes] = []
+    wait = _HeaderWait(whole)
+    if body_timeout is None:
+        body_timeout = wait.policy
     try:
         with client.stream(method, url, **kwargs) as response:
+            wait.done()
+            cutoff.adopt_response(response)
+            if body_timeout is not None:
+                cutoff.limit(body_timeout)
             reply.ttfb_ms = (time.perf_counter() - started) * 1000
             reply.status = response.status_code
             reply.headers = {k.lower(): v for k, v in response.headers.items()}
-            chunks: list[bytes] = []
             size = 0
             for chunk in response.iter_raw():
                 chunks.append(chunk)
@@ -357,9 +612,13 @@ def exchange(client: Any, method: str, url: str, *, timeout: float, connect_time
                 if size > max_bytes:
                     reply.truncated = True
                     break
-            reply.body = b"".join(chunks)[:max_bytes]
     except Exception as exc:
         reply.error = classify(exc)
+    finally:
+        wait.done()
+        cutoff.close()
+    reply.body = b"".join(chunks)[:max_bytes]
+    if cutoff.fired and not reply.truncated:
+        reply.error = cutoff.error(whole)
     reply.elapsed_ms = (time.perf_counter() - started) * 1000
     return reply
-

@@ -5,22 +5,67 @@ independent probes (the proxy comparison, local host checks, the reachability pr
 A probe whose prerequisite did not pass is recorded as ``skip`` with ``blocked_by`` and never
 runs. A probe that raises becomes status ``error`` with the exception's type and message (and
 the traceback with ``--debug``); the run goes on. Results come back in registry order.
+
+Time: the run has a budget of ``1.3 × --timeout + RUN_SLACK`` seconds from the moment it
+starts (``run_budget``); with process start and rendering a whole run ends within
+``1.3 × --timeout + 1.5 s``. A probe still running at the end of its budget is recorded as
+``error`` ("timed out after N s"), keeping any partial outcome it left under
+``partial_key(id)`` in ``ctx.memo``, and its thread is abandoned: probes run in daemon threads
+that nobody joins, so a hung socket can neither hold the report nor the process's exit. Two
+documented exceptions extend a probe's budget: the time its thread spent waiting for the
+response headers of a model load (``net.excused``; bounded by ``--load-timeout``), and the
+opt-in load ramp's own limits (``EXTRA_BUDGET``). Probes not started when the run's time is
+spent are recorded as ``skip``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import queue
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import NoReturn
 
-from ollama_doctor.context import Context
+from ollama_doctor import net
+from ollama_doctor.context import Context, Options
 from ollama_doctor.registry import REGISTRY, ProbeSpec
 from ollama_doctor.result import Outcome, ProbeError, ProbeResult, Status
 
 MAX_WORKERS = 4
+RUN_SLACK = 0.5  # seconds of the run's budget beyond 1.3 × --timeout
+POLL = 0.1  # how often a probe in an excused wait is looked at again
+
+# Probes whose own documented limits go beyond the run's budget (they run only when asked).
+EXTRA_BUDGET: dict[str, Callable[[Options], float]] = {
+    "load": lambda o: o.load_max_seconds + o.timeout,
+}
 
 Hook = Callable[[str, ProbeResult | None], None]
+
+
+def run_budget(options: Options) -> float:
+    """Seconds a run may take, probes included, before unfinished probes are cut."""
+    return 1.3 * options.timeout + RUN_SLACK
+
+
+def partial_key(probe_id: str) -> str:
+    """Where a probe may leave a partial ``Outcome`` (``ctx.memo``), kept if it is cut."""
+    return f"partial:{probe_id}"
+
+
+@dataclass
+class _Running:
+    spec: ProbeSpec
+    started: float
+    limit: float  # monotonic time past which the probe is cut, before excused time
+    thread: threading.Thread | None = None
+    ident: int = 0
+    ready: threading.Event = field(default_factory=threading.Event)
 
 
 def run_probes(
@@ -30,61 +75,139 @@ def run_probes(
     prerequisites: Iterable[str] = (),
     on_event: Hook | None = None,
     registry: tuple[ProbeSpec, ...] = REGISTRY,
+    budget: float | None = None,
 ) -> list[ProbeResult]:
-    """Run ``probe_ids`` (plus ``prerequisites``, marked as such) and return their results."""
+    """Run ``probe_ids`` (plus ``prerequisites``, marked as such) and return their results,
+    within ``budget`` seconds (default ``run_budget``) except for the documented waits."""
     wanted = set(probe_ids)
     prereq = set(prerequisites) - wanted
     selected = [spec for spec in registry if spec.id in wanted | prereq]
     pending = {spec.id: spec for spec in selected}
     done: dict[str, ProbeResult] = ctx.results
-    running: dict[Future[ProbeResult], str] = {}
+    running: dict[str, _Running] = {}
+    finished: queue.SimpleQueue[tuple[str, ProbeResult]] = queue.SimpleQueue()
+
+    budget = run_budget(ctx.options) if budget is None else budget
+    stop_at = time.monotonic() + budget
+    if ctx.deadline is not None:  # operations are cut to the run's budget too
+        ctx.deadline = min(ctx.deadline, ctx.clock() + budget)
 
     in_run = set(pending) | set(done)
 
     def deps(spec: ProbeSpec) -> list[str]:
         return [d for d in (*spec.needs, *spec.after) if d in in_run]
 
-    with ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="od-probe") as pool:
-        while pending or running:
-            progress = True
-            while progress:  # a skip can unblock a probe earlier in the order: pass again
-                progress = False
-                for spec in [s for s in selected if s.id in pending]:
-                    if any(d not in done for d in deps(spec)):
-                        continue
-                    del pending[spec.id]
-                    progress = True
-                    blocker = next((d for d in spec.needs if d in done and not done[d].ok),
-                                   None)
-                    if blocker is not None:
-                        result = ProbeResult(
-                            spec.id, spec.title, Status.SKIP,
-                            f"skipped: {blocker} did not pass", blocked_by=blocker)
-                        result.prerequisite = spec.id in prereq
-                        done[spec.id] = result
-                        if on_event:
-                            on_event("done", result)
-                        continue
+    def record(probe_id: str, result: ProbeResult) -> None:
+        result.prerequisite = probe_id in prereq
+        done[probe_id] = result
+        if on_event:
+            on_event("done", result)
+
+    while pending or running:
+        progress = True
+        while progress:  # a skip can unblock a probe earlier in the order: pass again
+            progress = False
+            for spec in [s for s in selected if s.id in pending]:
+                if any(d not in done for d in deps(spec)):
+                    continue
+                blocker = next((d for d in spec.needs if d in done and not done[d].ok), None)
+                late = time.monotonic() >= stop_at
+                if blocker is None and not late and len(running) >= MAX_WORKERS:
+                    continue  # ready, waiting for a free slot
+                del pending[spec.id]
+                progress = True
+                if blocker is not None:
+                    record(spec.id, ProbeResult(
+                        spec.id, spec.title, Status.SKIP, f"skipped: {blocker} did not pass",
+                        blocked_by=blocker))
+                elif late:
+                    record(spec.id, ProbeResult(
+                        spec.id, spec.title, Status.SKIP,
+                        f"not run: the run's {budget:g} s were spent"))
+                else:
                     if on_event:
                         on_event(spec.id, None)
-                    running[pool.submit(_run_one, spec, ctx)] = spec.id
-            if not running:
-                if pending:  # a cycle or a missing dependency: a registry bug, reported as data
-                    for probe_id in list(pending):
-                        spec = pending.pop(probe_id)
-                        done[probe_id] = ProbeResult(
-                            probe_id, spec.title, Status.ERROR, "unresolvable prerequisites",
-                            error=ProbeError("RegistryError", "unresolvable prerequisites"))
-                continue
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                probe_id = running.pop(future)
-                result = future.result()
-                result.prerequisite = probe_id in prereq
-                done[probe_id] = result
-                if on_event:
-                    on_event("done", result)
+                    running[spec.id] = _start(spec, ctx, finished, stop_at)
+        if not running:
+            if pending:  # a cycle or a missing dependency: a registry bug, reported as data
+                for probe_id in list(pending):
+                    spec = pending.pop(probe_id)
+                    done[probe_id] = ProbeResult(
+                        probe_id, spec.title, Status.ERROR, "unresolvable prerequisites",
+                        error=ProbeError("RegistryError", "unresolvable prerequisites"))
+            continue
+        now = time.monotonic()
+        cut_at = min(_cut_time(r) for r in running.values())
+        try:
+            probe_id, result = finished.get(timeout=max(0.0, min(cut_at - now, POLL)))
+        except queue.Empty:
+            pass
+        else:
+            if probe_id in running:
+                del running[probe_id]
+                record(probe_id, result)
+            continue
+        now = time.monotonic()
+        for probe_id, item in list(running.items()):
+            if now >= _cut_time(item):
+                del running[probe_id]  # its thread is abandoned, never joined
+                record(probe_id, _timed_out(item, ctx, now))
     return [done[spec.id] for spec in selected]
+
+
+def _start(spec: ProbeSpec, ctx: Context, out: queue.SimpleQueue[tuple[str, ProbeResult]],
+           stop_at: float) -> _Running:
+    extra = EXTRA_BUDGET.get(spec.id)
+    now = time.monotonic()
+    item = _Running(spec, now, stop_at + (extra(ctx.options) if extra else 0.0))
+
+    def work() -> None:
+        item.ident = threading.get_ident()
+        item.ready.set()
+        net.set_policy(ctx.options.timeout)
+        out.put((spec.id, _run_one(spec, ctx)))
+
+    # A daemon thread nobody joins: a probe stuck in a read cannot hold the exit.
+    item.thread = threading.Thread(target=work, name=f"od-probe-{spec.id}", daemon=True)
+    item.thread.start()
+    item.ready.wait()
+    return item
+
+
+def _cut_time(item: _Running) -> float:
+    return item.limit + net.excused(item.ident)
+
+
+def _timed_out(item: _Running, ctx: Context, now: float) -> ProbeResult:
+    spec = item.spec
+    elapsed = now - item.started
+    message = f"timed out after {elapsed:.1f} s"
+    partial = ctx.memo.get(partial_key(spec.id))
+    result = ProbeResult(spec.id, spec.title, Status.ERROR, message,
+                         error=ProbeError("Timeout", message))
+    if isinstance(partial, Outcome):  # what the probe had established before the cut
+        result.facts = dict(partial.facts)
+        result.findings = list(partial.findings)
+        result.summary = f"{message}; {partial.summary}"
+    result.duration_ms = elapsed * 1000
+    return result
+
+
+def exit_process(code: int) -> NoReturn:
+    """Exit with ``code`` without waiting for threads a cut probe left behind.
+
+    Probe threads are daemons, but a probe's own helpers (a ``ThreadPoolExecutor``'s workers)
+    are not, and interpreter shutdown joins those: when any is still alive, flush and leave
+    with ``os._exit``."""
+    stuck = [t for t in threading.enumerate()
+             if t is not threading.main_thread() and t.is_alive()
+             and (not t.daemon or t.name.startswith("od-probe-"))]
+    if stuck:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def _run_one(spec: ProbeSpec, ctx: Context) -> ProbeResult:

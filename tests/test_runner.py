@@ -123,3 +123,95 @@ def test_a_skip_later_in_the_order_unblocks_an_earlier_probe(ctx: Context) -> No
     assert [(r.id, r.status, r.blocked_by) for r in results] == [
         ("t_root", Status.FAIL, None), ("t_early", Status.PASS, None),
         ("t_late", Status.SKIP, "t_root")]
+
+
+def test_a_probe_past_the_run_budget_is_cut_and_keeps_what_it_had(ctx: Context) -> None:
+    from ollama_doctor.result import Finding, Severity
+    from ollama_doctor.runner import partial_key
+
+    release = threading.Event()
+
+    def stuck(c: Context) -> Outcome:
+        c.memo[partial_key("t_stuck")] = Outcome(
+            Status.FAIL, "GET / unanswered", facts={"root": "no answer"},
+            findings=[Finding("server-unresponsive", Severity.ERROR, "no answer")])
+        release.wait(30)  # a read that never returns
+        return Outcome(Status.PASS, "never seen")
+
+    install("t_stuck", stuck)
+    install("t_quick", lambda ctx: Outcome(Status.PASS, "quick"))
+    install("t_after", lambda ctx: Outcome(Status.PASS, "after"))
+    registry = (ProbeSpec("t_stuck", "Stuck", ""), ProbeSpec("t_quick", "Quick", ""),
+                ProbeSpec("t_after", "After", "", needs=("t_stuck",)))
+    started = time.perf_counter()
+    try:
+        results = run_probes(ctx, ["t_stuck", "t_quick", "t_after"], registry=registry,
+                             budget=0.5)
+    finally:
+        release.set()
+    assert time.perf_counter() - started < 10  # not 30: the stuck thread is not waited for
+    stuck_result, quick, after = results
+    assert stuck_result.status is Status.ERROR
+    assert stuck_result.summary.startswith("timed out after ")
+    assert stuck_result.summary.endswith(" s; GET / unanswered")
+    assert stuck_result.error is not None and stuck_result.error.type == "Timeout"
+    assert stuck_result.facts == {"root": "no answer"}
+    assert [f.cause for f in stuck_result.findings] == ["server-unresponsive"]
+    assert (quick.status, after.status, after.blocked_by) == (Status.PASS, Status.SKIP,
+                                                               "t_stuck")
+
+
+def test_probes_not_started_when_the_budget_is_spent_are_skipped(ctx: Context) -> None:
+    release = threading.Event()
+    install("t_slow", lambda ctx: release.wait(30) and Outcome(Status.PASS, "x"))
+    install("t_later", lambda ctx: Outcome(Status.PASS, "later"))
+    registry = (ProbeSpec("t_slow", "Slow", ""),
+                ProbeSpec("t_later", "Later", "", after=("t_slow",)))
+    try:
+        results = run_probes(ctx, ["t_slow", "t_later"], registry=registry, budget=0.3)
+    finally:
+        release.set()
+    assert results[0].status is Status.ERROR
+    assert (results[1].status, results[1].summary) == (Status.SKIP,
+                                                       "not run: the run's 0.3 s were spent")
+
+
+def test_a_long_header_wait_extends_the_budget(emulator: object) -> None:
+    """A model load waits --load-timeout for its headers: that wait is excused."""
+    from ollama_doctor import net
+
+    emu = emulator(cold_load="1.5")  # type: ignore[operator]
+    ctx = Context(parse_target(emu.url), Options(timeout=0.5, load_timeout=20))
+
+    def load(c: Context) -> Outcome:
+        reply = net.request("POST", emu.url + "/api/generate", timeout=20,
+                            json_body={"model": "llama3.2", "prompt": "", "stream": False})
+        return Outcome(Status.PASS if reply.ok else Status.FAIL, reply.describe())
+
+    install("t_load", load)
+    registry = (ProbeSpec("t_load", "Load", ""),)
+    results = run_probes(ctx, ["t_load"], registry=registry, budget=0.8)
+    assert (results[0].status, results[0].summary) == (Status.PASS, "HTTP 200")
+    assert results[0].duration_ms > 800  # it did run past the budget
+
+
+def test_a_marked_header_wait_is_excused_and_an_unmarked_one_is_not() -> None:
+    from ollama_doctor import net
+
+    ctx = Context(parse_target("127.0.0.1:1"), Options(timeout=0.2, load_timeout=20))
+
+    def marked(c: Context) -> Outcome:
+        with net.header_wait(20):  # a streamed model load: allowed --load-timeout
+            time.sleep(1.0)
+        return Outcome(Status.PASS, "loaded")
+
+    def unmarked(c: Context) -> Outcome:
+        time.sleep(1.0)
+        return Outcome(Status.PASS, "never seen")
+
+    install("t_marked", marked)
+    install("t_unmarked", unmarked)
+    registry = (ProbeSpec("t_marked", "Marked", ""), ProbeSpec("t_unmarked", "Unmarked", ""))
+    results = run_probes(ctx, ["t_marked", "t_unmarked"], registry=registry, budget=0.4)
+    assert [(r.status, r.summary[:9]) for r in results] == [(Status.PASS, "loaded"),
+                                                             (Status.ERROR, "timed out")]

@@ -1,0 +1,178 @@
+"""Bounded: a trickling or endless server cannot hold a run, Ctrl-C ends one at once, and a
+failing output is one line, never a traceback.
+
+The time limits here are generous (several times the documented bound of 1.3 × --timeout +
+1.5 s) so that a busy machine passes; they catch hangs, not speed. The bound itself is
+measured in ``benchmarks/bench_bounds.py``.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ollama_doctor import net
+from tests.conftest import CliRun, clean_environ, free_port
+from tests.support.trickle import TrickleServer
+
+HANG_LIMIT = 15.0  # seconds: a run at --timeout 2 that takes this long has hung
+
+
+@pytest.fixture
+def trickle() -> Iterator[Callable[..., TrickleServer]]:
+    servers: list[TrickleServer] = []
+
+    def start(mode: str, interval: float = 0.5) -> TrickleServer:
+        server = TrickleServer(mode, interval).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.mark.parametrize("mode", ["status", "headers", "body"])
+def test_one_exchange_is_cut_at_its_total_deadline(trickle: Callable[..., TrickleServer],
+                                                   mode: str) -> None:
+    server = trickle(mode)
+    started = time.perf_counter()
+    reply = net.request("GET", server.url + "/api/version", timeout=1.0)
+    took = time.perf_counter() - started
+    assert reply.error is not None
+    assert (reply.error.kind, reply.error.exception) == ("read-timeout", "DeadlineExceeded")
+    assert reply.error.message == ("no complete answer within 1 s (the exchange's total time "
+                                   "limit)")
+    # a trickled body keeps its status and what came
+    assert reply.status == (200 if mode == "body" else None)
+    assert took < 8, took
+
+
+def test_a_body_after_slow_headers_gets_its_own_limit(
+        trickle: Callable[..., TrickleServer]) -> None:
+    """A model load may wait --load-timeout for its headers; its body only --timeout."""
+    server = trickle("body")
+    started = time.perf_counter()
+    reply = net.request("GET", server.url + "/", timeout=60, body_timeout=1.0)
+    assert reply.status == 200
+    assert reply.error is not None and reply.error.kind == "read-timeout"
+    assert reply.error.message == "the body did not complete within 1 s of the response headers"
+    assert reply.body.startswith(b"{")  # what came is kept
+    assert time.perf_counter() - started < 8
+
+
+def test_a_healthy_exchange_is_not_cut(emulator: object) -> None:
+    emu = emulator()  # type: ignore[operator]
+    reply = net.request("GET", emu.url + "/api/version", timeout=5)
+    assert reply.ok and reply.error is None and reply.json() == {"version": "0.33.0"}
+
+
+def _check(url: str, *extra: str) -> tuple[float, CliRun]:
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "ollama_doctor", "check", "--host", url, "--timeout", "2",
+         "--json", *extra], capture_output=True, text=True, env=clean_environ(),
+        timeout=60)
+    return time.perf_counter() - started, CliRun(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.mark.parametrize("mode", ["status", "headers", "body"])
+def test_check_against_a_trickling_server_ends_and_says_unresponsive(
+        trickle: Callable[..., TrickleServer], mode: str) -> None:
+    took, run = _check(trickle(mode).url)
+    assert took < HANG_LIMIT, took
+    assert run.code == 1, run.stderr
+    doc = run.json()
+    assert doc["summary"]["top_cause"] == "server-unresponsive"
+    reach = next(c for c in doc["checks"] if c["id"] == "reachability")
+    assert reach["status"] == "fail"
+    # on a busy machine a local probe may be cut at the run's budget: said so, never a crash
+    assert not [c["id"] for c in doc["checks"]
+                if c["status"] == "error" and not c["summary"].startswith("timed out after ")]
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("model", [False, True])
+def test_check_against_an_endless_stream_ends(trickle: Callable[..., TrickleServer],
+                                              model: bool) -> None:
+    took, run = _check(trickle("endless", 0.2).url, *(["-m", "llama3.2"] if model else []))
+    assert took < HANG_LIMIT, took
+    doc = run.json()
+    assert run.code in (0, 1), run.stderr
+    statuses = {c["id"]: c["status"] for c in doc["checks"]}
+    assert statuses["reachability"] == "pass"
+    if model:  # the endless answer to the load is cut; warm-up ends, whatever it concludes
+        assert statuses["warmup"] in ("fail", "warn", "error")
+
+
+def test_ctrl_c_ends_a_run_at_once_without_a_report(trickle: Callable[..., TrickleServer],
+                                                    tmp_path: Path) -> None:
+    server = trickle("status")
+    out = tmp_path / "report.md"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ollama_doctor", "check", "--host", server.url,
+         "--timeout", "30", "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_environ())
+    deadline = time.monotonic() + 20
+    while not server.requests and time.monotonic() < deadline:  # the run is under way
+        time.sleep(0.05)
+    assert server.requests
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=10)  # catches a run that keeps going
+    assert proc.returncode == 130
+    assert stderr == "ollama-doctor: interrupted\n"
+    assert stdout == ""
+    assert list(tmp_path.iterdir()) == []  # no report, no temporary file
+
+
+def test_json_to_a_full_disk_is_one_line_exit_2() -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "ollama_doctor", "check", "--host",
+             f"127.0.0.1:{free_port()}", "--timeout", "1", "--json"],
+            stdout=full, stderr=subprocess.PIPE, text=True, env=clean_environ(), timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr == ("ollama-doctor: error: cannot write the output: No space left on "
+                           "device\n")
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ollama_doctor", "check", "--host", f"127.0.0.1:{free_port()}",
+         "--timeout", "1", "--json", "-v"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_environ())
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the report is written, as with `| head`
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=30) in (0, 1)
+    assert stderr == b""
+
+
+def test_classify_maps_httpx_exceptions_by_class_most_specific_first() -> None:
+    import httpx
+
+    class CustomReadTimeout(httpx.ReadTimeout):  # a subclass: a name comparison misses it
+        pass
+
+    table: list[tuple[BaseException, str]] = [
+        (httpx.ConnectTimeout("timed out"), "connect-timeout"),
+        (CustomReadTimeout("timed out"), "read-timeout"),
+        (httpx.PoolTimeout("pool"), "read-timeout"),
+        (httpx.ProxyError("502 Bad Gateway"), "proxy"),
+        (httpx.ProxyError("Unknown SOCKS version"), "proxy-unsupported"),
+        (httpx.RemoteProtocolError("Server disconnected"), "protocol"),
+        (httpx.LocalProtocolError("Illegal header value"), "protocol"),
+        (httpx.ReadError("boom"), "reset"),
+        (httpx.UnsupportedProtocol("Request URL is missing a scheme"), "invalid"),
+        (ConnectionRefusedError(111, "Connection refused"), "refused"),
+    ]
+    for exc, kind in table:
+        assert net.classify(exc).kind == kind, exc
