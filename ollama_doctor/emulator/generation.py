@@ -33,6 +33,7 @@ PROMPT_TOKEN_SECONDS = 0.00005  # per prompt token
 EMBED_DIMS = 32
 ANSWER = ("Hello", "!", " How", " can", " I", " help", " you", " today", "?")
 JSON_ANSWER = ('{"', "answer", '":"', "Hello", '!"}')
+THOUGHT = ("Okay", ",", " the", " user", " says", " hello", ".", " Let", " me", " think", ".")
 
 # Writes the answer once a runner is ready: (app, ctx, raw, spec, runner, opts, stream, load_ns).
 Producer = Callable[
@@ -106,11 +107,27 @@ def prompt_tokens(raw: dict[str, Any], chat: bool) -> int:
     return max(1, math.ceil(len(text) / 4) + len(context))
 
 
-def _answer(raw: dict[str, Any], opts: RunOptions) -> tuple[list[str], str]:
+def thinks(raw: dict[str, Any], spec: ModelSpec) -> bool:
+    """Whether a reasoning model thinks on this call: unless ``think`` is false (or ``"none"``,
+    which ``reasoning_effort`` maps to), as Ollama's thinking models do by default."""
+    return spec.think_tokens > 0 and raw.get("think") not in (False, "none", "")
+
+
+def _answer(
+    raw: dict[str, Any], opts: RunOptions, spec: ModelSpec | None = None
+) -> tuple[list[str], list[str], str]:
+    """(thinking, content, done_reason). Thinking comes first and counts against
+    ``num_predict`` (llm/server.go: one budget for every token the runner predicts)."""
+    thought: list[str] = []
+    if spec is not None and thinks(raw, spec):
+        thought = [THOUGHT[i % len(THOUGHT)] for i in range(spec.think_tokens)]
     tokens = list(JSON_ANSWER if raw.get("format") else ANSWER)
-    if 0 < opts.num_predict < len(tokens):
-        return tokens[: opts.num_predict], "length"
-    return tokens, "stop"
+    budget = opts.num_predict
+    if 0 < budget <= len(thought):
+        return thought[:budget], [], "length"
+    if 0 < budget - len(thought) < len(tokens):
+        return thought, tokens[: budget - len(thought)], "length"
+    return thought, tokens, "stop"
 
 
 def _check_caps(spec: ModelSpec, raw: dict[str, Any], chat: bool) -> None:
@@ -260,8 +277,10 @@ async def run_model(
     opts: RunOptions,
     chat: bool,
     emit: Callable[[str], Awaitable[None]] | None,
-) -> tuple[list[str], str, int, int, int]:
-    """Simulate prompt evaluation and generation; return tokens, reason and durations."""
+    emit_thinking: Callable[[str], Awaitable[None]] | None = None,
+) -> tuple[list[str], str, int, int, int, list[str]]:
+    """Simulate prompt evaluation and generation; return the content tokens, reason,
+    durations and the thinking tokens (emitted through ``emit_thinking`` first)."""
     f = ctx.f
     offload = 100 if runner.size == 0 else runner.size_vram * 100 // max(1, runner.size)
     prompt_count = truncate(app.log, prompt_tokens(raw, chat), opts)
@@ -269,12 +288,16 @@ async def run_model(
     t = time.perf_counter()
     await asyncio.sleep(prompt_count * PROMPT_TOKEN_SECONDS * scale * (1 + (100 - offload) / 10))
     prompt_ns = ns_since(t)
-    tokens, reason = _answer(raw, opts)
+    thought, tokens, reason = _answer(raw, opts, runner.spec)
     if f.slow_generate is not None:
-        delay = f.slow_generate * scale / max(1, len(tokens))
+        delay = f.slow_generate * scale / max(1, len(tokens) + len(thought))
     else:
         delay = TOKEN_SECONDS * (1 + (100 - offload) / 10) * scale
     t = time.perf_counter()
+    for token in thought:
+        await asyncio.sleep(delay)
+        if emit_thinking is not None:
+            await emit_thinking(token)
     for token in tokens:
         await asyncio.sleep(delay)
         if f.mid_stream_error is not None:
@@ -285,7 +308,7 @@ async def run_model(
         if emit is not None:
             await emit(token)
     eval_ns = ns_since(t)
-    return tokens, reason, prompt_count, prompt_ns, eval_ns
+    return tokens, reason, prompt_count, prompt_ns, eval_ns, thought
 
 
 async def native_generate(
@@ -330,17 +353,20 @@ async def _native(
     name = raw.get("model", "")
     rsp = ctx.rsp
 
-    def piece(token: str, done: bool) -> dict[str, Any]:
+    def piece(token: str, done: bool, thinking: str = "") -> dict[str, Any]:
+        # api.Message / GenerateResponse: "thinking" is omitempty, after the content.
         if chat:
-            return {
-                "model": name,
-                "created_at": utc_now(),
-                "message": {"role": "assistant", "content": token},
-                "done": done,
-            }
-        return {"model": name, "created_at": utc_now(), "response": token, "done": done}
+            message = {"role": "assistant", "content": token}
+            if thinking:
+                message["thinking"] = thinking
+            return {"model": name, "created_at": utc_now(), "message": message, "done": done}
+        out = {"model": name, "created_at": utc_now(), "response": token}
+        if thinking:
+            out["thinking"] = thinking
+        return {**out, "done": done}
 
     emit: Callable[[str], Awaitable[None]] | None = None
+    emit_thinking: Callable[[str], Awaitable[None]] | None = None
     if stream:
         await rsp.start_stream(CT_NDJSON)
 
@@ -348,11 +374,16 @@ async def _native(
             line = GARBAGE if ctx.f.garbage else go_json(piece(token, False)) + b"\n"
             await rsp.chunk(line)
 
-        emit = emit_token
-    tokens, reason, prompt_count, prompt_ns, eval_ns = await run_model(
-        app, ctx, raw, runner, opts, chat, emit
+        async def emit_thought(token: str) -> None:
+            line = GARBAGE if ctx.f.garbage else go_json(piece("", False, token)) + b"\n"
+            await rsp.chunk(line)
+
+        emit, emit_thinking = emit_token, emit_thought
+    tokens, reason, prompt_count, prompt_ns, eval_ns, thought = await run_model(
+        app, ctx, raw, runner, opts, chat, emit, emit_thinking
     )
-    final = piece("" if stream else "".join(tokens), True)
+    final = piece("" if stream else "".join(tokens), True,
+                  "" if stream else "".join(thought))
     final["done_reason"] = reason
     if not chat and not raw.get("raw"):
         final["context"] = [(i * 7919) % 32000 + 1 for i in range(prompt_count + len(tokens))]
@@ -360,7 +391,7 @@ async def _native(
     final["load_duration"] = load_ns
     final["prompt_eval_count"] = prompt_count
     final["prompt_eval_duration"] = prompt_ns
-    final["eval_count"] = len(tokens)
+    final["eval_count"] = len(tokens) + len(thought)
     final["eval_duration"] = eval_ns
     if stream:
         line = go_json(final) + b"\n"

@@ -85,6 +85,10 @@ class ModelSpec:
     quantization_level: str = "Q4_K_M"
     capabilities: tuple[str, ...] = ("completion", "tools")
     context_length: int = 4096
+    # A reasoning model: how many tokens it thinks before answering (``think=N``; 0 = it does
+    # not think). The thinking counts against ``num_predict``/``max_tokens`` as in Ollama, so a
+    # budget no larger than this ends with empty content and ``done_reason: "length"``.
+    think_tokens: int = 0
 
     @property
     def is_cloud(self) -> bool:
@@ -97,7 +101,8 @@ class ModelSpec:
 
     @classmethod
     def parse(cls, spec: str) -> ModelSpec:
-        """Parse ``NAME[:TAG][;key=value…]`` (keys: size, family, params, quant, caps, ctx).
+        """Parse ``NAME[:TAG][;key=value…]`` (keys: size, family, params, quant, caps, ctx,
+        think).
 
         ``size`` takes bytes or a number with K/M/G/T (decimal; ``KiB``/``MiB``/``GiB`` are
         binary). ``caps`` is separated by commas or ``+``. A missing tag means ``:latest``; names
@@ -141,16 +146,23 @@ class ModelSpec:
                 if not value.isdigit() or int(value) <= 0:
                     raise ValueError(f"bad ctx {value!r}: expected a positive integer")
                 kwargs["context_length"] = int(value)
+            elif key == "think":
+                if not value.isdigit():
+                    raise ValueError(f"bad think {value!r}: expected a number of tokens")
+                kwargs["think_tokens"] = int(value)
             else:
                 raise ValueError(
                     f"unknown model option {key!r}: valid are size, family, params, quant, "
-                    "caps, ctx"
+                    "caps, ctx, think"
                 )
         kwargs.setdefault("size", EMBED_SIZE if embed else MODEL_SIZE)
         if embed:
             kwargs.setdefault("capabilities", ("embedding",))
             kwargs.setdefault("parameter_size", "137M")
             kwargs.setdefault("quantization_level", "F16")
+        if kwargs.get("think_tokens"):  # a model that thinks has the capability to
+            caps = tuple(kwargs.get("capabilities", ("completion", "tools")))
+            kwargs["capabilities"] = caps if "thinking" in caps else (*caps, "thinking")
         return cls(name=display, **kwargs)
 
 

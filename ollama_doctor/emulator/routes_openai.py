@@ -100,9 +100,13 @@ async def _run_openai(
     chunk: Callable[[str, str | None], dict[str, Any]],
     *,
     chat: bool,
+    thinking: Callable[[str], dict[str, Any]] | None = None,
+    thought: list[str] | None = None,
 ) -> tuple[list[str], str, int] | None:
-    """Run the model, streaming ``chunk(token, None)`` as SSE; None once an error was sent."""
+    """Run the model, streaming ``chunk(token, None)`` (and ``thinking(token)``) as SSE; None
+    once an error was sent. The thinking tokens are appended to ``thought``."""
     emit: Callable[[str], Awaitable[None]] | None = None
+    emit_thinking: Callable[[str], Awaitable[None]] | None = None
     if stream:
         await ctx.rsp.start_stream(CT_SSE)
 
@@ -110,10 +114,19 @@ async def _run_openai(
             await _sse(ctx, chunk(token, None))
 
         emit = emit_token
+        if thinking is not None:
+            make = thinking
+
+            async def emit_thought(token: str) -> None:
+                await _sse(ctx, make(token))
+
+            emit_thinking = emit_thought
     try:
-        tokens, reason, prompt_count, _p, _e = await run_model(
-            app, ctx, raw, runner, opts, chat, emit
+        tokens, reason, prompt_count, _p, _e, thoughts = await run_model(
+            app, ctx, raw, runner, opts, chat, emit, emit_thinking
         )
+        if thought is not None:
+            thought.extend(thoughts)
     except HTTPError as err:
         if not stream:
             raise
@@ -158,10 +171,22 @@ async def _chat_producer(
             ],
         }
 
-    result = await _run_openai(app, ctx, raw, runner, opts, stream, chunk, chat=True)
+    def reasoning(token: str) -> dict[str, Any]:
+        # openai.go ChatCompletionChunk: the thinking travels in delta.reasoning (omitempty).
+        out = chunk("", None)
+        out["choices"][0]["delta"]["reasoning"] = token
+        return out
+
+    thought: list[str] = []
+    result = await _run_openai(
+        app, ctx, raw, runner, opts, stream, chunk, chat=True, thinking=reasoning, thought=thought
+    )
     if result is None:
         return
     tokens, reason, prompt_count = result
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(tokens)}
+    if thought:
+        message["reasoning"] = "".join(thought)
     if stream:
         await _sse(ctx, chunk("", reason))
         await _sse(ctx, "[DONE]")
@@ -178,11 +203,11 @@ async def _chat_producer(
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": "".join(tokens)},
+                    "message": message,
                     "finish_reason": reason,
                 }
             ],
-            "usage": _usage(prompt_count, len(tokens)),
+            "usage": _usage(prompt_count, len(tokens) + len(thought)),
         },
     )
 
@@ -250,6 +275,13 @@ async def h_chat(app: Emulator, ctx: Ctx) -> None:
     }
     if raw.get("tools"):
         chat_raw["tools"] = raw["tools"]
+    effort = raw.get("reasoning_effort")
+    reasoning = raw.get("reasoning")
+    if isinstance(reasoning, dict):
+        effort = reasoning.get("effort", effort)
+    if isinstance(effort, str) and effort:
+        # openai.FromChatRequest: "none" turns thinking off, any other effort asks for it.
+        chat_raw["think"] = False if effort == "none" else effort
     await completion(app, ctx, chat_raw, chat=True, produce=_chat_producer)
 
 
