@@ -119,6 +119,15 @@ REGISTRY: tuple[ProbeSpec, ...] = (
                 "model-capability", "ollama-outdated", "cloud-signin-required",
                 "cloud-disabled", "rate-limited", "bad-gateway"),
     ),
+    ProbeSpec(  # v1
+        "v1", "OpenAI-compatible API",
+        "GET /v1/models and one-token /v1/chat/completions (plain, streamed, tools) as an "
+        "OpenAI client; a reasoning model that runs out of tokens.",
+        # after warmup: the model is loaded by then, so a completion here times the API
+        needs=("reachability",), after=("models", "auth", "warmup"), opt_in=True,
+        causes=("wrong-base-path", "model-not-found", "model-capability", "server-error",
+                "bad-request"),
+    ),
     ProbeSpec(  # load
         "load", "Load",
         "Ramps request rate to the first 429/503 or latency knee, within hard bounds.",
