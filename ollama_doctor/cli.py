@@ -12,7 +12,7 @@ import inspect
 import os
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 import typer
 
@@ -72,8 +72,14 @@ def _opt(name: str, annotation: Any, default: Any) -> None:
 
 
 _opt("host", Annotated[str | None, typer.Option(
-    "--host", help="Server URL as the client uses it (OLLAMA_HOST rules). Default: "
-                   "$OLLAMA_HOST, else http://127.0.0.1:11434.")], None)
+    "--host", help="Server URL as the client uses it (OLLAMA_HOST rules). Default: the "
+                   "pasted error's URL, else the client's own variable ($OLLAMA_HOST, or "
+                   "$OPENAI_BASE_URL for OpenAI clients), else http://127.0.0.1:11434.")], None)
+_opt("client", Annotated[str | None, typer.Option(
+    "--client", help="The client library your app uses; its proxy, OLLAMA_HOST, API-key, "
+                     "base-path, timeout and retry rules apply (see `ollama-doctor probes`). "
+                     "Default: the one that printed the pasted error, else ollama-python.")],
+    None)
 _opt("model", Annotated[str | None, typer.Option(
     "--model", "-m", help="The model your calls use. Warm-up loads it into memory "
                           "(it never pulls one).")], None)
@@ -149,7 +155,13 @@ _opt("candidate", Annotated[list[str] | None, typer.Option(
 
 def with_common(func: Callable[..., int]) -> Callable[..., None]:
     """Give a command the shared options; they arrive as one dict, ``common``."""
-    own = [p for p in inspect.signature(func).parameters.values() if p.name != "common"]
+    # Resolve the string annotations (``from __future__ import annotations``): without the
+    # ``Annotated`` metadata typer would show a command's own options without their help.
+    import typing
+
+    hints = typing.get_type_hints(func, include_extras=True)
+    own = [p.replace(annotation=hints.get(p.name, p.annotation))
+           for p in inspect.signature(func).parameters.values() if p.name != "common"]
     names = {p.name for p in COMMON}
 
     @functools.wraps(func)
@@ -169,12 +181,228 @@ def with_common(func: Callable[..., int]) -> Callable[..., None]:
 
 @app.command()
 @with_common
-def check(common: dict[str, Any]) -> int:
+def check(
+    common: dict[str, Any],
+    targets: Annotated[str | None, typer.Option(
+        "--targets", help="Check every server in FILE instead (one URL a line, optional "
+                          "model=NAME; or Prometheus file_sd JSON) with the fleet probes.")]
+    = None,
+    parallel: Annotated[int, typer.Option(
+        "--parallel", help="With --targets: how many servers to check at once.")] = 32,
+    v1: Annotated[bool, typer.Option(
+        "--v1", help="Also check the OpenAI-compatible API (/v1) as an OpenAI client would "
+                     "(implied by --client openai-python/openai-node and by a /v1 target).")]
+    = False,
+    request: Annotated[str | None, typer.Option(
+        "--request", help="A JSON request body your app sends (FILE, '-' for stdin): checked "
+                          "field by field the way Ollama parses it.")] = None,
+    endpoint: Annotated[str | None, typer.Option(
+        "--endpoint", help="With --request: the endpoint it goes to (/api/chat, "
+                           "/v1/chat/completions, …); guessed from the body when not given.")]
+    = None,
+    send: Annotated[bool, typer.Option(
+        "--send", help="With --request: also send the body to the server once and compare "
+                       "the answer with the prediction.")] = False,
+    python: Annotated[str | None, typer.Option(
+        "--python", help="Your app's Python interpreter: list the Ollama client libraries "
+                         "installed for it, and their known pitfalls.")] = None,
+    project: Annotated[str | None, typer.Option(
+        "--project", help="Your app's project folder: the client libraries it pins "
+                          "(requirements, pyproject, uv/poetry locks, package.json), and "
+                          "their known pitfalls.")] = None,
+    client_retries: Annotated[int | None, typer.Option(
+        "--client-retries", help="How many times your client retries a failed call "
+                                 "(default: the --client family's own, e.g. openai: 2); "
+                                 "judged against the measured model load.")] = None,
+) -> int:
     """Run every probe in order and print a ranked diagnosis."""
     from ollama_doctor.registry import REGISTRY
 
+    if targets:
+        from ollama_doctor import fleet
+
+        given = [name for name, value in (("--request", request), ("--python", python),
+                                          ("--project", project), ("--send", send),
+                                          ("--client-retries", client_retries)) if value]
+        if given:
+            fail_usage(f"{given[0]} checks one app against one server, not with --targets")
+        return fleet.command(common, targets, parallel, _context, fail_usage)
+
+    own = _CheckExtras(v1=v1, request=request, endpoint=endpoint, send=send, python=python,
+                       project=project, client_retries=client_retries)
+    own.prepare(common)
     ids = [s.id for s in REGISTRY if not s.opt_in or (s.id == "load" and common["load"])]
-    return _run("check", ids, [], common)
+    return _run("check", ids, [], common, own)
+
+
+class _CheckExtras:
+    """What ``check`` adds to the probes: the user's own request body (``--request``), their
+    client libraries (``--python``/``--project``), their retry policy (``--client-retries``)
+    and the OpenAI-compatible path (``--v1``). Inputs are read before any probe runs (a bad
+    file is a usage error, exit 2); the findings join the run as results ``request``,
+    ``clientlibs`` and ``retry``, ranked with the rest."""
+
+    def __init__(self, *, v1: bool = False, request: str | None = None,
+                 endpoint: str | None = None, send: bool = False, python: str | None = None,
+                 project: str | None = None, client_retries: int | None = None) -> None:
+        self.v1, self.request, self.endpoint, self.send = v1, request, endpoint, send
+        self.python, self.project, self.client_retries = python, project, client_retries
+        self.body: str | None = None
+        self.libraries: list[Any] = []
+        self.request_doc: dict[str, Any] | None = None
+        self.request_text: str | None = None
+        self.verdict: Any = None
+
+    def prepare(self, common: dict[str, Any]) -> None:
+        from ollama_doctor import request_check as rc
+
+        if (self.endpoint is not None or self.send) and self.request is None:
+            fail_usage("--endpoint and --send go with --request FILE")
+        if self.client_retries is not None and not 0 <= self.client_retries <= 100:
+            fail_usage(f"--client-retries must be between 0 and 100, not {self.client_retries}")
+        if self.request is not None:
+            if self.request == "-" and "-" in (common["error_file"], common["log_file"]):
+                fail_usage("only one option may read stdin: --request - and another '-'")
+            try:
+                self.body = rc.load_body(self.request)
+                if self.endpoint is not None:
+                    rc.normalise_endpoint(self.endpoint)
+            except rc.RequestCheckError as exc:
+                fail_usage(f"--request: {exc}")
+            if common["model"] is None:  # the body's model is the one to look at
+                try:
+                    parsed = rc.parse_body(self.body)
+                except Exception:
+                    parsed = None
+                name = parsed.get("model") if isinstance(parsed, dict) else None
+                if isinstance(name, str) and name.strip():
+                    common["model"] = name.strip()
+        if self.python is not None or self.project is not None:
+            from ollama_doctor import clientlibs
+
+            try:
+                if self.python is not None:
+                    self.libraries += clientlibs.from_python(self.python)
+                if self.project is not None:
+                    self.libraries += clientlibs.from_project(self.project)
+            except clientlibs.ClientLibError as exc:
+                fail_usage(str(exc))
+
+    def wants_v1(self, ctx: Any) -> bool:
+        from ollama_doctor.probes.v1 import implied
+
+        return self.v1 or implied(ctx.target.path, ctx.client.base_path)
+
+    def results(self, ctx: Any, results: list[Any]) -> list[Any]:
+        """The extra results, from the probes' facts (model capabilities, measured load)."""
+        out = []
+        if self.body is not None:
+            out.append(self._request(ctx, results))
+        if self.python is not None or self.project is not None:
+            out.append(self._clientlibs())
+        retry = self._retry(ctx, results)
+        if retry is not None:
+            out.append(retry)
+        return out
+
+    def _request(self, ctx: Any, results: list[Any]) -> Any:
+        from ollama_doctor import request_check as rc
+        from ollama_doctor.result import ProbeResult, status_of
+
+        facts = {r.id: r.facts for r in results}
+        show = (facts.get("models", {}).get("model") or {}).get("show") or {}
+        ps = facts.get("warmup", {}).get("ps") or {}
+        caps = show.get("capabilities")
+        report = rc.check_request(
+            self.body or "", self.endpoint,
+            capabilities=caps if isinstance(caps, list) else None,
+            context_length=show.get("context_length") if isinstance(
+                show.get("context_length"), int) else None,
+            default_num_ctx=ps.get("context_length") if isinstance(
+                ps.get("context_length"), int) else None)
+        replay = None
+        if self.send:
+            wait = max(ctx.options.timeout, 30.0)  # the body may load the model first
+            replay = rc.send(self.body or "", self.endpoint, ctx.target.root_url,
+                             timeout=wait, report=report,
+                             client=ctx.http_client(timeout=wait),
+                             headers=ctx.client_headers(with_origin=False))
+        self.request_doc = {**report.to_dict(), "source": self.request,
+                            "replay": replay.to_dict() if replay else None}
+        self.request_text = rc.as_text(report, replay)
+        findings = list(report.findings)
+        if replay is not None and not replay.matches and replay.status is not None:
+            summary = "replayed: " + "; ".join(replay.differences)
+        elif report.prediction is None:
+            summary = f"POST {report.endpoint}: Ollama accepts this body"
+        else:
+            summary = (f"POST {report.endpoint}: Ollama answers {report.prediction.status} "
+                       f"{str(report.prediction.body)[:120]}")
+        if replay is not None and replay.matches:
+            summary += f" (replayed: {replay.status}, as predicted)"
+        return ProbeResult("request", "Request body", status_of(findings), summary,
+                           facts={"request": self.request_doc}, findings=findings)
+
+    def _clientlibs(self) -> Any:
+        from ollama_doctor import clientlibs
+        from ollama_doctor.result import ProbeResult, status_of
+
+        findings = clientlibs.pitfalls(self.libraries)
+        names = ", ".join(f"{lib.name} {lib.version or lib.spec}" for lib in self.libraries)
+        summary = (f"client libraries: {names}" if self.libraries else
+                   "no Ollama client library found")
+        return ProbeResult("clientlibs", "Client libraries", status_of(findings), summary,
+                           facts=clientlibs.Inventory(self.libraries).to_dict(),
+                           findings=findings)
+
+    def _retry(self, ctx: Any, results: list[Any]) -> Any:
+        from ollama_doctor import retry
+        from ollama_doctor.result import Finding, FixStep, ProbeResult, Severity, status_of
+
+        warm = next((r for r in results if r.id == "warmup"), None)
+        load_s = warm.facts.get("load_s") if warm is not None else None
+        cold = warm is not None and warm.facts.get("load_kind") in ("cold", "reload")
+        if self.client_retries is None and ctx.options.client_timeout is None:
+            return None
+        if not cold or not isinstance(load_s, (int, float)):
+            if self.client_retries is None:
+                return None
+            return ProbeResult("retry", "Client retry policy", status_of([]),
+                               "no cold load was measured (the model was loaded; --cold "
+                               "times one): the retry policy was not judged",
+                               facts={"client_retries": self.client_retries})
+        retries = self.client_retries if self.client_retries is not None else ctx.client.retries
+        verdict = retry.judge(float(load_s), ctx.options.client_timeout, retries)
+        self.verdict = verdict
+        if verdict.succeeds and self.client_retries is None:
+            return None  # a policy that works is reported when asked about (--client-retries)
+        findings = []
+        if not verdict.succeeds:
+            findings.append(Finding(
+                "slow-model-load", Severity.ERROR, verdict.message,
+                {"load_s": load_s, "client_timeout": ctx.options.client_timeout,
+                 "client_retries": retries, "client": ctx.client.name,
+                 "verdict": verdict.to_dict()},
+                [FixStep(step) for step in verdict.advice]))
+        summary = (f"{retries} retries with a {ctx.options.client_timeout:g} s timeout "
+                   f"against a {load_s:g} s load: "
+                   + ("every try aborts the load" if not verdict.succeeds else
+                      "the first try succeeds")) if ctx.options.client_timeout else \
+            f"{retries} retries, no client timeout: the first try succeeds"
+        return ProbeResult("retry", "Client retry policy", status_of(findings), summary,
+                           facts={"verdict": verdict.to_dict(), "client_retries": retries},
+                           findings=findings)
+
+    def adjust(self, ranked: list[Any]) -> None:
+        """The diagnosis's retry advice for a slow load: the judged policy, when one was."""
+        from ollama_doctor.result import Retry
+
+        if self.verdict is None or self.verdict.succeeds:
+            return
+        for diag in ranked:
+            if diag.cause == "slow-model-load":
+                diag.retry = Retry(False, f"{self.verdict.message} "
+                                          + " ".join(self.verdict.advice))
 
 
 @app.command()
@@ -193,8 +421,11 @@ def probe(
     return _run(f"probe {name}", [name], needed, common)
 
 
-def _run(command: str, ids: list[str], prerequisites: list[str], common: dict[str, Any]) -> int:
+def _run(command: str, ids: list[str], prerequisites: list[str], common: dict[str, Any],
+         extras: _CheckExtras | None = None) -> int:
     ctx = _context(common)
+    if extras is not None and extras.wants_v1(ctx) and "v1" not in ids:
+        ids = [*ids, "v1"]
     if common["output"]:
         from ollama_doctor.report import OutputError, check_writable
 
@@ -212,14 +443,26 @@ def _run(command: str, ids: list[str], prerequisites: list[str], common: dict[st
                 update(name)
 
         results = run_probes(ctx, ids, prerequisites=prerequisites, on_event=on_event)
-    ranked = diagnosis.rank(results)
+    if extras is not None:
+        results = [*results, *extras.results(ctx, results)]
+    ranked = diagnosis.rank(results, error=ctx.error)
+    if extras is not None:
+        extras.adjust(ranked)
     summary = diagnosis.summary(ranked, results, strict=common["strict"])
     doc = report.build(ctx, results, ranked, summary, command=command)
+    if extras is not None and extras.request_doc is not None:
+        from ollama_doctor.redact import Redactor
+
+        doc["request"] = report.scrub(extras.request_doc, Redactor(ctx.secrets()))
 
     if common["json_out"]:
         sys.stdout.write(report.to_json(doc))
     else:
         render.report(doc, render.console(), verbose=common["verbose"])
+        if extras is not None and extras.request_text is not None:
+            from ollama_doctor.redact import Redactor
+
+            print("\n" + Redactor(ctx.secrets()).scrub(extras.request_text))
         if common["debug"]:
             for result in results:
                 if result.error and result.error.traceback:
@@ -235,6 +478,7 @@ def _run(command: str, ids: list[str], prerequisites: list[str], common: dict[st
 
 
 def _context(common: dict[str, Any]) -> Any:
+    _validate(common, os.environ)
     from pathlib import Path
 
     from ollama_doctor.context import Context, Options
@@ -267,13 +511,18 @@ def _context(common: dict[str, Any]) -> Any:
         from ollama_doctor.errortext import analyse, target_from
 
         analysis = analyse(error_text)
+    client = _client(common["client"], analysis)
     try:
+        # --host, the URL the pasted error shows, the client's own variable, the default.
+        host_env: Literal["OLLAMA_HOST", "OPENAI_BASE_URL", ""] = (
+            "OLLAMA_HOST" if client.host_env == "OLLAMA_HOST" else
+            "OPENAI_BASE_URL" if client.host_env == "OPENAI_BASE_URL" else "")
         if common["host"] is not None:
             target = parse_target(common["host"], "option")
         elif analysis is not None and target_from(analysis.extracted):
             target = parse_target(target_from(analysis.extracted), "error-text")
-        elif env.get("OLLAMA_HOST", "").strip():
-            target = parse_target(env["OLLAMA_HOST"], "OLLAMA_HOST")
+        elif host_env and env.get(host_env, "").strip():
+            target = parse_target(env[host_env], host_env)
         else:
             target = parse_target(None)
     except TargetError as exc:
@@ -285,6 +534,8 @@ def _context(common: dict[str, Any]) -> Any:
         timed_out = {"slow-model-load", "connect-timeout"} & set(analysis.causes)
         if client_timeout is None and timed_out and analysis.extracted.get("elapsed_s"):
             client_timeout = float(analysis.extracted["elapsed_s"])
+    if client_timeout is None and client.default_timeout_s is not None:
+        client_timeout = client.default_timeout_s  # the client's own default (httpx: 5 s)
     options = Options(
         timeout=common["timeout"], client_timeout=client_timeout,
         load_timeout=common["load_timeout"], model=model, headers=tuple(headers),
@@ -298,11 +549,70 @@ def _context(common: dict[str, Any]) -> Any:
         load_max_rate=common["load_max_rate"], load_max_requests=common["load_max_requests"],
         load_max_seconds=common["load_max_seconds"],
         server_pids=tuple(common["server_pid"] or ()), error_text=error_text,
-        debug=common["debug"])
+        debug=common["debug"], client=client.name)
     ctx = Context(target=target, options=options, env=env,
                   fs_root=Path(common["fs_root"] or "/"), error=analysis)
     ctx.deadline = ctx.clock() + 2 * options.timeout
     return ctx
+
+
+def _client(name: str | None, analysis: Any) -> Any:
+    """The client family: ``--client``, else the one that printed the pasted error, else
+    ollama-python. An unknown name is a usage error listing the valid ones."""
+    from ollama_doctor import clients
+
+    if name is None and analysis is not None and getattr(analysis, "client", None):
+        try:
+            return clients.get(analysis.client)
+        except KeyError:
+            pass  # a reader's name clients.py does not know: fall back to the default
+    try:
+        return clients.get(name)
+    except KeyError as exc:
+        fail_usage(str(exc.args[0]))
+
+
+def _validate(common: dict[str, Any], env: Any) -> None:
+    """Reject control characters in what the user typed, once, before anything runs: a CR or
+    LF in a header makes the HTTP library refuse every request, which would otherwise be
+    diagnosed as an unresponsive server. Messages never show a secret (values of secret
+    headers are masked, URLs shown with ``***`` for a password).
+
+    ``OLLAMA_API_KEY`` is not checked here: a stray character in it is a finding
+    (``sanitize.api_key_finding``), since the user's own client sends it too."""
+    from ollama_doctor.redact import MASK, is_secret_name, redact_url
+    from ollama_doctor.sanitize import stray_character, visible
+
+    tchar = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ")  # RFC 9110 §5.6.2: what names may hold
+    for raw in common.get("header") or []:
+        name, sep, value = raw.partition(":")
+        name = name.strip()
+        shown = f"{name}: {MASK}" if is_secret_name(name) else raw
+        stray = stray_character(name)
+        if stray is None and sep and name and not set(name) <= tchar:
+            bad = next(c for c in name if c not in tchar)
+            fail_usage(f"invalid --header {shown!r}: the name holds {bad!r}, which header "
+                       "names cannot contain")
+        stray = stray or stray_character(value.strip(" "), allow_tab=True)
+        if stray is not None:
+            fail_usage(f"invalid --header '{visible(shown)}': it holds {stray}; "
+                       "header names and values cannot contain control characters")
+    for option, key in (("--origin", "origin"), ("--model", "model")):
+        value = common.get(key)
+        stray = stray_character(value) if isinstance(value, str) else None
+        if isinstance(value, str) and stray is not None:
+            fail_usage(f"invalid {option} '{visible(value)}': it holds {stray}")
+    host, where = common.get("host"), "--host"
+    if host is None and env.get("OLLAMA_HOST", "").strip():
+        host, where = env["OLLAMA_HOST"], "OLLAMA_HOST"
+    if isinstance(host, str):
+        stray = stray_character(host)
+        # a trailing newline from `export OLLAMA_HOST=$(cat file)` is still a usage error:
+        # clients read the variable differently (Go trims it, httpx does not)
+        if stray is not None:
+            fail_usage(f"invalid {where} '{redact_url(visible(host))}': it "
+                       f"holds {stray}")
 
 
 MAX_ERROR_TEXT = 256 * 1024
@@ -335,16 +645,21 @@ def _error_text(common: dict[str, Any]) -> str | None:
 def probes_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """List the probes: name, title, what each needs and what it can find."""
+    """List the probes (name, title, what each needs and can find) and the client families
+    --client selects (which proxy variables, host and key variables, base path, timeout and
+    retries each one has)."""
+    from ollama_doctor.clients import CLIENTS, DEFAULT
     from ollama_doctor.registry import REGISTRY
 
     rows: list[dict[str, Any]] = [{"id": s.id, "title": s.title, "description": s.description,
              "needs": list(s.needs), "after": list(s.after), "opt_in": s.opt_in,
              "causes": list(s.causes)} for s in REGISTRY]
+    families = [c.rules() for c in CLIENTS]
     if json_out:
         import json
 
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"probes": rows, "clients": families, "default_client": DEFAULT.name},
+                         indent=2))
         return
     for row in rows:
         needs = ", ".join(row["needs"]) or "-"
@@ -352,26 +667,77 @@ def probes_cmd(
         print(f"{row['id']:<13} {row['title']}{extra}")
         print(f"{'':<13} {row['description']}")
         print(f"{'':<13} needs: {needs}; finds: {', '.join(row['causes'])}")
+    print(f"\nClient families (--client NAME; default {DEFAULT.name}):")
+    for client in CLIENTS:
+        print(f"{client.name:<17} {client.label}")
+        for line in _client_rules(client):
+            print(f"{'':<17} {line}")
+
+
+def _client_rules(client: Any) -> list[str]:
+    from ollama_doctor.proxyenv import USED_BY
+
+    proxy = ("reads no proxy variable" if client.proxy_family is None else
+             f"proxy rules: {client.proxy_family}")
+    if client.proxy_family == "node":
+        proxy += " (none unless NODE_USE_ENV_PROXY=1)"
+    elif client.proxy_family == "curl":
+        proxy += " (http_proxy in lower case only; ignores HTTP_PROXY)"
+    elif client.proxy_family in USED_BY:
+        proxy += f" (as {USED_BY[client.proxy_family]})"
+    host = client.host_env or "no host variable (the URL in the code)"
+    key = client.key_env or "none"
+    timeout = ("none (waits forever)" if client.default_timeout_s is None
+               else f"{client.default_timeout_s:g} s")
+    retries = f"{client.retries} retries" if client.retries else "no retries"
+    lines = [proxy, f"host from: {host}; bearer key from: {key}; base path: "
+             f"{client.base_path or '/ (native API)'}",
+             f"default timeout: {timeout}; {retries}; ports: {client.default_port_rule}"]
+    if client.note:
+        lines.append(client.note)
+    return lines
 
 
 @app.command()
 def explain(
     topic: Annotated[str | None, typer.Argument(
-        help="An HTTP status (400, 401, 403, 404, 429, 500, 502, 503, 504) or a cause id.")]
+        help="An HTTP status (400, 401, 403, 404, 429, 500, 502, 503, 504), a cause id, or "
+             "'retry' (the recommended retry policy).")]
     = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
     error: Annotated[str | None, typer.Option(
         "--error", help="A client error message to read (offline: no network).")] = None,
     error_file: Annotated[str | None, typer.Option(
         "--error-file", help="A file holding the error ('-' for stdin).")] = None,
+    request: Annotated[str | None, typer.Option(
+        "--request", help="A JSON request body (FILE, '-' for stdin) to check the way Ollama "
+                          "parses it (offline: no capabilities, no network).")] = None,
+    endpoint: Annotated[str | None, typer.Option(
+        "--endpoint", help="With --request: the endpoint it goes to; guessed when not "
+                           "given.")] = None,
 ) -> None:
     """Look up a status code or cause offline: meaning, what to check, what to do, retry.
 
     With --error, read a client's error message instead: candidate causes, most likely first,
-    and the facts it holds.
+    and the facts it holds. `explain retry` prints the recommended retry policy. With
+    --request, check a request body (exit 1 when Ollama rejects it).
     """
     from ollama_doctor import explain as explainer
 
+    if request is not None or endpoint is not None:
+        _explain_request(topic, error, error_file, request, endpoint, json_out)
+        return
+    if topic is not None and topic.strip().lower() == "retry" and error is None \
+            and error_file is None:
+        from ollama_doctor import retry
+
+        if json_out:
+            import json
+
+            print(json.dumps(retry.policy(), indent=2, ensure_ascii=False))
+        else:
+            print(retry.policy_text())
+        return
     if error is not None or error_file is not None:
         if topic is not None:
             fail_usage("give a topic or --error, not both")
@@ -399,6 +765,29 @@ def explain(
         print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         print(explainer.as_text(data))
+
+
+def _explain_request(topic: str | None, error: str | None, error_file: str | None,
+                     request: str | None, endpoint: str | None, json_out: bool) -> None:
+    from ollama_doctor import request_check as rc
+
+    if request is None:
+        fail_usage("--endpoint goes with --request FILE")
+    if topic is not None or error is not None or error_file is not None:
+        fail_usage("give a topic, --error or --request, not more than one")
+    try:
+        body = rc.load_body(request)
+        report = rc.check_request(body, endpoint)
+    except rc.RequestCheckError as exc:
+        fail_usage(f"--request: {exc}")
+    if json_out:
+        import json
+
+        print(json.dumps({**report.to_dict(), "source": request}, indent=2,
+                         ensure_ascii=False))
+    else:
+        print(rc.as_text(report))
+    raise typer.Exit(EXIT_FAIL if report.prediction is not None else EXIT_OK)
 
 
 @app.command()
@@ -437,11 +826,16 @@ def schema() -> None:
 
 @app.command()
 def emulate(
-    bind: Annotated[str, typer.Option("--bind", help="Address to listen on.")] = "127.0.0.1",
+    bind: Annotated[str, typer.Option("--bind", help=(
+        "Address to listen on. '::' listens on IPv6 and IPv4 (like Go's [::]); "
+        "0.0.0.0, :: or a LAN address turns the Host-header check off, as in Ollama."))]
+    = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port (0 picks a free one).")] = 11434,
     model: Annotated[list[str] | None, typer.Option(
         "--model", help="A model to serve, NAME[:TAG][;size=2G;caps=completion,tools;ctx=4096] "
-                        "(repeatable).")] = None,
+                        "(repeatable; default llama3.2:latest).")] = None,
+    no_models: Annotated[bool, typer.Option(
+        "--no-models", help="Serve an empty model store (/api/tags lists no models).")] = False,
     fault: Annotated[list[str] | None, typer.Option(
         "--fault", help="A fault to inject, NAME[=VALUE] (repeatable; see --list-faults).")]
     = None,
@@ -464,6 +858,8 @@ def emulate(
         return
     if not 0 <= port < 65536:
         fail_usage(f"--port {port} is out of range (0-65535)")
+    if no_models and model:
+        fail_usage("--no-models and --model exclude each other")
     try:
         models = [emulator.ModelSpec.parse(m) for m in model] if model else None
         faults = dict(emulator.parse_fault(f) for f in fault or [])
@@ -471,8 +867,8 @@ def emulate(
         fail_usage(str(exc))
     config = emulator.EmulatorConfig(bind=bind, port=port, faults=faults, log_file=log_file,
                                      version=version)
-    if models is not None:
-        config.models = models
+    if models is not None or no_models:
+        config.models = models or []
     try:
         emulator.serve_forever(config, announce=lambda url: print(url, flush=True))
     except OSError as exc:
@@ -480,26 +876,186 @@ def emulate(
 
 
 # ---------------------------------------------------------------------------------------------
+# watch / exporter
+
+
+@app.command()
+@with_common
+def watch(
+    common: dict[str, Any],
+    interval: Annotated[float, typer.Option(
+        "--interval", help="Seconds between rounds (fractions allowed).")] = 60.0,
+    count: Annotated[int | None, typer.Option(
+        "--count", help="Stop after N rounds (default: run until stopped).")] = None,
+    warmup_every: Annotated[int, typer.Option(
+        "--warmup-every", help="Run the warmup probe (with -m) and --load every N rounds; "
+                               "0 = never.")] = 10,
+    confirm: Annotated[int, typer.Option(
+        "--confirm", help="Rounds in a row a cause must show before it is announced.")] = 2,
+    state: Annotated[str | None, typer.Option(
+        "--state", help="State FILE kept across restarts (default: under $XDG_STATE_HOME, "
+                        "~/.local/state/ollama-doctor/watch/).")] = None,
+    jsonl: Annotated[str | None, typer.Option(
+        "--jsonl", help="Append one JSON object per round to FILE (the report, plus round "
+                        "and changes).")] = None,
+    on_change: Annotated[str | None, typer.Option(
+        "--on-change", help="Shell command run for each change, the change as JSON on stdin "
+                            "and OLLAMA_DOCTOR_EVENT/CAUSE/SEVERITY/CODE/TARGET/ROUND set.")]
+    = None,
+    webhook: Annotated[str | None, typer.Option(
+        "--webhook", help="POST each change as JSON to URL (retried with backoff).")] = None,
+) -> int:
+    """Run the probes every --interval seconds and print only what changed.
+
+    A cause is announced after --confirm rounds in a row and resolved, with how long it
+    lasted, when a round no longer sees it. Exit code: the last round's (with --count).
+    """
+    from ollama_doctor import watch as watcher
+
+    if not interval > 0:
+        fail_usage(f"--interval must be a positive number of seconds, not {interval}")
+    if count is not None and count < 1:
+        fail_usage(f"--count must be at least 1, not {count}")
+    if warmup_every < 0:
+        fail_usage(f"--warmup-every must be 0 (never) or more, not {warmup_every}")
+    if confirm < 1:
+        fail_usage(f"--confirm must be at least 1, not {confirm}")
+    if state is not None and (problem := watcher.state_writable(state)):
+        fail_usage(problem)
+    if webhook is not None and not webhook.startswith(("http://", "https://")):
+        fail_usage(f"--webhook must be an http:// or https:// URL, not {webhook!r}")
+    if common["output"]:
+        from ollama_doctor.report import OutputError, check_writable
+
+        try:
+            check_writable(common["output"])
+        except OutputError as exc:
+            fail_usage(str(exc))
+    ctx = _context(common)
+    config = watcher.WatchConfig(
+        target=ctx.target, options=ctx.options, env=ctx.env, fs_root=str(ctx.fs_root),
+        interval=interval, count=count, warmup_every=warmup_every, confirm=confirm,
+        state=state, jsonl=jsonl, on_change=on_change, webhook=webhook,
+        json_out=common["json_out"], output=common["output"], strict=common["strict"])
+    return watcher.watch(config)
+
+
+@app.command()
+def exporter(
+    listen: Annotated[str, typer.Option(
+        "--listen", help="HOST:PORT to serve /probe, /metrics and /healthz on.")]
+    = "127.0.0.1:9765",
+    target: Annotated[list[str] | None, typer.Option(
+        "--target", help="A server to check in the background for /metrics (repeatable).")]
+    = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="The model the --target servers should have.")] = None,
+    interval: Annotated[float, typer.Option(
+        "--interval", help="Seconds between background checks of --target servers.")] = 60.0,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", help="Seconds per network operation of a check.")] = 5.0,
+    max_concurrent: Annotated[int, typer.Option(
+        "--max-concurrent", help="Checks that may run at once; more scrapes wait, then get "
+                                 "503.")] = 8,
+    probes: Annotated[str | None, typer.Option(
+        "--probes", help="Probes to run, a,b,c (default: the fleet set proxy, reachability, "
+                         "dns, latency, models, auth).")] = None,
+    probe_api_key: Annotated[bool, typer.Option(
+        "--probe-api-key", help="Also send $OLLAMA_API_KEY to /probe targets (they come "
+                                "from whoever scrapes; --target servers always get it).")]
+    = False,
+) -> None:
+    """A Prometheus exporter: /probe?target=URL (blackbox style), /metrics, /healthz."""
+    from ollama_doctor import exporter as exp
+    from ollama_doctor.session import FLEET_PROBES, probe_ids
+    from ollama_doctor.target import TargetError, parse_target
+
+    if not interval > 0:
+        fail_usage(f"--interval must be a positive number of seconds, not {interval}")
+    if not timeout > 0:
+        fail_usage(f"--timeout must be a positive number of seconds, not {timeout}")
+    if not 1 <= max_concurrent <= 1024:
+        fail_usage(f"--max-concurrent must be between 1 and 1024, not {max_concurrent}")
+    try:
+        exp.parse_listen(listen)
+        ids = probe_ids(probes.split(",")) if probes else list(FLEET_PROBES)
+        for url in target or []:
+            parse_target(url, "option")
+    except (ValueError, TargetError) as exc:
+        fail_usage(str(exc))
+    config = exp.ExporterConfig(listen=listen, targets=tuple(target or ()), model=model,
+                                interval=interval, timeout=timeout,
+                                max_concurrent=max_concurrent, probes=tuple(ids),
+                                probe_api_key=probe_api_key)
+    try:
+        code = exp.run(config, announce=lambda url: print(url, flush=True))
+    except OSError as exc:
+        fail_usage(f"cannot listen on {listen}: {exc.strerror or exc}")
+    raise typer.Exit(code)
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: one-line errors with exit code 2 instead of tracebacks or usage boxes."""
+    """Entry point: one-line errors with exit code 2 instead of tracebacks or usage boxes.
+
+    Ctrl-C ends the run at once with exit 130 and one line (no report file is left: reports
+    are written atomically). A closed pipe (``| head``) ends quietly; any other failure to
+    write the output (``ENOSPC``) is one line on stderr and exit 2. The process never waits
+    for a probe thread stuck in a read: the runner has already given up on it.
+    """
+    from ollama_doctor.runner import exit_process
+
+    def quiet_stdout() -> None:
+        # As Python's documentation advises for SIGPIPE: point stdout at /dev/null so that
+        # the flush at exit cannot raise again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+
+    def interrupted() -> NoReturn:
+        try:
+            sys.stderr.write("ollama-doctor: interrupted\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        quiet_stdout()
+        os._exit(130)  # now: not after the threads of a cut probe
+
     command = typer.main.get_command(app)
+    code: Any = EXIT_OK
     try:
         code = command.main(args=argv, prog_name="ollama-doctor", standalone_mode=False)
+        if code == 130:  # typer turns KeyboardInterrupt into Exit(130)
+            interrupted()
+        sys.stdout.flush()  # where a full disk or a closed pipe shows up
     except UsageProblem as exc:
         _die(str(exc))
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            quiet_stdout()
+            exit_process(EXIT_FAIL)
+        except OSError as err:
+            _die(f"cannot write the output: {err.strerror or err}")
     except _CLICK_ERROR as exc:
         _die(_with_value(exc.format_message(), exc,  # type: ignore[attr-defined]
                          sys.argv[1:] if argv is None else argv))
     except (typer.Abort, KeyboardInterrupt):
-        sys.stderr.write("ollama-doctor: interrupted\n")
-        sys.exit(130)
+        interrupted()
     except BrokenPipeError:
-        sys.exit(EXIT_FAIL)
-    sys.exit(code if isinstance(code, int) else EXIT_OK)
+        quiet_stdout()
+        exit_process(EXIT_FAIL)
+    except OSError as exc:  # writing the output failed (a full disk, /dev/full, EIO)
+        where = f" {exc.filename!r}" if exc.filename else " the output"
+        _die(f"cannot write{where}: {exc.strerror or exc}")
+    exit_process(code if isinstance(code, int) else EXIT_OK)
 
 
 def _with_value(message: str, exc: Exception, argv: list[str]) -> str:
@@ -518,5 +1074,22 @@ def _with_value(message: str, exc: Exception, argv: list[str]) -> str:
 
 
 def _die(message: str) -> NoReturn:
-    sys.stderr.write(f"ollama-doctor: error: {message}\n")
-    sys.exit(EXIT_USAGE)
+    from ollama_doctor.redact import redact_text
+    from ollama_doctor.runner import exit_process
+    from ollama_doctor.sanitize import clean
+
+    try:
+        sys.stderr.write(f"ollama-doctor: error: {clean(redact_text(message))}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    try:
+        sys.stdout.flush()  # what was printed before the error still goes out
+    except (OSError, ValueError):  # a failing stdout must not raise again at exit
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+    exit_process(EXIT_USAGE)

@@ -38,7 +38,7 @@ import difflib
 import json
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -1193,14 +1193,21 @@ class Replay:
 
 
 def send(body: Any, endpoint: str | None, base_url: str, *, timeout: float = 30.0,
-         report: RequestReport | None = None, max_bytes: int = 256 * 1024) -> Replay:
+         report: RequestReport | None = None, max_bytes: int = 256 * 1024,
+         client: Any = None, headers: Mapping[str, str] | None = None) -> Replay:
     """Replay ``body`` to ``base_url`` + endpoint once and compare with the prediction.
 
     Streaming is turned off for the replay (``"stream": false``) so one bounded JSON answer
     comes back. For an accepted body only the status class is compared (a 200); for a rejected
-    one the status and the whole error body.
+    one the status and the whole error body. ``client`` is an ``httpx.Client`` along the
+    user's client's path (the CLI passes ``Context.http_client()``: its proxy); it is closed
+    here. ``headers`` are sent too (the client's credentials).
     """
     import httpx
+
+    if client is None:
+        client = httpx.Client(timeout=timeout, trust_env=False, follow_redirects=False)
+    sent = {**dict(headers or {}), "Content-Type": "application/json"}
 
     report = report or check_request(body, endpoint)
     if isinstance(body, (str, bytes)):
@@ -1213,9 +1220,7 @@ def send(body: Any, endpoint: str | None, base_url: str, *, timeout: float = 30.
     url = base_url.rstrip("/") + report.endpoint
     deadline = time.monotonic() + timeout  # for the whole exchange, not only each read
     try:
-        with httpx.Client(timeout=timeout, trust_env=False, follow_redirects=False) as client, \
-                client.stream("POST", url, content=content,
-                              headers={"Content-Type": "application/json"}) as response:
+        with client, client.stream("POST", url, content=content, headers=sent) as response:
             raw = b""
             for chunk in response.iter_bytes():
                 raw += chunk

@@ -63,10 +63,13 @@ def test_closed_port_whole_document(cli: Callable[..., CliRun]) -> None:
                    "dialed": f"http://127.0.0.1:{port}"},
         "checks": [{
             "id": "reachability", "title": "Server reachable", "status": "fail",
-            "summary": f"connection refused at 127.0.0.1:{port}", "prerequisite": False,
-            "blocked_by": None, "error": None,
+            "summary": f"connection refused at 127.0.0.1:{port} — direct",
+            "prerequisite": False, "blocked_by": None, "error": None,
             "facts": {"dial_host": "127.0.0.1", "port": port, "addresses": ["127.0.0.1"],
-                      "connects": connects},
+                      "connects": connects,
+                      "path": {"client": "ollama-python", "route": "direct", "proxy": None,
+                               "source": None, "described": "direct",
+                               "reason": "no proxy variable applies to http:// URLs"}},
             "findings": [{"cause": "server-not-running", "severity": "critical",
                           "confidence": "high", "message": message, "code": None,
                           "evidence": evidence, "fix": fix}],
@@ -96,7 +99,7 @@ def test_closed_port_text_screen(cli: Callable[..., CliRun]) -> None:
     assert lines == [
         f"ollama-doctor {__version__} — target http://127.0.0.1:{port} (from option)",
         "",
-        f"  ✗ reachability<ms>connection refused at 127.0.0.1:{port}",
+        f"  ✗ reachability<ms>connection refused at 127.0.0.1:{port} — direct",
         "",
         "Diagnosis",
         " 1. server-not-running — No server is listening (critical · high confidence)",
@@ -274,6 +277,20 @@ def test_probe_runs_one_probe(cli: Callable[..., CliRun], emulator: Any) -> None
     (["check", "-o", "report.txt"], "unknown extension '.txt'"),
     (["check", "--error-file", "/nonexistent/err.txt"], "cannot read --error-file"),
     (["check", "--nosuch"], "No such option: --nosuch"),
+    # control characters: refused once, here, instead of failing every request later
+    (["check", "--header", "X-Trace: a\r\nInjected: 1"],
+     "invalid --header 'X-Trace: a\\r\\nInjected: 1': it holds a carriage return (\\r) at "
+     "position 2; header names and values cannot contain control characters"),
+    (["check", "--header", "X-Api-Key: PLANTEDk\x01"],  # (argv cannot hold a NUL)
+     "invalid --header 'X-Api-Key: ***': it holds a control character (U+0001) at the end"),
+    (["check", "--header", "X\x1bName: v"], "it holds an escape (\\x1b) at position 2"),
+    (["check", "--header", "Bad Name: v"], "the name holds ' ', which header names cannot"),
+    (["check", "--origin", "http://app.example\r"],
+     "invalid --origin 'http://app.example\\r': it holds a carriage return (\\r) at the end"),
+    (["check", "-m", "llama3.2\n"],
+     "invalid --model 'llama3.2\\n': it holds a line feed (\\n) at the end"),
+    (["check", "--host", "http://u:PLANTEDpw@127.0.0.1:1\x07"],
+     "invalid --host 'http://u:***@127.0.0.1:1\\x07': it holds a control character (U+0007)"),
 ])
 def test_bad_input_is_one_line_exit_2(cli: Callable[..., CliRun], args: list[str],
                                       message: str) -> None:
@@ -284,6 +301,15 @@ def test_bad_input_is_one_line_exit_2(cli: Callable[..., CliRun], args: list[str
     assert run.stderr.startswith("ollama-doctor: error: ")
     assert message in run.stderr
     assert "Traceback" not in run.stderr
+    assert "PLANTED" not in run.stderr
+
+
+def test_ollama_host_with_a_stray_character_is_a_usage_error(
+        cli: Callable[..., CliRun]) -> None:
+    run = cli("check", env={"OLLAMA_HOST": "127.0.0.1:11434\r"})
+    assert (run.code, run.stdout) == (2, "")
+    assert run.stderr == ("ollama-doctor: error: invalid OLLAMA_HOST '127.0.0.1:11434\\r': it "
+                          "holds a carriage return (\\r) at the end\n")
 
 
 def test_version_and_help(cli: Callable[..., CliRun]) -> None:
