@@ -446,6 +446,8 @@ def _run(command: str, ids: list[str], prerequisites: list[str], common: dict[st
     if extras is not None:
         results = [*results, *extras.results(ctx, results)]
     ranked = diagnosis.rank(results, error=ctx.error)
+    if prerequisites:
+        ranked = _focus(ranked, results, set(ids))
     if extras is not None:
         extras.adjust(ranked)
     summary = diagnosis.summary(ranked, results, strict=common["strict"])
@@ -475,6 +477,18 @@ def _run(command: str, ids: list[str], prerequisites: list[str], common: dict[st
         except OSError as exc:
             fail_usage(f"cannot write {common['output']!r}: {exc.strerror or exc}")
     return int(summary["exit_code"])
+
+
+def _focus(ranked: list[Any], results: list[Any], asked: set[str]) -> list[Any]:
+    """``probe NAME``: the diagnosis is about the probe asked for. Its prerequisites ran and
+    their lines are shown, but their own findings count only when they blocked it (then they
+    are the reason it could not run), or when the pasted error is what they explain."""
+    blockers = {r.blocked_by for r in results if r.id in asked and r.blocked_by}
+    keep = asked | blockers | {"error-text"}
+    focused = [d for d in ranked if keep & set(d.probes)]
+    for position, diag in enumerate(focused, start=1):
+        diag.rank = position
+    return focused
 
 
 def _context(common: dict[str, Any]) -> Any:

@@ -60,8 +60,11 @@ def report(doc: dict[str, Any], out: Console, *, verbose: bool = False) -> None:
     for check in doc["checks"]:
         glyph, style = GLYPH[check["status"]]
         took = "" if check["status"] == "skip" else f"{check['duration_ms']:.0f} ms"
-        out.print(f"  [{style}]{glyph}[/] {escape(check['id']):<{width}}  {took:>8}  "
-                  f"{escape(check['summary'])}", soft_wrap=True)
+        line = (f"  [{style}]{glyph}[/] {escape(check['id']):<{width}}  {took:>8}  "
+                f"{escape(check['summary'])}")
+        if check.get("prerequisite"):  # ran only because the probe asked for needs it
+            line = f"[dim]{line} (prerequisite)[/]"
+        out.print(line, soft_wrap=True)
         if verbose:
             _facts(check, out)
     if "error_text" in doc:
@@ -97,7 +100,7 @@ def _diagnosis(diag: dict[str, Any], out: Console, *, full: bool) -> None:
     if not full:
         for step in diag["fix"][:1]:
             for command in step["commands"][:2]:
-                out.print(f"      [bold]$[/] {escape(command)}", soft_wrap=True)
+                out.print(f"      {_command(step, command)}", soft_wrap=True)
         return
     out.print(f"    [dim]Why here:[/] {escape(diag['why_ranked'])}", soft_wrap=True)
     out.print(f"    [dim]Retry:[/] {escape(diag['retry']['advice'])}", soft_wrap=True)
@@ -109,7 +112,21 @@ def _diagnosis(diag: dict[str, Any], out: Console, *, full: bool) -> None:
         for step in diag["fix"]:
             out.print(f"      {escape(step['text'])}", soft_wrap=True)
             for command in step["commands"]:
-                out.print(f"        [bold]$[/] {escape(command)}", soft_wrap=True)
+                out.print(f"        {_command(step, command)}", soft_wrap=True)
+
+
+# A fix step's kind decides how its lines look: a prompt only for what is typed into a shell;
+# Python, JSON, nginx or unit-file lines are shown as the text they are, labelled once.
+KIND_LABEL = {"python": "python", "javascript": "js", "nginx": "nginx", "json": "json",
+              "systemd": "unit", "env": "env", "config": "config"}
+
+
+def _command(step: dict[str, Any], command: str) -> str:
+    kind = step.get("kind") or "shell"
+    if kind == "shell":
+        return f"[bold]$[/] {escape(command)}"
+    label = KIND_LABEL.get(kind, kind)
+    return f"[dim]{escape(label)}:[/] {escape(command)}"
 
 
 def _evidence_line(evidence: dict[str, Any]) -> str:

@@ -23,6 +23,9 @@ from ollama_doctor.result import Diagnosis, ProbeResult
 from ollama_doctor.sanitize import clean, clean_tree, md_code, md_fence, md_text
 
 SCHEMA_VERSION = 1
+# A fix step's kind → the language tag of its Markdown code block.
+MD_LANGUAGE = {"shell": "sh", "python": "python", "javascript": "js", "nginx": "nginx",
+               "json": "json", "systemd": "ini", "env": "sh", "config": "text"}
 STATUS_GLYPH = {"pass": "✓", "warn": "!", "fail": "✗", "skip": "-", "error": "‼"}
 
 
@@ -124,7 +127,8 @@ def to_markdown(doc: dict[str, Any]) -> str:
                 if step["commands"]:
                     lines.append("")
                     lines.extend(f"  {line}" for line in md_fence(
-                        "\n".join(clean(c) for c in step["commands"]), "sh"))
+                        "\n".join(clean(c) for c in step["commands"]),
+                        MD_LANGUAGE.get(step.get("kind") or "shell", "text")))
             lines.append("")
     if "error_text" in doc:
         pasted = doc["error_text"]
