@@ -434,15 +434,20 @@ def _run(command: str, ids: list[str], prerequisites: list[str], common: dict[st
         except OutputError as exc:
             fail_usage(str(exc))
 
-    from ollama_doctor import diagnosis, render, report
+    from ollama_doctor import diagnosis, report
     from ollama_doctor.runner import run_probes
 
-    with render.progress("Diagnosing") as update:
-        def on_event(name: str, result: Any) -> None:
-            if result is None:
-                update(name)
+    if common["json_out"]:  # nothing but the document on stdout, and no rich to import
+        results = run_probes(ctx, ids, prerequisites=prerequisites)
+    else:
+        from ollama_doctor import render
 
-        results = run_probes(ctx, ids, prerequisites=prerequisites, on_event=on_event)
+        with render.progress("Diagnosing") as update:
+            def on_event(name: str, result: Any) -> None:
+                if result is None:
+                    update(name)
+
+            results = run_probes(ctx, ids, prerequisites=prerequisites, on_event=on_event)
     if extras is not None:
         results = [*results, *extras.results(ctx, results)]
     ranked = diagnosis.rank(results, error=ctx.error)
@@ -460,6 +465,8 @@ def _run(command: str, ids: list[str], prerequisites: list[str], common: dict[st
     if common["json_out"]:
         sys.stdout.write(report.to_json(doc))
     else:
+        from ollama_doctor import render
+
         render.report(doc, render.console(), verbose=common["verbose"])
         if extras is not None and extras.request_text is not None:
             from ollama_doctor.redact import Redactor
@@ -1019,7 +1026,7 @@ def main(argv: list[str] | None = None) -> None:
     write the output (``ENOSPC``) is one line on stderr and exit 2. The process never waits
     for a probe thread stuck in a read: the runner has already given up on it.
     """
-    from ollama_doctor.runner import exit_process
+    from ollama_doctor._exit import exit_process
 
     def quiet_stdout() -> None:
         # As Python's documentation advises for SIGPIPE: point stdout at /dev/null so that

@@ -20,18 +20,15 @@ spent are recorded as ``skip``.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import queue
-import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import NoReturn
 
 from ollama_doctor import net
+from ollama_doctor._exit import exit_process as exit_process
 from ollama_doctor.context import Context, Options
 from ollama_doctor.registry import REGISTRY, ProbeSpec
 from ollama_doctor.result import Outcome, ProbeError, ProbeResult, Status
@@ -191,23 +188,6 @@ def _timed_out(item: _Running, ctx: Context, now: float) -> ProbeResult:
         result.summary = f"{message}; {partial.summary}"
     result.duration_ms = elapsed * 1000
     return result
-
-
-def exit_process(code: int) -> NoReturn:
-    """Exit with ``code`` without waiting for threads a cut probe left behind.
-
-    Probe threads are daemons, but a probe's own helpers (a ``ThreadPoolExecutor``'s workers)
-    are not, and interpreter shutdown joins those: when any is still alive, flush and leave
-    with ``os._exit``."""
-    stuck = [t for t in threading.enumerate()
-             if t is not threading.main_thread() and t.is_alive()
-             and (not t.daemon or t.name.startswith("od-probe-"))]
-    if stuck:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError):
-                stream.flush()
-        os._exit(code)
-    sys.exit(code)
 
 
 def _run_one(spec: ProbeSpec, ctx: Context) -> ProbeResult:

@@ -269,14 +269,14 @@ def test_probe_runs_one_probe(cli: Callable[..., CliRun], emulator: Any) -> None
     (["check", "--header", "NoColonHere"], "invalid --header 'NoColonHere'"),
     (["check", "--timeout", "-1"], "--timeout must be a positive number"),
     (["check", "--timeout", "abc"], "Invalid value for '--timeout'"),
-    (["check", "--timeout=abc"], "(got 'abc')"),
+    (["check", "--timeout=abc"], "'abc'"),  # the value the user gave, whatever click's wording
     (["probe", "nosuch"], "unknown probe 'nosuch'; valid probes: "),
     (["explain", "418"], "no entry for HTTP 418"),
     (["explain", "no-such-cause"], "unknown topic 'no-such-cause'"),
     (["check", "-o", "/nonexistent-dir/r.json"], "folder '/nonexistent-dir' does not exist"),
     (["check", "-o", "report.txt"], "unknown extension '.txt'"),
     (["check", "--error-file", "/nonexistent/err.txt"], "cannot read --error-file"),
-    (["check", "--nosuch"], "No such option: --nosuch"),
+    (["check", "--nosuch"], "--nosuch"),
     # control characters: refused once, here, instead of failing every request later
     (["check", "--header", "X-Trace: a\r\nInjected: 1"],
      "invalid --header 'X-Trace: a\\r\\nInjected: 1': it holds a carriage return (\\r) at "
