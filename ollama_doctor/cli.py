@@ -450,7 +450,7 @@ def _run(command: str, ids: list[str], prerequisites: list[str], common: dict[st
             results = run_probes(ctx, ids, prerequisites=prerequisites, on_event=on_event)
     if extras is not None:
         results = [*results, *extras.results(ctx, results)]
-    ranked = diagnosis.rank(results, error=ctx.error)
+    ranked = diagnosis.rank(results, error=ctx.error, target=ctx.target)
     if prerequisites:
         ranked = _focus(ranked, results, set(ids))
     if extras is not None:

@@ -35,6 +35,7 @@ from ollama_doctor.result import Confidence, Diagnosis, Finding, ProbeResult, Se
 
 if TYPE_CHECKING:
     from ollama_doctor.errortext import ErrorAnalysis
+    from ollama_doctor.target import Target
 
 
 @dataclass(frozen=True)
@@ -114,21 +115,26 @@ ADJUSTMENTS: tuple[Callable[[Sequence[ProbeResult]], list[ProbeResult]], ...] = 
 
 
 def rank(results: Sequence[ProbeResult], rules: Iterable[Absorb] = RULES, *,
-         error: ErrorAnalysis | None = None) -> list[Diagnosis]:
+         error: ErrorAnalysis | None = None, target: Target | None = None) -> list[Diagnosis]:
     """The ranked diagnosis for a run. Skipped probes contribute nothing.
 
     ``error``, the client error the user pasted, is evidence in its own right: when no
     error-level cause of the live run explains it, it becomes a finding of its own
     (``PASTED``, see ``pasted_finding``) and is ranked with the rest by the same rules.
+    ``target``, the server the run probed: when the pasted text shows no server and the run
+    fell back to the default, the pasted finding says so (``unshown_target``).
     """
     rules = tuple(rules)
     for adjust in ADJUSTMENTS:
         results = adjust(results)
     ranked = _rank(results, rules)
-    if error is None or not error.recognised or explained(error, ranked, rules):
+    if error is None or not error.recognised:
         return ranked
-    same = _same_answer(error, results)
-    pasted = pasted_result(error, results, ranked, same=bool(same))
+    generic = _generic_reading(error, results)
+    if not generic and explained(error, ranked, rules):
+        return ranked
+    same = _same_answer(error, results) | generic
+    pasted = pasted_result(error, results, ranked, same=bool(same), target=target)
     if same:  # the probes got the very answer the client printed, and read it less closely
         status = error.extracted.get("status")
         rules = (Absorb(pasted.findings[0].cause, tuple(sorted(same)),
@@ -208,6 +214,24 @@ def _same_answer(error: ErrorAnalysis, results: Sequence[ProbeResult]) -> set[st
             and status in _statuses(f.evidence)}
 
 
+# Causes that only say an HTTP status came back (a 5xx, a 403, a 4xx): a text that names what
+# the status meant is more precise than a probe that saw the same status without reading it.
+GENERIC = frozenset({"server-error", "forbidden", "bad-request"})
+
+
+def _generic_reading(error: ErrorAnalysis, results: Sequence[ProbeResult]) -> set[str]:
+    """Live error-level generic causes (``GENERIC``) holding the very status the pasted error
+    shows, when the text itself names a specific cause first: the same answer, which the text
+    reads more closely (``500 llama-server process has terminated`` is a runner crash, an
+    nginx ``504 Gateway Time-out`` page a gateway's timeout)."""
+    status = error.extracted.get("status")
+    if not isinstance(status, int) or not error.causes or error.causes[0] in GENERIC:
+        return set()
+    return {f.cause for r in results for f in r.findings
+            if f.cause in GENERIC and f.severity.rank >= Severity.ERROR.rank
+            and (f.code == status or status in _statuses(f.evidence))}
+
+
 def _statuses(evidence: Any, depth: int = 0) -> set[int]:
     if depth > 2 or not isinstance(evidence, dict):
         return set()
@@ -218,17 +242,19 @@ def _statuses(evidence: Any, depth: int = 0) -> set[int]:
 
 
 def pasted_result(error: ErrorAnalysis, results: Sequence[ProbeResult],
-                  ranked: Sequence[Diagnosis], *, same: bool = False) -> ProbeResult:
+                  ranked: Sequence[Diagnosis], *, same: bool = False,
+                  target: Target | None = None) -> ProbeResult:
     """The pasted error as a failed check of its own, holding ``pasted_finding``."""
     from ollama_doctor.result import Status
 
-    finding = pasted_finding(error, results, ranked, same=same)
+    finding = pasted_finding(error, results, ranked, same=same, target=target)
     return ProbeResult(PASTED, "The error your client printed", Status.FAIL, finding.message,
                        findings=[finding])
 
 
 def pasted_finding(error: ErrorAnalysis, results: Sequence[ProbeResult],
-                   ranked: Sequence[Diagnosis], *, same: bool = False) -> Finding:
+                   ranked: Sequence[Diagnosis], *, same: bool = False,
+                   target: Target | None = None) -> Finding:
     """The cause the pasted error shows, at error level with the text's own confidence, saying
     what the live run saw instead, why the two differ and what would confirm it.
 
@@ -238,6 +264,8 @@ def pasted_finding(error: ErrorAnalysis, results: Sequence[ProbeResult],
     from ollama_doctor.result import FixStep
 
     seen = {d.cause for d in ranked if d.severity.rank >= Severity.WARNING.rank}
+    if error.causes[0] not in GENERIC:
+        seen -= GENERIC  # the text names more than the status: its own reading leads
     cause = next((c for c in error.causes if c in seen), error.causes[0])
     cloud = _cloud_models(results)
     relayed = (cause == "auth-required" and "cloud-signin-required" in error.causes
@@ -275,7 +303,8 @@ def pasted_finding(error: ErrorAnalysis, results: Sequence[ProbeResult],
         why = _why_differs(error, cause, results)
         confirm = hint(cause)
     message = " ".join(part for part in (
-        said, live, why, f"To confirm it, {confirm}." if confirm else "") if part)
+        said, live, why, f"To confirm it, {confirm}." if confirm else "",
+        unshown_target(error, target)) if part)
     evidence: dict[str, Any] = {
         "pasted": {"client": error.client, "matched": candidate.because,
                    "candidates": error.causes[:5], "confidence": error.confidence},
@@ -289,6 +318,20 @@ def pasted_finding(error: ErrorAnalysis, results: Sequence[ProbeResult],
     confidence = (Confidence.HIGH if same else Confidence.MEDIUM if relayed
                   else Confidence(error.confidence))
     return Finding(cause, Severity.ERROR, message, evidence, fix, confidence, code)
+
+
+def unshown_target(error: ErrorAnalysis | None, target: Target | None) -> str:
+    """The sentence a run owes when it probed the default server because the pasted text shows
+    none (ollama-js's ``ResponseError`` and node's ``fetch failed`` print no URL): the doctor
+    cannot know from the text where the client points."""
+    from ollama_doctor.errortext import target_from
+
+    if error is None or target is None or target.source != "default" \
+            or target_from(error.extracted) is not None:
+        return ""
+    return (f"The error does not show which server the client called; probed "
+            f"{target.root_url} (the default); rerun with --host URL if your client uses "
+            "another.")
 
 
 def _cloud_models(results: Sequence[ProbeResult]) -> list[str]:
@@ -459,7 +502,8 @@ def _headline(top: Diagnosis | None, status: str) -> str:
     return top.explanation
 
 
-def explain_error(analysis: ErrorAnalysis, diagnosis: Sequence[Diagnosis]) -> dict[str, Any]:
+def explain_error(analysis: ErrorAnalysis, diagnosis: Sequence[Diagnosis], *,
+                  target: Target | None = None) -> dict[str, Any]:
     """How the run explains the error the user pasted.
 
     ``confirmed``: a cause the live probes found (at warning level or worse) is among the
@@ -469,11 +513,23 @@ def explain_error(analysis: ErrorAnalysis, diagnosis: Sequence[Diagnosis]) -> di
     ``other-cause``: the probes found an error-level cause the message does not point to; the
     pasted error's own entry, ranked below it, says how the two relate.
     """
-    from ollama_doctor.errortext import hint
-
     if not analysis.recognised:
         return {"verdict": "unrecognised",
                 "message": "The pasted text matches no known client error; every probe ran."}
+    out = _explained_by(analysis, diagnosis)
+    note = unshown_target(analysis, target)
+    if note and note not in out["message"]:
+        out["message"] += " " + note
+    return out
+
+
+# Failures to reach the probed server at all: a pasted HTTP answer proves the client reached one.
+UNREACHED = ("server-not-running", "connect-timeout", "dns-failure", "server-unresponsive")
+
+
+def _explained_by(analysis: ErrorAnalysis, diagnosis: Sequence[Diagnosis]) -> dict[str, Any]:
+    from ollama_doctor.errortext import hint
+
     candidates = analysis.causes
     hints = [{"cause": c, "hint": hint(c)} for c in candidates if hint(c)]
     for diag in diagnosis:
@@ -489,6 +545,12 @@ def explain_error(analysis: ErrorAnalysis, diagnosis: Sequence[Diagnosis]) -> di
         other = serious[0]
         message = (f"The pasted error points to {', '.join(candidates[:3])}, but the probes "
                    f"found {other.cause} instead; fix that first.")
+        status = analysis.extracted.get("status")
+        if isinstance(status, int) and other.cause in UNREACHED:
+            message = (f"The pasted error points to {', '.join(candidates[:3])}, but the probes "
+                       f"found {other.cause} where they looked. Your client got an HTTP "
+                       f"{status} answer, so it reached a server: most likely not the one "
+                       "probed here.")
         if pasted is not None:
             message += f" The pasted error stays at rank {pasted.rank}: {pasted.explanation}"
         out: dict[str, Any] = {"verdict": "other-cause", "cause": other.cause, "hints": hints,

@@ -90,6 +90,8 @@ def error_report(analysis: ErrorAnalysis) -> dict[str, Any]:
         suggestion += ["--client-timeout", f"{float(analysis.extracted['client_timeout']):g}"]
     data["next"] = " ".join(suggestion)
     data["next_check"] = data["next"]
+    # ollama-js and node's fetch print no URL: only the user knows where the client points
+    data["target_shown"] = bool(target)
     data["decided_by"] = decided_by(analysis.causes[:3] if analysis.confidence == "high"
                                     else analysis.causes)
     return data
@@ -105,8 +107,8 @@ def decided_by(causes: list[str]) -> list[str]:
 
 def error_as_text(data: dict[str, Any]) -> str:
     if not data["recognised"]:
-        return ("Not recognised: this text matches no known client error.\n"
-                f"Run the probes to find out: {data['next']}")
+        return _shown("Not recognised: this text matches no known client error.\n"
+                      f"Run the probes to find out: {data['next']}")
     lines = ["Candidate causes, most likely first:"]
     for i, c in enumerate(data["candidates"], start=1):
         code = f" (HTTP {c['code']})" if c["code"] is not None else ""
@@ -124,7 +126,20 @@ def error_as_text(data: dict[str, Any]) -> str:
     else:
         lines.append(f"The text alone cannot tell these apart; a live check decides: run "
                      f"{data['next']} (the {checks} checks tell them apart)")
-    return "\n".join(lines)
+    if data.get("target_shown") is False:
+        lines.append("The error does not show which server the client called: add --host URL "
+                     "(the URL your client uses) unless it is the default "
+                     "http://127.0.0.1:11434 or set in OLLAMA_HOST / OPENAI_BASE_URL where "
+                     "check runs.")
+    return _shown("\n".join(lines))
+
+
+def _shown(text: str) -> str:
+    """Pasted text reaches the terminal only redacted and without escape sequences."""
+    from ollama_doctor.redact import redact_text
+    from ollama_doctor.sanitize import clean
+
+    return clean(redact_text(text), keep_newlines=True)
 
 
 def readme_tables() -> str:

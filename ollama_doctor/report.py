@@ -47,7 +47,7 @@ def build(ctx: Context, results: Sequence[ProbeResult], diagnosis: Sequence[Diag
         from ollama_doctor.diagnosis import explain_error
 
         doc["error_text"] = {**ctx.error.to_dict(),
-                             "explained_by": explain_error(ctx.error, diagnosis)}
+                             "explained_by": explain_error(ctx.error, diagnosis, target=ctx.target)}
     redacted: dict[str, Any] = scrub(doc, Redactor(ctx.secrets()))
     return redacted
 

@@ -263,3 +263,68 @@ def test_a_401_on_a_server_that_lets_the_doctor_in_and_lists_cloud_models_is_clo
     assert "gpt-oss:120b-cloud" in top.explanation
     # without a cloud model the text's own first reading stays
     assert rank(results, error=analyse(text))[0].cause == "auth-required"
+
+
+# ollama-js prints the body and the status, never the URL it called (ResponseError).
+OLLAMA_JS_502 = ("file:///app/node_modules/ollama/dist/browser.mjs:73\n"
+                 "ResponseError: <html>\n<head><title>502 Bad Gateway</title></head>\n</html>\n"
+                 "    at checkOk (file:///app/node_modules/ollama/dist/browser.mjs:73:9) {\n"
+                 "  status_code: 502\n}")
+
+
+def test_a_run_that_probed_the_default_because_the_text_shows_no_server_says_so() -> None:
+    from ollama_doctor.target import parse_target
+
+    default = parse_target(None)
+    (top, *_) = rank(healthy(), error=analyse(OLLAMA_JS_502), target=default)
+    assert (top.cause, top.probes) == ("bad-gateway", [PASTED])
+    note = ("The error does not show which server the client called; probed "
+            "http://127.0.0.1:11434 (the default); rerun with --host URL if your client uses "
+            "another.")
+    assert top.explanation.endswith(note)
+    assert explain_error(analyse(OLLAMA_JS_502), [top], target=default)["message"].endswith(note)
+    # a server the user named, or one the text shows: nothing to say
+    named = parse_target("http://ollama.example.com", "option")
+    (top, *_) = rank(healthy(), error=analyse(OLLAMA_JS_502), target=named)
+    assert "does not show which server" not in top.explanation
+    shown = "requests.exceptions.HTTPError: 502 Server Error: Bad Gateway for url: http://a:80/x"
+    (top, *_) = rank(healthy(), error=analyse(shown), target=default)
+    assert "does not show which server" not in top.explanation
+
+
+def test_a_pasted_http_answer_where_nothing_listens_names_another_server() -> None:
+    from ollama_doctor.target import parse_target
+
+    results = [result("reachability", f("server-not-running", E))]
+    ranked = rank(results, error=analyse(OLLAMA_JS_502), target=parse_target(None))
+    assert [d.cause for d in ranked][:2] == ["server-not-running", "bad-gateway"]
+    verdict = explain_error(analyse(OLLAMA_JS_502), ranked, target=parse_target(None))
+    assert verdict["verdict"] == "other-cause"
+    assert "Your client got an HTTP 502 answer, so it reached a server" in verdict["message"]
+    assert verdict["message"].endswith("if your client uses another.")
+
+
+def test_a_text_that_names_what_a_status_meant_leads_a_probe_that_saw_only_the_status() -> None:
+    """openai-node prints Ollama's message with the 500; a probe that got the same 500 and read
+    only its status (server-error) is the same answer, read less closely."""
+    text = "InternalServerError: 500 llama-server process has terminated: exit status 2"
+    seen = f("server-error", E, HIGH, code=500, reply={"status": 500})
+    ranked = rank([result("v1", seen)], error=analyse(text))
+    top = ranked[0]
+    assert (top.cause, top.probes, top.severity) == ("runner-crashed", ["v1", PASTED], E)
+    assert [e["cause"] for e in top.evidence["explains"]] == ["server-error"]
+    assert [d.cause for d in ranked if d.severity.rank >= E.rank] == ["runner-crashed"]
+    # a text that shows only the status reads no more than the probe: the probe's answer stands
+    bare = "requests.exceptions.HTTPError: 500 Server Error: Internal Server Error for url: x"
+    assert rank([result("v1", seen)], error=analyse(bare))[0].cause == "server-error"
+    # another status is another answer
+    other = f("server-error", E, HIGH, code=503, reply={"status": 503})
+    assert rank([result("v1", other)], error=analyse(text))[0].cause == "server-error"
+
+
+def test_a_gateway_page_the_live_run_read_as_a_server_error_is_the_gateway_timeout() -> None:
+    text = "openai.InternalServerError: Error code: 504"
+    ranked = rank([result("v1", f("server-error", E, HIGH, code=504, reply={"status": 504})),
+                   result("warmup", f("gateway-timeout", E, MED))], error=analyse(text))
+    assert [d.cause for d in ranked] == ["gateway-timeout"]
+    assert set(ranked[0].probes) == {"warmup", "v1", PASTED}

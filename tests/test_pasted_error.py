@@ -78,3 +78,23 @@ def test_explain_says_which_live_check_decides(cli: Callable[..., CliRun]) -> No
     assert data["next_check"] == "ollama-doctor check"  # never --host ollama.com
     plain = cli("explain", "--error", text).stdout
     assert "The text alone cannot tell these apart; a live check decides" in plain
+
+
+def test_explain_says_when_the_text_shows_no_server(cli: Callable[..., CliRun]) -> None:
+    """ollama-js prints the status and the body, never the URL it called: only the user can
+    say where the client points."""
+    text = ("file:///app/node_modules/ollama/dist/browser.mjs:73\n"
+            "ResponseError: <html><head><title>502 Bad Gateway</title></head></html>\n"
+            "    at checkOk (file:///app/node_modules/ollama/dist/browser.mjs:73:9) {\n"
+            "  status_code: 502\n}")
+    data = json.loads(cli("explain", "--json", "--error", text).stdout)
+    assert (data["client"], data["target_shown"], data["next_check"]) == (
+        "ollama-js", False, "ollama-doctor check")
+    plain = cli("explain", "--error", text).stdout
+    assert "The error does not show which server the client called: add --host URL" in plain
+    shown = ("requests.exceptions.HTTPError: 502 Server Error: Bad Gateway for url: "
+             "http://ollama.example.com/api/chat")
+    data = json.loads(cli("explain", "--json", "--error", shown).stdout)
+    assert (data["target_shown"], data["next_check"]) == (
+        True, "ollama-doctor check --host http://ollama.example.com:80")
+    assert "does not show which server" not in cli("explain", "--error", shown).stdout
