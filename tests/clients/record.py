@@ -165,7 +165,8 @@ def run_client(clients: Clients, situation: Situation, client: str, build: Build
             "file": f"{situation.id}/{client}.txt", "expected": situation.expected_cause(client),
             "target": situation.target(client), "env": situation.client_env(client),
             "evidence": evidence(situation, client, output),
-            "doctor_args": list(situation.doctor_args), "app": text, "text": output}
+            "doctor_args": list(situation.doctor_args_of(client)), "app": text,
+            "text": output}
 
 
 def _chat_answer(output: str) -> bool:

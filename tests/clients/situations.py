@@ -154,9 +154,17 @@ class Situation:
     fresh_per_client: bool = False  # each call needs its own server (a cold load)
     may_succeed: frozenset[str] = frozenset()  # clients whose call gets an answer here
     doctor_args: tuple[str, ...] = ()
+    # Per client, added to ``doctor_args``: a client whose printed error shows no address
+    # (ollama-js's ResponseError, node's "fetch failed") and that reads no variable the doctor
+    # could, calling a server set in its code: its user must say where it points (--host).
+    doctor_args_for: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def expected_cause(self, client: str) -> str:
         return self.expected_for.get(client, self.expected)
+
+    def doctor_args_of(self, client: str) -> tuple[str, ...]:
+        """The arguments the user gives ``check`` besides the pasted error."""
+        return (*self.doctor_args, *self.doctor_args_for.get(client, ()))
 
     def base_url(self, client: str) -> str:
         """The base URL this client uses (before its own API path)."""
@@ -396,7 +404,19 @@ MAY_SUCCEED: dict[str, frozenset[str]] = {
                      "proxy-blocks-local", "proxy-blocks-tinyproxy"), frozenset(NODE_CLIENTS)),
     "gateway-504": frozenset({"langchain-ollama"}),
 }
+# ollama-js prints neither the URL nor the address it called (``ResponseError: <body>``,
+# ``TypeError: fetch failed`` with only the TLS cause) and reads no OLLAMA_HOST: where its
+# host is set in code and the text shows no address, the user passes it to ``check``.
+NO_ADDRESS_SHOWN: dict[str, tuple[str, ...]] = dict.fromkeys(
+    ("reverse-502", "host-403", "gateway-504", "https-plain"), ("ollama-js",))
+
+
+def _host_args(s: Situation) -> dict[str, tuple[str, ...]]:
+    return {c: ("--host", s.base_url(c)) for c in NO_ADDRESS_SHOWN.get(s.id, ())}
+
+
 SITUATIONS = tuple(replace(s, names_cause=NAMES_CAUSE.get(s.id),
-                           may_succeed=MAY_SUCCEED.get(s.id, frozenset())) for s in SITUATIONS)
+                           may_succeed=MAY_SUCCEED.get(s.id, frozenset()),
+                           doctor_args_for=_host_args(s)) for s in SITUATIONS)
 BY_ID = {s.id: s for s in SITUATIONS}
 assert all(c in CLIENTS for s in SITUATIONS for c in s.expected_for)
