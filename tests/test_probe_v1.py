@@ -232,3 +232,18 @@ def test_detector_on_the_native_warm_up_call(emulator: Callable[..., Any]) -> No
             assert (seen is not None) is want, (model, final)
             if seen is not None:
                 assert v1.thinking_finding(seen, model).severity is Severity.INFO
+
+
+@pytest.mark.parametrize(("faults", "cause"), [
+    ({"runner_crash": "new"}, "runner-crashed"),
+    ({"oom": "new"}, "out-of-memory"),
+])
+def test_a_5xx_is_read_through_ollamas_own_words(emulator: Callable[..., Any],
+                                                 faults: dict[str, str], cause: str) -> None:
+    """A 500 on /v1 carries Ollama's message: read by the one table (ollama_messages), not
+    left as a bare server-error."""
+    emu = emulator(**faults)
+    out = v1.run(_ctx(emu.url + "/v1", model="llama3.2"))
+    assert out.status is Status.FAIL
+    assert {f.cause for f in out.findings} == {cause}
+    assert all(f.code == 500 for f in out.findings)

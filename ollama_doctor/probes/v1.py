@@ -327,11 +327,25 @@ def _models_failed(ctx: Context, call: _Calls, base: str, reply: net.HttpReply,
                         "as api_key")
         return Outcome(Status.WARN, summary, facts)
     if reply.status is not None and reply.status >= 500:
-        findings.append(Finding("server-error", Severity.ERROR,
+        findings.append(Finding(_server_cause(reply, reply.snippet(300)), Severity.ERROR,
                                 f"GET {base}/models answered {_said(reply)}",
                                 {"models": reply.to_evidence()}, code=reply.status))
         return Outcome.from_findings(f"GET {base}/models failed", facts, findings)
     return Outcome(Status.WARN, f"GET {base}/models answered {_said(reply)}", facts)
+
+
+def _server_cause(reply: net.HttpReply, message: str) -> str:
+    """A 5xx read the way every other reader reads it: Ollama's own words first (the one table,
+    ``ollama_messages``: a runner crash, out of memory, a load timeout), then who answered — a
+    502/504 page that is not Ollama's JSON comes from a gateway in front."""
+    from ollama_doctor import ollama_messages
+
+    cause = ollama_messages.classify(message)
+    if cause is not None:
+        return cause
+    if reply.status in (502, 504) and reply.error_message() is None:
+        return "bad-gateway" if reply.status == 502 else "gateway-timeout"
+    return "server-error"
 
 
 def _chat_failed(ctx: Context, reply: net.HttpReply, base: str, model: str, ids: list[str],
@@ -362,7 +376,7 @@ def _chat_failed(ctx: Context, reply: net.HttpReply, base: str, model: str, ids:
                      "leave the parameter out for this model.", (f"ollama show {model}",))],
             code=400))
     elif reply.status is not None and reply.status >= 500:
-        findings.append(Finding("server-error", Severity.ERROR,
+        findings.append(Finding(_server_cause(reply, message), Severity.ERROR,
                                 f"{what.capitalize()} with {model}: {reply.status} {message!r}.",
                                 evidence, code=reply.status))
     elif reply.status is not None and reply.status not in (401, 403):
