@@ -8,7 +8,8 @@ transport, the responder's identity, access control, the model, the server, perf
 top. A lower layer blocks everything above it, so the diagnosis ranks it first (see
 ``diagnosis.rank``).
 
-Which side produces each status comes from ``ollama-facts.md`` §2.10: Ollama never sends 429 or
+Which side produces each status comes from ``docs/ollama-wire.md`` §2 (the status table): Ollama
+never sends 429 or
 504 for local models, and 401 only on the cloud path.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from ollama_doctor import remedies as R
 from ollama_doctor.result import FixStep, Retry
 
 
@@ -154,8 +156,11 @@ CODES: tuple[CodeRow, ...] = (
 CODE_TABLE: dict[int, CodeRow] = {row.code: row for row in CODES}
 
 
-def _f(text: str, *commands: str) -> FixStep:
-    return FixStep(text, tuple(commands))
+def _f(text: str, *commands: R.Command) -> FixStep:
+    return R.step(text, *commands)
+
+
+LOOPBACK_URL = "http://127.0.0.1:11434"
 
 
 NO_FIX_NO_RETRY = Retry(False, "Retrying does not help until the cause is fixed.")
@@ -166,7 +171,7 @@ CATALOGUE: tuple[Cause, ...] = (
         "The client targets `0.0.0.0` or `::`, a bind address rather than a destination.",
         None, Layer.CONFIG,
         (_f("Point the client at loopback (or the server's real address) instead.",
-            "export OLLAMA_HOST=http://127.0.0.1:11434"),),
+            R.export_host(LOOPBACK_URL)),),
         Retry(False, "Works on Linux and macOS, fails on Windows and in some clients; "
                      "retrying does not change that."),
     ),
@@ -175,7 +180,7 @@ CATALOGUE: tuple[Cause, ...] = (
         "A scheme without a port (→ 80/443), or TLS spoken to Ollama's plain-HTTP port.",
         None, Layer.CONFIG,
         (_f("Use plain http and name the port: Ollama serves HTTP only.",
-            "export OLLAMA_HOST=http://127.0.0.1:11434"),),
+            R.export_host(LOOPBACK_URL)),),
         NO_FIX_NO_RETRY,
     ),
     Cause(
@@ -184,7 +189,7 @@ CATALOGUE: tuple[Cause, ...] = (
         "into different URLs.",
         None, Layer.CONFIG,
         (_f("Write the target in full, with scheme, host and port.",
-            "export OLLAMA_HOST=http://127.0.0.1:11434"),),
+            R.export_host(LOOPBACK_URL)),),
         NO_FIX_NO_RETRY,
     ),
     Cause(
@@ -193,7 +198,7 @@ CATALOGUE: tuple[Cause, ...] = (
         "it breaks `import ollama` itself.",
         None, Layer.CONFIG,
         (_f("Install SOCKS support, or unset the variable for this client.",
-            "pip install 'httpx[socks]'", "unset ALL_PROXY all_proxy"),),
+            R.sh("pip install 'httpx[socks]'"), R.unset("ALL_PROXY", "all_proxy")),),
         NO_FIX_NO_RETRY,
     ),
     Cause(
@@ -201,7 +206,7 @@ CATALOGUE: tuple[Cause, ...] = (
         "A configured proxy does not answer or does not resolve.",
         None, Layer.PATH,
         (_f("Start the proxy, fix its address, or exclude the Ollama host from proxying.",
-            "export NO_PROXY=localhost,127.0.0.1,::1"),),
+            R.export("NO_PROXY", R.LOOPBACK_NO_PROXY)),),
         NO_FIX_NO_RETRY,
     ),
     Cause(
@@ -210,7 +215,7 @@ CATALOGUE: tuple[Cause, ...] = (
         "the proxied path fails or differs from the direct one.",
         502, Layer.PATH,
         (_f("Exclude the Ollama host from proxying (keep your existing entries).",
-            "export NO_PROXY=localhost,127.0.0.1,::1"),),
+            R.export("NO_PROXY", R.LOOPBACK_NO_PROXY)),),
         Retry(False, "Every retry goes through the same proxy; set NO_PROXY instead."),
     ),
     Cause(
@@ -232,18 +237,19 @@ CATALOGUE: tuple[Cause, ...] = (
         "The name resolves to `::1` first but the server listens on IPv4 only (or the reverse).",
         None, Layer.PATH,
         (_f("Use the IPv4 literal, which every client dials the same way.",
-            "export OLLAMA_HOST=http://127.0.0.1:11434"),
-         _f("Or make the server listen on both families.", "OLLAMA_HOST=[::]:11434 ollama serve")),
+            R.export_host(LOOPBACK_URL)),
+         _f("Or make the server listen on both families.",
+             R.serve_with("OLLAMA_HOST", "[::]:11434"))),
         NO_FIX_NO_RETRY,
     ),
     Cause(
         "server-not-running", "No server is listening",
         "Nothing listens at the target (TCP refused), and when local no Ollama process runs.",
         None, Layer.TRANSPORT,
-        (_f("Start Ollama, then check it answers.", "ollama serve",
-            "curl http://127.0.0.1:11434/"),
+        (_f("Start Ollama, then check it answers.", R.sh("ollama serve"),
+            R.curl(f"{LOOPBACK_URL}/")),
          _f("If it runs as a service, look at why it stopped.",
-            "systemctl status ollama", "journalctl -u ollama -n 50")),
+            R.service_status(), R.journal())),
         Retry(False, "Retrying does not help until a server listens."),
     ),
     Cause(
@@ -251,8 +257,7 @@ CATALOGUE: tuple[Cause, ...] = (
         "Something accepts TCP connections at the target but sends no HTTP answer in time "
         "(a hung server, a stalled proxy, or a non-HTTP service).",
         None, Layer.TRANSPORT,
-        (_f("Restart the server and read its log; check what owns the port.",
-            "sudo ss -ltnp 'sport = :11434'", "journalctl -u ollama -n 50"),),
+        tuple(R.unresponsive_fix()),
         Retry(False, "A hung server stays hung until restarted."),
     ),
     Cause(
@@ -261,9 +266,9 @@ CATALOGUE: tuple[Cause, ...] = (
         "host.",
         None, Layer.TRANSPORT,
         (_f("Reach the host's server through the host gateway name.",
-            "docker run --add-host=host.docker.internal:host-gateway …",
-            "export OLLAMA_HOST=http://host.docker.internal:11434"),
-         _f("Or share the host's network.", "docker run --network host …")),
+            R.docker_run("--add-host=host.docker.internal:host-gateway", image="IMAGE"),
+            R.export_host("http://host.docker.internal:11434")),
+         _f("Or share the host's network.", R.docker_run("--network host", image="IMAGE"))),
         NO_FIX_NO_RETRY,
     ),
     Cause(
@@ -271,8 +276,7 @@ CATALOGUE: tuple[Cause, ...] = (
         "The server listens only on loopback but the client targets another address.",
         None, Layer.TRANSPORT,
         (_f("Make the server listen on every interface, in the service's environment.",
-            "sudo systemctl edit ollama   # [Service] Environment=\"OLLAMA_HOST=0.0.0.0:11434\"",
-            "sudo systemctl restart ollama"),),
+            R.systemd_edit("OLLAMA_HOST", "0.0.0.0:11434"), *R.systemd_restart()),),
         NO_FIX_NO_RETRY,
     ),
     Cause(
@@ -280,7 +284,7 @@ CATALOGUE: tuple[Cause, ...] = (
         "TCP connect times out: a firewall dropping packets, a wrong address or route.",
         None, Layer.TRANSPORT,
         (_f("Open port 11434 on the server's firewall, and check the address and route.",
-            "sudo ufw allow 11434/tcp", "sudo firewall-cmd --add-port=11434/tcp"),),
+            R.sh("sudo ufw allow 11434/tcp"), R.sh("sudo firewall-cmd --add-port=11434/tcp")),),
         Retry(False, "Dropped packets stay dropped; fix the firewall or address."),
     ),
     Cause(
@@ -289,8 +293,8 @@ CATALOGUE: tuple[Cause, ...] = (
         "proxy).",
         None, Layer.TRANSPORT,
         (_f("Install the intercepting proxy's CA, or point Python at it.",
-            "export SSL_CERT_FILE=/path/to/corporate-ca.pem",
-            "export REQUESTS_CA_BUNDLE=/path/to/corporate-ca.pem"),),
+            R.export("SSL_CERT_FILE", "CORPORATE_CA.pem"),
+            R.export("REQUESTS_CA_BUNDLE", "CORPORATE_CA.pem")),),
         NO_FIX_NO_RETRY,
     ),
     Cause(
@@ -298,7 +302,7 @@ CATALOGUE: tuple[Cause, ...] = (
         "Something other than Ollama answers at the target.",
         None, Layer.IDENTITY,
         (_f("Find what owns the port, and point the client at Ollama's real address.",
-            "sudo ss -ltnp 'sport = :11434'"),),
+            R.listening_on()),),
         NO_FIX_NO_RETRY,
     ),
     Cause(
@@ -306,8 +310,9 @@ CATALOGUE: tuple[Cause, ...] = (
         "Plain-text `404 page not found`: a missing or doubled `/v1` or `/api`.",
         404, Layer.IDENTITY,
         (_f("Use the server root for Ollama clients, and `/v1` only for OpenAI-style clients.",
-            "base_url=http://127.0.0.1:11434      # ollama-python, ollama-js",
-            "base_url=http://127.0.0.1:11434/v1   # OpenAI SDKs"),),
+            R.python(f"ollama.Client(host={LOOPBACK_URL!r})   # ollama-python"),
+            R.python(f"openai.OpenAI(base_url={LOOPBACK_URL + '/v1'!r}, "
+                     "api_key='ollama')   # OpenAI SDK")),),
         None,
     ),
     Cause(
@@ -315,7 +320,7 @@ CATALOGUE: tuple[Cause, ...] = (
         "Another Ollama server or model store answers than the one the user looked at.",
         404, Layer.IDENTITY,
         (_f("Run one server, or point the client at the one that holds the models.",
-            "ps aux | grep 'ollama serve'", "ollama list"),),
+            R.sh("ps aux | grep 'ollama serve'"), R.sh("ollama list")),),
         None,
     ),
     Cause(
@@ -337,13 +342,13 @@ CATALOGUE: tuple[Cause, ...] = (
         "checks `Authorization`).",
         401, Layer.ACCESS,
         (_f("Send the token the proxy expects; ollama-python sends OLLAMA_API_KEY as a bearer.",
-            "export OLLAMA_API_KEY=<token>"),),
+            R.api_key_export()),),
         None,
     ),
     Cause(
         "cloud-signin-required", "The cloud model needs sign-in",
         "A cloud model needs `ollama signin` (401 with `signin_url`).", 401, Layer.ACCESS,
-        (_f("Sign this server in to ollama.com.", "ollama signin"),),
+        (_f("Sign this server in to ollama.com.", R.sh("ollama signin")),),
         None,
     ),
     Cause(
@@ -352,8 +357,8 @@ CATALOGUE: tuple[Cause, ...] = (
         "or `disable_ollama_cloud` in its config).", 403, Layer.ACCESS,
         (_f("Turn cloud models back on in the server's environment (or its config), then "
             "restart it; or use a local model.",
-            "sudo systemctl edit ollama   # remove Environment=\"OLLAMA_NO_CLOUD=1\"",
-            "sudo systemctl restart ollama"),),
+            R.systemd_unset("OLLAMA_NO_CLOUD"),
+            *R.systemd_restart()),),
         NO_RETRY_4XX,
     ),
     Cause(
@@ -362,21 +367,21 @@ CATALOGUE: tuple[Cause, ...] = (
         403, Layer.ACCESS,
         (_f("Allow the Origin in the server's environment (no spaces after commas), then "
             "restart the server.",
-            "sudo systemctl edit ollama   # [Service] Environment=\"OLLAMA_ORIGINS=…\"",
-            "sudo systemctl restart ollama"),),
+            R.systemd_edit("OLLAMA_ORIGINS", "ORIGIN"), *R.systemd_restart()),),
         None,
     ),
     Cause(
         "host-forbidden", "The Host header is not allowed",
         "Empty-body 403 from Ollama's Host-header check behind a reverse proxy or tunnel.",
         403, Layer.ACCESS,
-        (_f("Rewrite the Host header to localhost in the proxy or tunnel.",
-            "nginx: proxy_set_header Host localhost:11434;",
-            "ngrok http 11434 --host-header=\"localhost:11434\"",
-            "cloudflared tunnel --url http://localhost:11434 "
-            "--http-host-header=\"localhost:11434\""),
+        (_f("Rewrite the Host header to localhost in the proxy (nginx):",
+            R.nginx("proxy_set_header Host localhost:11434;")),
+         _f("or in the tunnel:",
+            R.sh("ngrok http 11434 --host-header=\"localhost:11434\""),
+            R.sh("cloudflared tunnel --url http://localhost:11434 "
+                 "--http-host-header=\"localhost:11434\"")),
          _f("Or make Ollama listen on all interfaces, which turns the Host check off.",
-            "OLLAMA_HOST=0.0.0.0:11434")),
+            R.serve_with("OLLAMA_HOST", "0.0.0.0:11434"))),
         None,
     ),
     Cause(
@@ -394,27 +399,28 @@ CATALOGUE: tuple[Cause, ...] = (
     Cause(
         "model-not-found", "The model is not on this server",
         "The model is not on this server (with the nearest installed names).", 404, Layer.MODEL,
-        (_f("Pull the exact name, or use one that `ollama list` shows.", "ollama pull MODEL"),),
+        (_f("Pull the exact name, or use one that `ollama list` shows.", R.pull("MODEL")),),
         None,
     ),
     Cause(
         "model-capability", "The model cannot do what the call asks",
         "The model lacks a capability the call needs (tools, vision, generate, embedding).",
         400, Layer.MODEL,
-        (_f("Use a model with the capability, or drop it from the call.", "ollama show MODEL"),),
+        (_f("Use a model with the capability, or drop it from the call.",
+            R.sh("ollama show MODEL")),),
         None,
     ),
     Cause(
         "ollama-outdated", "Ollama is too old",
         "The server is too old for the model or feature.", None, Layer.MODEL,
-        (_f("Upgrade Ollama.", "curl -fsSL https://ollama.com/install.sh | sh"),),
+        (_f("Upgrade Ollama.", R.sh("curl -fsSL https://ollama.com/install.sh | sh")),),
         NO_FIX_NO_RETRY,
     ),
     Cause(
         "runner-crashed", "The model runner crashed",
         "The model runner terminated or stopped.", 500, Layer.SERVER,
         (_f("Read the server log around the crash; upgrade Ollama; try a smaller model.",
-            "journalctl -u ollama -n 100"),),
+            R.journal()),),
         Retry(False, "A retry reloads the model and usually crashes the same way."),
     ),
     Cause(
@@ -422,20 +428,22 @@ CATALOGUE: tuple[Cause, ...] = (
         "The model does not fit: OOM messages, or memory limits below the model's size.",
         500, Layer.SERVER,
         (_f("Use a smaller model or quantisation, or a smaller context.",
-            "OLLAMA_CONTEXT_LENGTH=4096", "OLLAMA_KV_CACHE_TYPE=q8_0"),),
+            R.env_line("OLLAMA_CONTEXT_LENGTH", "4096"),
+                R.env_line("OLLAMA_KV_CACHE_TYPE", "q8_0")),),
         Retry(False, "It fails again until memory is freed or the model gets smaller."),
     ),
     Cause(
         "memory-limit", "A memory limit is below the model's size",
         "A container or host memory limit is below what the model needs.", None, Layer.SERVER,
         (_f("Raise the container's memory limit above the model's size plus headroom.",
-            "docker run --memory=16g …", "kubectl set resources … --limits=memory=16Gi"),),
+            R.sh("docker update --memory=16g --memory-swap=16g CONTAINER"),
+            R.sh("kubectl set resources deployment/DEPLOYMENT --limits=memory=16Gi")),),
         Retry(False, "It fails again until the limit is raised or the model gets smaller."),
     ),
     Cause(
         "server-error", "The server failed",
         "Any other 500.", 500, Layer.SERVER,
-        (_f("Read the server log for the request's time.", "journalctl -u ollama -n 100"),),
+        (_f("Read the server log for the request's time.", R.journal()),),
         None,
     ),
     Cause(
@@ -448,7 +456,7 @@ CATALOGUE: tuple[Cause, ...] = (
         "server-busy", "The server's queue is full",
         "The server's queue is full (`OLLAMA_MAX_QUEUE`).", 503, Layer.SERVER,
         (_f("Limit concurrent calls in the client, or raise the queue on the server.",
-            "OLLAMA_MAX_QUEUE=1024", "OLLAMA_NUM_PARALLEL=4"),),
+            R.env_line("OLLAMA_MAX_QUEUE", "1024"), R.env_line("OLLAMA_NUM_PARALLEL", "4")),),
         None,
     ),
     Cause(
@@ -456,7 +464,7 @@ CATALOGUE: tuple[Cause, ...] = (
         "An intermediary timed out waiting (load or generation longer than its limit).",
         504, Layer.SERVER,
         (_f("Raise the proxy's read timeout, and stream responses.",
-            "nginx: proxy_read_timeout 600s; proxy_buffering off;"),),
+            R.nginx("proxy_read_timeout 600s;"), R.nginx("proxy_buffering off;")),),
         Retry(False, "The same call takes as long again; raise the gateway timeout or stream."),
     ),
     Cause(
@@ -475,21 +483,25 @@ CATALOGUE: tuple[Cause, ...] = (
     Cause(
         "gpu-offload", "The model runs partly or wholly on CPU",
         "The model runs partly or wholly on CPU.", None, Layer.PERFORMANCE,
-        (_f("Use a smaller model, quantisation or context so it fits in VRAM.", "ollama ps"),),
+        (_f("Use a smaller model, quantisation or context so it fits in VRAM.",
+            R.sh("ollama ps")),),
         Retry(False, "Slowness is not an error; retrying does not change where layers run."),
     ),
     Cause(
         "fd-limit-low", "The open-file limit is low",
         "The open-file limit is too low for the call volume.", None, Layer.PERFORMANCE,
-        (_f("Raise the limit where Ollama is started.", "ulimit -n 65536",
-            "systemd: LimitNOFILE=65536 in [Service]", "docker run --ulimit nofile=65536:65536"),),
+        (_f("Raise the limit where Ollama is started: in the shell that runs `ollama serve`, for a "
+            "systemd service, or for a container.", R.sh("ulimit -n 65536"),
+            R.systemd_setting("LimitNOFILE=65536"),
+            R.docker_run("--ulimit nofile=65536:65536", "-d", "-p 11434:11434",
+                         "-v ollama:/root/.ollama", "--name ollama")),),
         NO_FIX_NO_RETRY,
     ),
     Cause(
         "disk-space-low", "Little free disk where models live",
         "Too little free space where models are stored.", None, Layer.PERFORMANCE,
-        (_f("Free space, or move the model store.", "ollama rm UNUSED_MODEL",
-            "OLLAMA_MODELS=/bigdisk/ollama/models"),),
+        (_f("Free space, or move the model store.", R.sh("ollama rm UNUSED_MODEL"),
+            R.serve_with("OLLAMA_MODELS", "/bigdisk/ollama/models")),),
         NO_FIX_NO_RETRY,
     ),
     Cause(
@@ -497,8 +509,7 @@ CATALOGUE: tuple[Cause, ...] = (
         "A setting made in a shell is not in the environment of the server that runs.",
         None, Layer.PERFORMANCE,
         (_f("Set it where the server starts, then restart it.",
-            "sudo systemctl edit ollama   # [Service] Environment=\"NAME=value\"",
-            "sudo systemctl restart ollama"),),
+            R.systemd_edit("NAME", "VALUE"), *R.systemd_restart()),),
         NO_FIX_NO_RETRY,
     ),
     Cause(
@@ -506,14 +517,14 @@ CATALOGUE: tuple[Cause, ...] = (
         "Calls with differing options force the model to reload again and again.",
         None, Layer.PERFORMANCE,
         (_f("Send the same `num_ctx` (or none) from every client.",
-            "OLLAMA_CONTEXT_LENGTH=8192"),),
+            R.env_line("OLLAMA_CONTEXT_LENGTH", "8192")),),
         Retry(False, "Each differing call reloads again; align the options."),
     ),
     Cause(
         "prompt-truncated", "Prompts are cut to the context length",
         "Prompts longer than the context are silently cut.", None, Layer.PERFORMANCE,
         (_f("Send a larger `options.num_ctx`, or set the server default.",
-            "OLLAMA_CONTEXT_LENGTH=32768"),),
+            R.env_line("OLLAMA_CONTEXT_LENGTH", "32768")),),
         Retry(False, "The same prompt is cut the same way."),
     ),
 )

@@ -1,8 +1,17 @@
 """The injected outside world: options, environment, clock, filesystem root, resolver, HTTP.
 
-Probes never read ``os.environ``, ``/proc`` or the network directly; they ask the context, so
-tests can swap any of these (a fixture ``/proc`` tree, an environment without the developer's
-proxy variables, a fake process list).
+Probes never read ``os.environ`` or make an HTTP request directly: the environment is
+``env``, files (``/proc``, ``/sys``, ``/etc``) are read under ``fs_root`` through ``path``, and
+every HTTP request goes through ``http``, ``http_client`` or ``async_client`` below, so tests
+swap any of these (a fixture ``/proc`` tree, an environment without the developer's proxy
+variables). Three things are read from the live machine on purpose, because no file holds them
+portably: process and socket tables through psutil in ``local.py`` (used by ``server``,
+``models``, ``dns``, ``reachability``, ``resources`` and ``ulimit``), memory and disk figures
+through psutil in ``resources`` where ``/proc/meminfo`` is absent (macOS, Windows), and a
+process's open-file count through psutil in ``ulimit``; tests replace those psutil functions, and
+raw TCP/TLS/DNS exchanges go through ``net.py``, ``tlsinfo.py`` and dnspython with the context's
+timeouts. Other probes' results are read through ``result`` (status, findings) and ``facts`` (typed
+evidence, ``facts.py``).
 
 The client's path is decided here, once: ``route(url)`` is the proxy the chosen client family
 (``--client``, ``clients.py``) uses for a URL under this environment (``proxyenv``), or direct.
@@ -18,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ollama_doctor.target import Target
 
@@ -63,6 +72,7 @@ class Options:
 
 
 GetAddrInfo = Callable[..., list[tuple[Any, ...]]]
+E = TypeVar("E")
 
 
 @dataclass(frozen=True)
@@ -284,7 +294,21 @@ class Context:
                                  **kwargs)
 
     def result(self, probe_id: str) -> ProbeResult | None:
+        """Another probe's result: its status, summary and findings. Its facts are read by
+        type, through ``facts``."""
         return self.results.get(probe_id)
+
+    def facts(self, kind: type[E]) -> E | None:
+        """The typed evidence (``ollama_doctor.facts``) of the probe that makes ``kind``;
+        ``None`` when that probe did not run or established none."""
+        result = self.results.get(kind.PROBE)  # type: ignore[attr-defined]
+        if result is None:
+            return None
+        evidence = result.evidence
+        if evidence is None:  # a result built without it (by a test, or from a report)
+            evidence = result.evidence = kind.from_result(  # type: ignore[attr-defined]
+                result.facts, result.findings)
+        return evidence if isinstance(evidence, kind) else None
 
 
 def _socksio_available() -> bool:

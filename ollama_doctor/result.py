@@ -51,13 +51,26 @@ class Confidence(str, Enum):
 
 @dataclass(frozen=True)
 class FixStep:
-    """One thing to do: a sentence, and commands to copy. Commands are shown, never run."""
+    """One thing to do: a sentence, and commands to copy. Commands are shown, never run.
+
+    ``kind`` says what the commands are (``shell``, ``python``, ``javascript``, ``nginx``,
+    ``json``, ``env``, ``systemd``, ``config``; ``text`` for a step without commands), so a
+    renderer shows a ``$`` prompt only for shell lines. Left empty, it is taken from the
+    commands (``ollama_doctor.remedies.Command`` knows its kind; a plain string is shell).
+    """
 
     text: str
     commands: tuple[str, ...] = ()
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            kinds = [str(getattr(getattr(c, "kind", None), "value", "shell"))
+                     for c in self.commands]
+            object.__setattr__(self, "kind", kinds[0] if kinds else "text")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "commands": list(self.commands)}
+        return {"text": self.text, "kind": self.kind, "commands": list(self.commands)}
 
 
 @dataclass
@@ -88,15 +101,63 @@ class Finding:
         }
 
 
+class Facts(dict[str, Any]):
+    """A probe's JSON facts, carrying the typed evidence (``ollama_doctor.facts``) other
+    probes read. It is written to JSON as the plain dict it is; ``typed`` rides along with the
+    same object from ``Outcome`` to ``ProbeResult``."""
+
+    typed: object | None = None
+
+
 @dataclass
 class Outcome:
-    """What a probe's ``run`` returns; the runner adds id, title and timing."""
+    """What a probe's ``run`` returns; the runner adds id, title and timing.
+
+    ``evidence`` is the probe's typed facts for other probes (a dataclass from
+    ``ollama_doctor.facts``), handed out by ``Context.facts``; the JSON report never shows it
+    apart from ``facts``, whose keys it mirrors.
+    """
 
     status: Status
     summary: str
     facts: dict[str, Any] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     blocked_by: str | None = None  # a probe that skips itself because another one failed
+    evidence: object | None = None
+
+    def __post_init__(self) -> None:
+        if self.evidence is not None:
+            self.with_evidence(self.evidence)
+
+    def with_evidence(self, evidence: object) -> Outcome:
+        """Attach the typed facts other probes read (this outcome, for chaining)."""
+        carried = self.facts if isinstance(self.facts, Facts) else Facts(self.facts)
+        carried.typed = self.evidence = evidence
+        self.facts = carried
+        return self
+
+    @classmethod
+    def from_findings(cls, summary: str, facts: dict[str, Any], findings: list[Finding], *,
+                      floor: Status = Status.PASS, blocked_by: str | None = None,
+                      evidence: object | None = None) -> Outcome:
+        """The one status rule: the worst finding's severity gives the probe's status.
+
+        An error or critical finding fails the probe, a warning warns, info passes. ``floor``
+        is the least the status may be whatever the findings say: ``Status.WARN`` when part of
+        the input could not be read (an unreadable file is never a clean pass).
+        """
+        return cls(status_of(findings, floor=floor), summary, facts, findings,
+                   blocked_by=blocked_by, evidence=evidence)
+
+
+def status_of(findings: list[Finding], *, floor: Status = Status.PASS) -> Status:
+    """The status the worst of ``findings`` gives, never better than ``floor`` (PASS or WARN)."""
+    worst = max((f.severity.rank for f in findings), default=-1)
+    if worst >= Severity.ERROR.rank:
+        return Status.FAIL
+    if worst >= Severity.WARNING.rank or floor is Status.WARN:
+        return Status.WARN
+    return Status.PASS
 
 
 @dataclass
@@ -125,6 +186,11 @@ class ProbeResult:
     blocked_by: str | None = None
     error: ProbeError | None = None
     prerequisite: bool = False  # ran only because another probe needed it
+    evidence: object | None = None  # typed facts for other probes (see Outcome)
+
+    def __post_init__(self) -> None:
+        if self.evidence is None:  # the runner passes the Outcome's facts object along
+            self.evidence = getattr(self.facts, "typed", None)
 
     @property
     def ok(self) -> bool:

@@ -231,12 +231,15 @@ def test_s17_extension_origin_forbidden(cli: Callable[..., CliRun],
         "empty-body 403): the same call without the Origin header gets through. Add "
         "chrome-extension://* to OLLAMA_ORIGINS in the server's environment.")
     assert commands(diag) == [
-        "sudo systemctl edit ollama   # [Service] "
+        "sudo systemctl edit ollama   # add: [Service]  "
         'Environment="OLLAMA_ORIGINS=chrome-extension://*"',
         "sudo systemctl restart ollama",
+        "systemctl show ollama --property=Environment",
         'launchctl setenv OLLAMA_ORIGINS "chrome-extension://*"',
-        "OLLAMA_ORIGINS=chrome-extension://* ollama serve",
-        "docker run -e OLLAMA_ORIGINS=chrome-extension://* … ollama/ollama"]
+        "osascript -e 'quit app \"Ollama\"' && open -a Ollama",
+        "OLLAMA_ORIGINS='chrome-extension://*' ollama serve",
+        "docker run -d -e OLLAMA_ORIGINS='chrome-extension://*' -p 11434:11434 "
+        "-v ollama:/root/.ollama --name ollama ollama/ollama"]
     assert "no spaces" in diag["fix"][0]["text"]
     assert diag["evidence"]["body_empty"] is True
     assert check_of(doc, "auth")["facts"]["reprobes"] == {
@@ -293,10 +296,10 @@ def test_s18_reverse_proxy_host_forbidden(cli: Callable[..., CliRun],
         "only local names; empty-body 403): the same call with Host: localhost gets through. "
         "Rewrite Host to localhost:11434 in the proxy or tunnel.")
     assert commands(diag) == [
-        "nginx: proxy_set_header Host localhost:11434;",
+        "proxy_set_header Host localhost:11434;",
         'ngrok http 11434 --host-header="localhost:11434"',
         'cloudflared tunnel --url http://localhost:11434 --http-host-header="localhost:11434"',
-        "Caddy: reverse_proxy localhost:11434 { header_up Host localhost:11434 }",
+        "reverse_proxy localhost:11434 { header_up Host localhost:11434 }",
         "OLLAMA_HOST=0.0.0.0:11434 ollama serve"]
     # the re-probe really went through the proxy with Host: localhost
     assert any(r.headers.get("host") == f"localhost:{proxy.port}" for r in proxy.requests)
@@ -376,8 +379,8 @@ def test_s21_bearer_gate_auth_required(cli: Callable[..., CliRun],
     assert diag["evidence"]["www_authenticate"] == {"scheme": "Bearer",
                                                     "params": 'realm="ollama"'}
     assert diag["evidence"]["credentials_sent"] is False
-    assert commands(diag) == ["export OLLAMA_API_KEY=<token>",
-                              f"curl -H 'Authorization: Bearer <token>' {emu.url}/api/tags"]
+    assert commands(diag) == ["export OLLAMA_API_KEY=YOUR_TOKEN",
+                              f"curl -H 'Authorization: Bearer YOUR_TOKEN' {emu.url}/api/tags"]
 
 
 def test_s21_healthy_with_the_key(cli: Callable[..., CliRun],

@@ -326,7 +326,7 @@ def test_memory_limit_fix_names_the_runtime() -> None:
     systemd = container.run(make_ctx(FS / "cgroup-v2-systemd", model=MODEL,
                                      results=[with_model(5 * GIB)]))
     assert systemd.findings[0].fix[0].commands[0] == (
-        "sudo systemctl edit ollama   # [Service] MemoryMax=6G")
+        "sudo systemctl edit ollama   # add: [Service]  MemoryMax=6G")
 
 
 def test_oom_kills_without_a_model_are_a_warning() -> None:
@@ -380,8 +380,9 @@ def test_inferred_without_discover(tmp_path: Path) -> None:
     assert finding.fix[0].commands == (
         "ollama-doctor check --host http://127.0.0.1:11434 --discover",)
     assert "export OLLAMA_HOST=http://host.docker.internal:11434" in finding.fix[1].commands
-    assert "docker run --add-host=host.docker.internal:host-gateway …" in finding.fix[2].commands
-    assert "compose: network_mode: host" in finding.fix[3].commands
+    assert "docker run --add-host=host.docker.internal:host-gateway IMAGE" in \
+        finding.fix[2].commands
+    assert "docker run --network host IMAGE" in finding.fix[3].commands
     assert "discovery" not in out.facts  # nothing contacted without --discover
     assert out.facts["localhost"] == {
         "inside": "docker container", "loopback_target": True, "refused": True,

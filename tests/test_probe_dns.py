@@ -31,8 +31,9 @@ import dns.nameserver
 import dns.resolver
 import pytest
 
-from ollama_doctor import diagnosis, net
+from ollama_doctor import diagnosis, net, resolvconf
 from ollama_doctor.context import Context, Options
+from ollama_doctor.facts import ClientRoute, ProxyFacts
 from ollama_doctor.probes import dns as probe
 from ollama_doctor.probes import reachability
 from ollama_doctor.result import Outcome, ProbeResult, Severity, Status
@@ -56,15 +57,15 @@ def _loopback_only() -> Iterator[None]:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("", probe.ResolvConf()),
-    ("nameserver 10.0.0.1\nnameserver ::1\n", probe.ResolvConf(("10.0.0.1", "::1"))),
+    ("", resolvconf.ResolvConf()),
+    ("nameserver 10.0.0.1\nnameserver ::1\n", resolvconf.ResolvConf(("10.0.0.1", "::1"))),
     ("# comment\nnameserver 127.0.0.53 # stub\noptions edns0 trust-ad ndots:2\nsearch a.b c.\n",
-     probe.ResolvConf(("127.0.0.53",), ("a.b", "c"), 2)),
-    ("domain corp.example\nsearch lan\n", probe.ResolvConf((), ("lan",), 1)),
-    ("nameserver\noptions ndots:x\n", probe.ResolvConf()),
+     resolvconf.ResolvConf(("127.0.0.53",), ("a.b", "c"), 2)),
+    ("domain corp.example\nsearch lan\n", resolvconf.ResolvConf((), ("lan",), 1)),
+    ("nameserver\noptions ndots:x\n", resolvconf.ResolvConf()),
 ])
-def test_parse_resolv_conf(text: str, expected: probe.ResolvConf) -> None:
-    assert probe.parse_resolv_conf(text) == expected
+def test_parse_resolv_conf(text: str, expected: resolvconf.ResolvConf) -> None:
+    assert resolvconf.parse_resolv_conf(text) == expected
 
 
 @pytest.mark.parametrize(("value", "expected"), [
@@ -76,7 +77,7 @@ def test_parse_resolv_conf(text: str, expected: probe.ResolvConf) -> None:
     (" 10.0.0.2 ", ("10.0.0.2", 53)),
 ])
 def test_parse_nameserver(value: str, expected: tuple[str, int]) -> None:
-    assert probe.parse_nameserver(value) == expected
+    assert resolvconf.parse_nameserver(value) == expected
 
 
 @pytest.mark.parametrize("value", [
@@ -84,7 +85,7 @@ def test_parse_nameserver(value: str, expected: tuple[str, int]) -> None:
 ])
 def test_parse_nameserver_rejects(value: str) -> None:
     with pytest.raises(ValueError):
-        probe.parse_nameserver(value)
+        resolvconf.parse_nameserver(value)
 
 
 HOSTS = """\
@@ -105,7 +106,7 @@ bogus       ollama.lan
     ("missing", []),
 ])
 def test_hosts_entries(name: str, expected: list[tuple[int, str]]) -> None:
-    assert probe.hosts_entries(HOSTS, name) == expected
+    assert resolvconf.hosts_entries(HOSTS, name) == expected
 
 
 @pytest.mark.parametrize(("text", "sources", "decides"), [
@@ -118,8 +119,8 @@ def test_hosts_entries(name: str, expected: list[tuple[int, str]]) -> None:
     ("hosts: dns\n", ["dns"], False),
 ])
 def test_nsswitch(text: str, sources: list[str] | None, decides: bool) -> None:
-    assert probe.nsswitch_hosts(text) == sources
-    assert probe.files_decide(sources) is decides
+    assert resolvconf.nsswitch_hosts(text) == sources
+    assert resolvconf.files_decide(sources) is decides
 
 
 @pytest.mark.parametrize(("a", "b", "distance"), [
@@ -617,7 +618,7 @@ def test_ipv6_first_refused_ipv4_works(dns_server: DNSServer, root: Path) -> Non
         f"the first address and fail with ECONNREFUSED ::1:{port}.")
     assert [s.commands for s in finding.fix] == [
         (f"export OLLAMA_HOST=http://127.0.0.1:{port}",),
-        (f"OLLAMA_HOST=[::]:{port} ollama serve",)]
+        (f"OLLAMA_HOST='[::]:{port}' ollama serve",)]
     assert finding.evidence["address_order"] == ["::1", "127.0.0.1"]
     assert outcome.summary.endswith("; ::1 is refused, 127.0.0.1 answers")
 
@@ -635,7 +636,7 @@ def test_ipv4_first_refused_ipv6_works(dns_server: DNSServer, root: Path) -> Non
     assert finding.message.startswith(
         f"'dual.test' resolves to 127.0.0.1 first, and 127.0.0.1:{server.port} is refused while "
         f"[::1]:{server.port} answers")
-    assert finding.fix[0].commands == (f"export OLLAMA_HOST=http://[::1]:{server.port}",)
+    assert finding.fix[0].commands == (f"export OLLAMA_HOST='http://[::1]:{server.port}'",)
 
 
 @needs_ipv6
@@ -692,14 +693,15 @@ def test_loopback_literal_refused_while_the_other_family_answers(
             "and no client falls back to it from an IPv6 address. Use 127.0.0.1.")
         assert [s.commands for s in finding.fix] == [
             (f"export OLLAMA_HOST={other_url}", f"curl {other_url}/"),
-            (f"OLLAMA_HOST=[::]:{port} ollama serve",)]
+            (f"OLLAMA_HOST='[::]:{port}' ollama serve",)]
     else:
         assert finding.message == head + (
             "the server listens on IPv6 loopback only, and no client falls back to it from an "
             "IPv4 address. Use [::1], or make the server listen on both families.")
         assert [s.commands for s in finding.fix] == [
-            (f"export OLLAMA_HOST={other_url}", f"curl {other_url}/"),
-            (f"OLLAMA_HOST=[::]:{port} ollama serve", f"OLLAMA_HOST=127.0.0.1:{port} ollama serve")]
+            (f"export OLLAMA_HOST='{other_url}'", f"curl '{other_url}/'"),
+            (f"OLLAMA_HOST='[::]:{port}' ollama serve",
+             f"OLLAMA_HOST=127.0.0.1:{port} ollama serve")]
     assert (finding.evidence["first"], finding.evidence["working"]) == (dialled, other)
     ranked = diagnosis.rank([ctx.results["reachability"],
                              ProbeResult("dns", "Name resolution", outcome.status,
@@ -762,7 +764,8 @@ PROXY_SHOWN = "http://user:***@127.0.0.1:3128"
 @pytest.mark.parametrize("clients", [
     {"curl": {"route": "direct", "proxy": None},
      "httpx": {"route": "proxy", "proxy": PROXY_SHOWN}},
-    [{"family": "curl", "proxy": None}, {"family": "httpx", "proxy": PROXY}],
+    ProxyFacts({"curl": ClientRoute("direct", None, None),  # typed, as the proxy probe hands it
+                "httpx": ClientRoute("proxy", PROXY_SHOWN, "HTTP_PROXY")}),
     None,  # the proxy probe did not run: the same decision from the environment
 ])
 def test_proxy_resolves_instead_of_the_client(dns_server: DNSServer, root: Path,
@@ -770,6 +773,9 @@ def test_proxy_resolves_instead_of_the_client(dns_server: DNSServer, root: Path,
     ctx = make_ctx("http://ollama.invalid:11434", root, [dns_server.address])
     if clients is None:
         ctx.env = {"HTTP_PROXY": PROXY}
+    elif isinstance(clients, ProxyFacts):
+        ctx.results["proxy"] = ProbeResult("proxy", "Proxy settings", Status.PASS, "",
+                                           evidence=clients)
     else:
         ctx.results["proxy"] = ProbeResult("proxy", "Proxy settings", Status.PASS, "",
                                            facts={"clients": clients})

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from ollama_doctor import tlsinfo
 from ollama_doctor.probes import latency
 from tests.conftest import CliRun
 from tests.support.report import check_of
@@ -102,11 +103,11 @@ def test_thresholds(klass: str, override: float | None, median: float, jitter: f
     ("CN=ACME Inspection CA, O=ACME Corp", None),
 ])
 def test_interceptor_for(issuer: str, expected: str | None) -> None:
-    assert latency.interceptor_for(issuer) == expected
+    assert tlsinfo.interceptor_for(issuer) == expected
 
 
 def test_format_name() -> None:
-    assert latency.format_name([("commonName", "x"), ("organizationName", "Y Inc"),
+    assert tlsinfo.format_name([("commonName", "x"), ("organizationName", "Y Inc"),
                                 ("countryName", "US"), ("title", "t")]) == \
         "CN=x, O=Y Inc, C=US, title=t"
 
@@ -117,7 +118,7 @@ def test_format_name() -> None:
 ])
 def test_parse_certificate_rejects_garbage(garbage: bytes) -> None:
     with pytest.raises(ValueError):
-        latency.parse_certificate(garbage)
+        tlsinfo.parse_certificate(garbage)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,22 +222,22 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 def test_parse_certificate_matches_openssl(pki: Pki) -> None:
-    leaf = latency.parse_certificate(ssl.PEM_cert_to_DER_cert(pki.leaf.read_text()))
+    leaf = tlsinfo.parse_certificate(ssl.PEM_cert_to_DER_cert(pki.leaf.read_text()))
     assert leaf["subject"] == "CN=localhost"
     assert leaf["common_name"] == "localhost"
     assert leaf["issuer"] == CA_SUBJECT
     assert leaf["san"] == ["DNS:localhost", "IP:127.0.0.1"]
     assert leaf["self_signed"] is False
     assert leaf["not_before"] < leaf["not_after"]
-    ca = latency.parse_certificate(ssl.PEM_cert_to_DER_cert(pki.ca.read_text()))
+    ca = tlsinfo.parse_certificate(ssl.PEM_cert_to_DER_cert(pki.ca.read_text()))
     assert (ca["subject"], ca["issuer"], ca["self_signed"], ca["san"]) == (
         CA_SUBJECT, CA_SUBJECT, True, [])
     # the DER reader and ssl's own decoder (of a verified peer) give the same facts
     decode = getattr(getattr(ssl, "_ssl", None), "_test_decode_cert", None)
     if decode is not None:
         for path in (pki.leaf, pki.ca, pki.other):
-            assert latency.cert_from_dict(decode(str(path))) == \
-                latency.parse_certificate(ssl.PEM_cert_to_DER_cert(path.read_text()))
+            assert tlsinfo.cert_from_dict(decode(str(path))) == \
+                tlsinfo.parse_certificate(ssl.PEM_cert_to_DER_cert(path.read_text()))
 
 
 # ---------------------------------------------------------------------------------------------

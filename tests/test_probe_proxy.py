@@ -1,11 +1,11 @@
 """The ``proxy`` probe against a real forward proxy on loopback (``tests/support/proxy.py``).
 
 In-process runs of ``probe.run`` cover every verdict quickly (with an injected resolver where a
-name must not resolve); the real CLI covers the scenarios of failure-modes.md §4: S06 (the proxy
-answers 502; Privoxy's 500, a reset and an RST in-process), S07 (a 403 page: on a loopback
-target it is the proxy capturing local traffic; on a name only the proxy can resolve it is the
-proxy blocking, staged in a network namespace so the client's failed lookup never leaves it),
-S08 (a dead proxy), S09 (SOCKS without socksio), plus healthy setups that must raise no error,
+name must not resolve); the real CLI covers the scenarios of docs/failure-modes.md's scenario
+table: S06 (the proxy answers 502; Privoxy's 500, a reset and an RST in-process), S07 (a 403 page:
+on a loopback target it is the proxy capturing local traffic; on a name only the proxy can resolve
+it is the proxy blocking, staged in a network namespace so the client's failed lookup never leaves
+it), S08 (a dead proxy), S09 (SOCKS without socksio), plus healthy setups that must raise no error,
 and proxy passwords that must appear in no output.
 """
 
@@ -50,7 +50,8 @@ def _loopback_only() -> Iterator[None]:
 
 
 class TinyOllama(ThreadingHTTPServer):
-    """Answers like Ollama (ollama-facts §5): ``/`` and ``/api/version``, no ``Server`` header."""
+    """Answers like Ollama (docs/ollama-wire.md §5): ``/`` and ``/api/version``, no ``Server``
+    header."""
 
     daemon_threads = True
 
@@ -227,7 +228,7 @@ def test_proxy_failing_a_local_target_captures_it(ollama: TinyOllama, mode: str,
         "export NO_PROXY='localhost,127.0.0.1,::1' no_proxy='localhost,127.0.0.1,::1'")
     assert f"ollama.Client(host='{ollama.url}', trust_env=False)   # ollama-python" in \
         finding.fix[1].commands
-    assert f"curl --noproxy '*' {ollama.url}/" in finding.fix[1].commands
+    assert finding.fix[2].commands == (f"curl --noproxy '*' {ollama.url}/",)
 
 
 def test_privoxy_is_named_in_the_message(ollama: TinyOllama) -> None:

@@ -174,9 +174,9 @@ def test_launcher_fix_says_where_to_set_it() -> None:
         "docker run -d -p 8080:11434 -v ollama:/root/.ollama --name ollama ollama/ollama",)
     assert "already sets OLLAMA_HOST=0.0.0.0" in docker[0].text
     shell = server.launcher_fix(Launcher("shell", "x"), "OLLAMA_ORIGINS", "app://*", 11434)
-    assert shell[0].commands == ("OLLAMA_ORIGINS=app://* ollama serve",)
+    assert shell[0].commands == ("OLLAMA_ORIGINS='app://*' ollama serve",)
     secret = server.launcher_fix(Launcher("shell", "x"), "OLLAMA_SECRET_TOKEN", "s3cr3t", 1)
-    assert secret[0].commands == ("OLLAMA_SECRET_TOKEN=*** ollama serve",)
+    assert secret[0].commands == ("OLLAMA_SECRET_TOKEN=YOUR_TOKEN ollama serve",)
 
 
 @pytest.mark.parametrize(("name", "shell", "theirs", "same"), [

@@ -126,8 +126,9 @@ def test_expected_concurrency_over_the_limit_is_an_error(
         "connections fail with 'too many open files'.")
     commands = [c for step in finding.fix for c in step.commands]
     assert "ulimit -n 65536" in commands
-    assert "sudo systemctl edit ollama   # [Service] LimitNOFILE=65536" in commands
-    assert "docker run --ulimit nofile=65536:65536 … ollama/ollama" in commands
+    assert "sudo systemctl edit ollama   # add: [Service]  LimitNOFILE=65536" in commands
+    assert ("docker run --ulimit nofile=65536:65536 -d -p 11434:11434 -v ollama:/root/.ollama "
+            "--name ollama ollama/ollama") in commands
     assert out.status is Status.FAIL
 
 

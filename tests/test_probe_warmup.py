@@ -236,9 +236,10 @@ def test_guides_case_study_24s_load_against_10s_timeout() -> None:
         "the load.")
     assert finding.evidence == {"load_s": 24.0, "client_timeout_s": 10.0,
                                 "recommended_timeout_s": 30}
-    raise_it, preload, stream = finding.fix
+    raise_it, in_proxy, preload, keep_all, stream = finding.fix
     assert raise_it.text.startswith("Raise the client's timeout to at least 30 s")
     assert "ollama.Client(host='http://127.0.0.1:11434', timeout=30)" in raise_it.commands
+    assert (raise_it.kind, in_proxy.kind, keep_all.kind) == ("python", "nginx", "env")
     assert preload.commands[0] == ("curl http://127.0.0.1:11434/api/generate -d "
                                    "'{\"model\": \"llama3.2\", \"keep_alive\": -1}'")
     assert stream.text.startswith("Stream responses")
@@ -364,7 +365,7 @@ def test_model_already_warm_is_healthy(emulator: Any, cli: Any) -> None:
     assert facts["keep_alive_sent"] > 3000  # the hour it had is kept, not cut to 10 minutes
     assert facts["ps"]["processor"] == "100% GPU"
     assert all(ms < 200 for ms in facts["warm_load_ms"])
-    assert facts["tokens_per_s"] > 0 and facts["ttfb_ms"] > 0
+    assert facts["tokens_per_s"] > 0 and facts["first_chunk_ms"] > 0
     _never_pulled(emu)
 
 
@@ -575,7 +576,7 @@ def test_s26_gpu_offload(emulator: Any, cli: Any, offload: str, processor: str,
     assert top["evidence"]["other_loaded"] == ["qwen3:8b"]
     commands = [c for step in top["fix"] for c in step["commands"]]
     assert "ollama stop qwen3:8b" in commands
-    assert "OLLAMA_CONTEXT_LENGTH=2048   # in the server's environment" in commands
+    assert "OLLAMA_CONTEXT_LENGTH=2048" in commands
 
 
 def test_s27_reload_churn(emulator: Any, cli: Any) -> None:

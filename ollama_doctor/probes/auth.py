@@ -41,12 +41,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ollama_doctor import modelname, net
+from ollama_doctor import remedies as R
 from ollama_doctor.context import Context
+from ollama_doctor.facts import AuthFacts
+from ollama_doctor.local import Launcher
 from ollama_doctor.redact import is_secret_name, redact_headers
 from ollama_doctor.result import Confidence, Finding, FixStep, Outcome, Severity, Status
 from ollama_doctor.target import base_path_kind
 
-# Always appended to OLLAMA_ORIGINS by the server (envconfig AllowedOrigins; ollama-facts §3).
+# Always appended to OLLAMA_ORIGINS by the server (envconfig AllowedOrigins;
+# docs/ollama-wire.md §3).
 DEFAULT_ORIGINS: tuple[str, ...] = (
     *(f"{scheme}://{host}{port}" for host in ("localhost", "127.0.0.1", "0.0.0.0")
       for port in ("", ":*") for scheme in ("http", "https")),
@@ -97,7 +101,7 @@ def origins_entry(origin: str) -> str:
 
 
 def proxy_fingerprints(reply: net.HttpReply) -> list[str]:
-    """Signs that something other than Ollama wrote this answer (ollama-facts §5)."""
+    """Signs that something other than Ollama wrote this answer (docs/ollama-wire.md §5)."""
     signs: list[str] = []
     for name in ("server", "via", "x-squid-error", "x-cache", "cf-ray", "proxy-agent"):
         if reply.headers.get(name):
@@ -239,7 +243,8 @@ def _client_facts(ctx: Context) -> dict[str, Any]:
 
 
 def run(ctx: Context) -> Outcome:
-    return ctx.on_path(_run(ctx))
+    outcome = ctx.on_path(_run(ctx))
+    return outcome.with_evidence(AuthFacts.from_result(outcome.facts, outcome.findings))
 
 
 def _run(ctx: Context) -> Outcome:
@@ -280,14 +285,12 @@ def _run(ctx: Context) -> Outcome:
             facts["credentials_needed"] = True
     if origin:
         _check_cors(ctx, call, reply, facts, findings)
-    worst = max((f.severity.rank for f in findings), default=-1)
-    status = Status.WARN if worst >= Severity.WARNING.rank else Status.PASS
     summary = f"{call.method} {urlsplit(call.url).path} answers {reply.status}"
     if facts["client"]["credentials"]:
         summary += " with the client's credentials"
     if origin:
         summary += f" for Origin {origin}"
-    return Outcome(status, summary, facts, findings)
+    return Outcome.from_findings(summary, facts, findings)
 
 
 def _origin_facts(origin: str | None) -> dict[str, Any]:
@@ -310,12 +313,7 @@ def _judge_401(ctx: Context, call: Call, reply: net.HttpReply, facts: dict[str, 
         evidence: dict[str, Any] = {"call": reply.to_evidence()}
         if isinstance(signin, str):
             evidence["signin_url"] = signin
-        findings.append(Finding(
-            "cloud-signin-required", Severity.ERROR,
-            f"The server is not signed in to ollama.com, which {model or 'this cloud model'} "
-            "needs (401 with Ollama's sign-in link).", evidence,
-            [FixStep("Sign the server in, where it runs and as its user, or open the sign-in "
-                     "URL it gave.", ("ollama signin",))], code=401))
+        findings.append(R.signin_finding(model, ctx.target.root_url, evidence))
         return
 
     source = facts["client"]["credentials"]
@@ -355,17 +353,19 @@ def _judge_401(ctx: Context, call: Call, reply: net.HttpReply, facts: dict[str, 
     if (scheme or "").lower() == "basic":
         fixes = [FixStep("Send the proxy's user and password as a Basic Authorization header "
                          "(ollama-python: Client(headers={'Authorization': 'Basic …'})).",
-                         (f"curl -u USER:PASSWORD {url}",
-                          "ollama-doctor check --header "
-                          "'Authorization: Basic <base64 of user:pass>'"))]
+                         (R.curl(url, method=call.method, body=call.body,
+                                 extra="-u 'USER:PASSWORD'"),
+                          R.sh("ollama-doctor check --header \"Authorization: Basic "
+                               "$(printf %s 'USER:PASSWORD' | base64)\"")))]
     else:
         key_env = ctx.client.key_env or "OLLAMA_API_KEY"
         fixes = [FixStep(f"Give the client the proxy's token: {ctx.client.name} "
                          + (f"sends {key_env} as 'Authorization: Bearer …'"
                             if ctx.client.key_env else "reads no key variable; pass a header")
                          + "; other clients take a header.",
-                         (f"export {key_env}=<token>",
-                          f"curl -H 'Authorization: Bearer <token>' {url}"))]
+                         (R.api_key_export(key_env),
+                          R.curl(url, method=call.method, body=call.body,
+                                 headers=(f"Authorization: Bearer {R.SECRET_PLACEHOLDER}",))))]
     if source is not None:
         fixes.insert(0, FixStep("Check the token: it is wrong, expired, or for another proxy."))
     findings.append(Finding("auth-required", Severity.ERROR, message, evidence, fixes,
@@ -435,14 +435,15 @@ def _judge_403(ctx: Context, call: Call, reply: net.HttpReply, facts: dict[str, 
             [FixStep("Ask the proxy's administrators to allow this host, or reach Ollama "
                      "without that proxy (NO_PROXY, a direct route)."),
              FixStep("See the page it sent for the policy that blocked it.",
-                     (f"curl -i {call.url}",))], verdict.confidence, code=403))
+                     (R.curl(call.url, method=call.method, body=call.body, extra="-i"),))],
+            verdict.confidence, code=403))
     else:
         cloud_off = ollama_error is not None and "cloud is disabled" in ollama_error
         fix = ([FixStep("Ollama Cloud is disabled on this server: unset OLLAMA_NO_CLOUD (or "
                         "disable_ollama_cloud in ~/.ollama/server.json) and restart it, or use "
-                        "a local model.", ("ollama pull llama3.2",))] if cloud_off else
+                        "a local model.", (R.pull("llama3.2"),))] if cloud_off else
                [FixStep("Read the 403 body: it names the policy that refused the call.",
-                        (f"curl -i {call.url}",))])
+                        (R.curl(call.url, method=call.method, body=call.body, extra="-i"),))])
         findings.append(Finding(
             "forbidden", Severity.ERROR,
             f"The call is refused by policy (403): {verdict.reason}.", evidence, fix,
@@ -462,13 +463,12 @@ def _origin_finding(ctx: Context, evidence: dict[str, Any], verdict: Verdict403)
         FixStep("Set OLLAMA_ORIGINS where the *server* starts, then restart it. Keep entries "
                 "already there, comma-separated with no spaces: a space after a comma crashes "
                 "the server.",
-                (f'sudo systemctl edit ollama   # [Service] Environment="OLLAMA_ORIGINS={entry}"',
-                 "sudo systemctl restart ollama")),
-        FixStep("macOS app: set it for launchd, then quit and reopen Ollama.",
-                (f'launchctl setenv OLLAMA_ORIGINS "{entry}"',)),
+                (R.systemd_edit("OLLAMA_ORIGINS", entry), *R.systemd_restart())),
+        *R.server_env(Launcher("launchd", ""), "OLLAMA_ORIGINS", entry),
         FixStep("Started by hand or in Docker:",
-                (f"OLLAMA_ORIGINS={entry} ollama serve",
-                 f"docker run -e OLLAMA_ORIGINS={entry} … ollama/ollama")),
+                (R.serve_with("OLLAMA_ORIGINS", entry),
+                 R.docker_run("-d", f"-e OLLAMA_ORIGINS={R.q(entry)}", "-p 11434:11434",
+                              "-v ollama:/root/.ollama", "--name ollama"))),
     ]
     return Finding("origin-forbidden", Severity.ERROR, message, evidence, steps,
                    verdict.confidence, code=403)
@@ -484,13 +484,15 @@ def _host_finding(ctx: Context, evidence: dict[str, Any], verdict: Verdict403,
                f"only local names; empty-body 403): {verdict.reason}. Rewrite Host to {up} "
                "in the proxy or tunnel.")
     steps = [
-        FixStep(f"Make the reverse proxy or tunnel send Host: {up} to Ollama.",
-                (f"nginx: proxy_set_header Host {up};",
-                 f'ngrok http {port} --host-header="{up}"',
-                 f'cloudflared tunnel --url http://{up} --http-host-header="{up}"',
-                 f"Caddy: reverse_proxy {up} {{ header_up Host {up} }}")),
+        FixStep(f"Make the reverse proxy or tunnel send Host: {up} to Ollama. nginx:",
+                (R.nginx(f"proxy_set_header Host {up};"),)),
+        FixStep("A tunnel:",
+                (R.sh(f'ngrok http {port} --host-header="{up}"'),
+                 R.sh(f'cloudflared tunnel --url http://{up} --http-host-header="{up}"'))),
+        FixStep("Caddy (in the site block of the Caddyfile):",
+                (R.config(f"reverse_proxy {up} {{ header_up Host {up} }}"),)),
         FixStep("Or make Ollama listen on all interfaces, which turns the Host check off "
-                "(firewall the port then).", (f"OLLAMA_HOST=0.0.0.0:{port} ollama serve",)),
+                "(firewall the port then).", (R.serve_with("OLLAMA_HOST", f"0.0.0.0:{port}"),)),
     ]
     return Finding("host-forbidden", Severity.ERROR, message, evidence, steps,
                    verdict.confidence, code=403)
@@ -534,5 +536,5 @@ def _check_cors(ctx: Context, call: Call, reply: net.HttpReply, facts: dict[str,
             "would refuse to hand it to the page although the server answered.",
             {"call": reply.to_evidence(body=False), "allow_origin": acao},
             [FixStep("Allow the Origin in the server's environment, then restart it.",
-                     (f'sudo systemctl edit ollama   # [Service] Environment="OLLAMA_ORIGINS='
-                      f'{origins_entry(origin)}"',))], Confidence.MEDIUM, code=reply.status))
+                     (R.systemd_edit("OLLAMA_ORIGINS", origins_entry(origin)),
+                      *R.systemd_restart()))], Confidence.MEDIUM, code=reply.status))

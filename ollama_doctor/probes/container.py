@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from ollama_doctor import net
+from ollama_doctor import remedies as R
 from ollama_doctor.cgroups import (
     CgroupEntry,
     CpuQuota,
@@ -73,6 +74,7 @@ from ollama_doctor.cgroups import (
     size_fact,
 )
 from ollama_doctor.context import Context
+from ollama_doctor.facts import ReachabilityFacts
 from ollama_doctor.probes.resources import ModelNeed, model_need, server_is_local
 from ollama_doctor.result import Confidence, Finding, FixStep, Outcome, Severity, Status
 from ollama_doctor.target import TargetError, ip_or_none, parse_target
@@ -309,7 +311,32 @@ def _leaf(reader: Reader, mount: Path, rel: str | None, label: str,
 
 
 def read_limits(ctx: Context, reader: Reader, server_pids: list[int]) -> Limits:
+    """The cgroup limits of the Ollama server (or of this process): memory, CPU, pids, io."""
     limits = Limits()
+    v2_root, v1 = _hierarchies(ctx, reader, limits)
+    entries = _cgroup_entries(ctx, reader, server_pids, limits)
+    limits.path = path_for(entries, None) if v2_root is not None else None
+    if "memory" in v1:
+        _memory_v1(reader, v1["memory"], entries, limits)
+    elif v2_root is not None:
+        _memory_v2(reader, v2_root, entries, limits)
+    for controller in ("cpu", "pids"):
+        _cpu_or_pids(reader, controller, v1, v2_root, entries, limits)
+    if v2_root is not None:
+        leaf = _leaf(reader, v2_root, path_for(entries, None), "io", limits)
+        for folder in _chain(leaf, v2_root):
+            devices = reader.parsed(folder / "io.max", parse_io_max)
+            if devices:
+                limits.io_max = devices
+                break
+    limits.fell_back = sorted(set(limits.fell_back))
+    return limits
+
+
+def _hierarchies(ctx: Context, reader: Reader, limits: Limits
+                 ) -> tuple[Path | None, dict[str, Path]]:
+    """The cgroup v2 root (``/sys/fs/cgroup`` or its ``unified`` hybrid mount) and each v1
+    controller's mount; sets ``limits.version``."""
     base = ctx.path(CGROUP)
     v2_root: Path | None = None
     if reader.exists(base / "cgroup.controllers"):
@@ -325,7 +352,12 @@ def read_limits(ctx: Context, reader: Reader, server_pids: list[int]) -> Limits:
                 break
     limits.version = cgroup_version(v2_root == base, v2_root is not None and v2_root != base,
                                     len(v1))
+    return v2_root, v1
 
+
+def _cgroup_entries(ctx: Context, reader: Reader, server_pids: list[int],
+                    limits: Limits) -> list[CgroupEntry]:
+    """``/proc/PID/cgroup`` of the server when it can be read, else this process's own."""
     entries: list[CgroupEntry] | None = None
     for pid in server_pids[:1]:
         path = ctx.path(f"/proc/{pid}/cgroup")
@@ -336,73 +368,65 @@ def read_limits(ctx: Context, reader: Reader, server_pids: list[int]) -> Limits:
     if not entries:
         entries = reader.parsed(ctx.path("/proc/self/cgroup"), parse_proc_cgroup) or []
         limits.of = "this process"
-    limits.path = path_for(entries, None) if v2_root is not None else None
+    return entries
 
-    # memory
-    if "memory" in v1:
-        leaf = _leaf(reader, v1["memory"], path_for(entries, "memory"), "memory", limits)
-        limits.path = path_for(entries, "memory") or limits.path
-        limits.dirs["memory"] = reader.shown(leaf)
-        dirs = _chain(leaf, v1["memory"])
-        limits.memory_max = _tightest(reader, dirs, "memory.limit_in_bytes", limits,
-                                      "memory_max")
-        limits.memory_peak = reader.parsed(leaf / "memory.max_usage_in_bytes",
-                                           lambda t: parse_counter(t, "memory.max_usage"))
-        limits.memory_current = reader.parsed(leaf / "memory.usage_in_bytes",
-                                              lambda t: parse_counter(t, "memory.usage"))
-        failcnt = reader.parsed(leaf / "memory.failcnt",
-                                lambda t: parse_counter(t, "memory.failcnt"))
-        if failcnt is not None:
-            limits.oom["failcnt"] = failcnt
-        control = reader.parsed(leaf / "memory.oom_control",
-                                lambda t: parse_keyed(t, "memory.oom_control"))
-        if control and "oom_kill" in control:
-            limits.oom["oom_kill"] = control["oom_kill"]
+
+def _memory_v1(reader: Reader, mount: Path, entries: list[CgroupEntry], limits: Limits) -> None:
+    leaf = _leaf(reader, mount, path_for(entries, "memory"), "memory", limits)
+    limits.path = path_for(entries, "memory") or limits.path
+    limits.dirs["memory"] = reader.shown(leaf)
+    limits.memory_max = _tightest(reader, _chain(leaf, mount), "memory.limit_in_bytes", limits,
+                                  "memory_max")
+    limits.memory_peak = reader.parsed(leaf / "memory.max_usage_in_bytes",
+                                       lambda t: parse_counter(t, "memory.max_usage"))
+    limits.memory_current = reader.parsed(leaf / "memory.usage_in_bytes",
+                                          lambda t: parse_counter(t, "memory.usage"))
+    failcnt = reader.parsed(leaf / "memory.failcnt",
+                            lambda t: parse_counter(t, "memory.failcnt"))
+    if failcnt is not None:
+        limits.oom["failcnt"] = failcnt
+    control = reader.parsed(leaf / "memory.oom_control",
+                            lambda t: parse_keyed(t, "memory.oom_control"))
+    if control and "oom_kill" in control:
+        limits.oom["oom_kill"] = control["oom_kill"]
+
+
+def _memory_v2(reader: Reader, root: Path, entries: list[CgroupEntry], limits: Limits) -> None:
+    leaf = _leaf(reader, root, path_for(entries, None), "memory", limits)
+    limits.dirs["memory"] = reader.shown(leaf)
+    dirs = _chain(leaf, root)
+    limits.memory_max = _tightest(reader, dirs, "memory.max", limits, "memory_max")
+    limits.memory_high = _tightest(reader, dirs, "memory.high", limits, "memory_high")
+    limits.memory_peak = reader.parsed(leaf / "memory.peak",
+                                       lambda t: parse_counter(t, "memory.peak"))
+    limits.memory_current = reader.parsed(leaf / "memory.current",
+                                          lambda t: parse_counter(t, "memory.current"))
+    events = reader.parsed(leaf / "memory.events", lambda t: parse_keyed(t, "memory.events"))
+    if events:
+        limits.oom.update({k: events[k] for k in ("oom", "oom_kill") if k in events})
+
+
+def _cpu_or_pids(reader: Reader, controller: str, v1: dict[str, Path], v2_root: Path | None,
+                 entries: list[CgroupEntry], limits: Limits) -> None:
+    if controller in v1:
+        mount, v2 = v1[controller], False
+        rel = path_for(entries, controller)
+        if controller == "cpu" and rel is None:
+            rel = path_for(entries, "cpuacct")
     elif v2_root is not None:
-        leaf = _leaf(reader, v2_root, path_for(entries, None), "memory", limits)
-        limits.dirs["memory"] = reader.shown(leaf)
-        dirs = _chain(leaf, v2_root)
-        limits.memory_max = _tightest(reader, dirs, "memory.max", limits, "memory_max")
-        limits.memory_high = _tightest(reader, dirs, "memory.high", limits, "memory_high")
-        limits.memory_peak = reader.parsed(leaf / "memory.peak",
-                                           lambda t: parse_counter(t, "memory.peak"))
-        limits.memory_current = reader.parsed(leaf / "memory.current",
-                                              lambda t: parse_counter(t, "memory.current"))
-        events = reader.parsed(leaf / "memory.events", lambda t: parse_keyed(t, "memory.events"))
-        if events:
-            limits.oom.update({k: events[k] for k in ("oom", "oom_kill") if k in events})
-
-    # cpu and pids
-    for controller in ("cpu", "pids"):
-        if controller in v1:
-            mount, v2 = v1[controller], False
-            rel = path_for(entries, controller)
-            if controller == "cpu" and rel is None:
-                rel = path_for(entries, "cpuacct")
-        elif v2_root is not None:
-            mount, v2, rel = v2_root, True, path_for(entries, None)
-        else:
-            continue
-        leaf = _leaf(reader, mount, rel, controller, limits)
-        limits.dirs[controller] = reader.shown(leaf)
-        dirs = _chain(leaf, mount)
-        if controller == "cpu":
-            before = len(reader.problems)
-            limits.cpu = _tightest_cpu(reader, dirs, v2)
-            if limits.cpu is None and len(reader.problems) > before:
-                limits.unknown.add("cpu")
-        else:
-            limits.pids_max = _tightest(reader, dirs, "pids.max", limits, "pids_max")
-
-    if v2_root is not None:
-        leaf = _leaf(reader, v2_root, path_for(entries, None), "io", limits)
-        for folder in _chain(leaf, v2_root):
-            devices = reader.parsed(folder / "io.max", parse_io_max)
-            if devices:
-                limits.io_max = devices
-                break
-    limits.fell_back = sorted(set(limits.fell_back))
-    return limits
+        mount, v2, rel = v2_root, True, path_for(entries, None)
+    else:
+        return
+    leaf = _leaf(reader, mount, rel, controller, limits)
+    limits.dirs[controller] = reader.shown(leaf)
+    dirs = _chain(leaf, mount)
+    if controller == "cpu":
+        before = len(reader.problems)
+        limits.cpu = _tightest_cpu(reader, dirs, v2)
+        if limits.cpu is None and len(reader.problems) > before:
+            limits.unknown.add("cpu")
+    else:
+        limits.pids_max = _tightest(reader, dirs, "pids.max", limits, "pids_max")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,18 +444,20 @@ def _runtime_of_limit(limits: Limits, detection: Detection) -> str:
 
 def _raise_fix(runtime: str, wanted: int, file: str) -> FixStep:
     gib = max(1, math.ceil(wanted / GIB))
-    commands = {
-        "docker": (f"docker update --memory={gib}g --memory-swap={gib}g CONTAINER",
-                   f"docker run --memory={gib}g …",
-                   f"compose: deploy.resources.limits.memory: {gib}G"),
-        "podman": (f"podman update --memory={gib}g CONTAINER", f"podman run --memory={gib}g …"),
-        "kubernetes": (f"kubectl set resources deployment/DEPLOYMENT --limits=memory={gib}Gi",),
-        "systemd": (f"sudo systemctl edit ollama   # [Service] MemoryMax={gib}G",
-                    "sudo systemctl restart ollama"),
-    }.get(runtime, (f"raise the limit in {file} to at least {gib}G where the container is "
-                    "started",))
-    return FixStep(f"Raise the memory limit ({file}) to at least {gib} GiB: the model plus "
-                   "room for its context and the runtime.", commands)
+    text = (f"Raise the memory limit ({file}) to at least {gib} GiB: the model plus room for "
+            "its context and the runtime")
+    if runtime == "docker":
+        return R.step(f"{text} (compose: deploy.resources.limits.memory: {gib}G).",
+                      R.sh(f"docker update --memory={gib}g --memory-swap={gib}g CONTAINER"))
+    if runtime == "podman":
+        return R.step(f"{text}.", R.sh(f"podman update --memory={gib}g CONTAINER"))
+    if runtime == "kubernetes":
+        return R.step(f"{text}.", R.sh(f"kubectl set resources deployment/DEPLOYMENT "
+                                       f"--limits=memory={gib}Gi"))
+    if runtime == "systemd":
+        return R.step(f"{text}.", R.systemd_setting(f"MemoryMax={gib}G"),
+                      R.sh("sudo systemctl restart ollama"))
+    return R.step(f"{text}, where the container is started.")
 
 
 def _memory_findings(limits: Limits, need: ModelNeed | None, detection: Detection,
@@ -441,7 +467,7 @@ def _memory_findings(limits: Limits, need: ModelNeed | None, detection: Detectio
     kills = limits.oom_kills
     runtime = _runtime_of_limit(limits, detection)
     smaller = FixStep("Or use a smaller model or quantisation, or a smaller context.",
-                      ("ollama list", "OLLAMA_CONTEXT_LENGTH=4096"))
+                      (R.sh("ollama list"), R.serve_with("OLLAMA_CONTEXT_LENGTH", "4096")))
     base_evidence: dict[str, Any] = {"cgroup_version": limits.version, "cgroup_of": limits.of,
                                      "oom": dict(limits.oom)}
     owner = limits.of
@@ -500,8 +526,8 @@ def _refused(ctx: Context) -> tuple[bool | None, str]:
         return None, "the reachability probe did not run"
     if any(f.cause == "server-not-running" for f in reach.findings):
         return True, "reachability: every connection refused (server-not-running)"
-    connects = reach.facts.get("connects") or []
-    if connects and all(isinstance(c, dict) and c.get("error") == "refused" for c in connects):
+    seen = ctx.facts(ReachabilityFacts)
+    if seen is not None and seen.all_refused:
         return True, "reachability: every connection refused"
     return False, f"reachability: {reach.summary}"
 
@@ -576,23 +602,24 @@ def _localhost_fix(detection: Detection, url: str | None, port: int) -> list[Fix
     if detection.wsl and not detection.in_container:
         return [
             FixStep("Point the client at the Windows host's address (the default gateway in "
-                    "WSL's NAT mode), and make Ollama on Windows listen on it.",
-                    (f"export OLLAMA_HOST={url or 'http://WINDOWS_HOST_IP:' + str(port)}",
-                     "Windows: set OLLAMA_HOST=0.0.0.0:11434 as a user variable, then restart "
-                     "Ollama")),
-            FixStep("Or let localhost reach Windows: mirrored networking, then restart WSL.",
-                    ("%UserProfile%\\.wslconfig: [wsl2] networkingMode=mirrored",
-                     "wsl --shutdown")),
+                    "WSL's NAT mode), and make Ollama on Windows listen on it: set OLLAMA_HOST "
+                    "as a Windows user variable (second line, in a Windows terminal), then "
+                    "restart Ollama.",
+                    (R.export_host(url or f"http://WINDOWS_HOST_IP:{port}"),
+                     R.sh('setx OLLAMA_HOST "0.0.0.0:11434"'))),
+            FixStep("Or let localhost reach Windows: add networkingMode=mirrored under [wsl2] "
+                    "in %UserProfile%\\.wslconfig, then restart WSL (in a Windows terminal).",
+                    (R.sh("wsl --shutdown"),)),
         ]
     return [
         FixStep("Point the client at the host's server, not this container's loopback.",
-                (f"export OLLAMA_HOST={where}",)),
+                (R.export_host(where),)),
         FixStep("On Linux the host name needs mapping when the container starts (Docker "
-                "Desktop has it built in).",
-                ("docker run --add-host=host.docker.internal:host-gateway …",
-                 'compose: extra_hosts: ["host.docker.internal:host-gateway"]')),
-        FixStep("Or share the host's network, so localhost is the host.",
-                ("docker run --network host …", "compose: network_mode: host")),
+                "Desktop has it built in; compose: extra_hosts: "
+                '["host.docker.internal:host-gateway"]).',
+                (R.docker_run("--add-host=host.docker.internal:host-gateway", image="IMAGE"),)),
+        FixStep("Or share the host's network, so localhost is the host (compose: "
+                "network_mode: host).", (R.docker_run("--network host", image="IMAGE"),)),
     ]
 
 
@@ -616,7 +643,7 @@ def _localhost_findings(ctx: Context, detection: Detection, servers: list[Any],
         fix = _localhost_fix(detection, None, target.port)
         fix.insert(0, FixStep("Find the host's server from here (one GET / to each usual "
                               "place: host.docker.internal, the default gateway, 172.17.0.1).",
-                              (f"ollama-doctor check --host {target.url} --discover",)))
+                              (R.sh(f"ollama-doctor check --host {R.q(target.url)} --discover"),)))
         return [Finding(
             "container-localhost", Severity.ERROR,
             f"This client runs in a {detection.where}, where {target.dial_host} is the "
@@ -639,8 +666,7 @@ def _localhost_findings(ctx: Context, detection: Detection, servers: list[Any],
     fix.insert(0, FixStep(
         "On the host, make Ollama listen beyond its loopback (a server bound to 127.0.0.1 "
         "refuses containers), then restart it.",
-        ('sudo systemctl edit ollama   # [Service] Environment="OLLAMA_HOST=0.0.0.0:11434"',
-         "sudo systemctl restart ollama")))
+        (R.systemd_edit("OLLAMA_HOST", "0.0.0.0:11434"), *R.systemd_restart())))
     return [Finding(
         "container-localhost", Severity.ERROR,
         f"This client runs in a {detection.where}, where {target.dial_host} is not the host, "
@@ -696,15 +722,11 @@ def run(ctx: Context) -> Outcome:
         summary += f"; could not read {len(files)} file(s): " + ", ".join(files[:3]) + (
             ", …" if len(files) > 3 else "") + " (see unreadable)"
 
-    worst = max((f.severity.rank for f in findings), default=-1)
-    if worst >= Severity.ERROR.rank:
-        status = Status.FAIL
-    elif worst >= Severity.WARNING.rank or reader.problems:
-        status = Status.WARN
-    elif limits.version is None and not (detection.in_container or detection.wsl):
-        status = Status.SKIP
-        summary = (f"skipped: no cgroup filesystem at {CGROUP} and no container signs "
-                   "(not Linux, or /sys is not mounted)")
-    else:
-        status = Status.PASS
-    return Outcome(status, summary, facts, findings)
+    floor = Status.WARN if reader.problems else Status.PASS
+    outcome = Outcome.from_findings(summary, facts, findings, floor=floor)
+    if (outcome.status is Status.PASS and limits.version is None
+            and not (detection.in_container or detection.wsl)):
+        outcome.status = Status.SKIP
+        outcome.summary = (f"skipped: no cgroup filesystem at {CGROUP} and no container signs "
+                           "(not Linux, or /sys is not mounted)")
+    return outcome

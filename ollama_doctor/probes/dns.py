@@ -40,18 +40,27 @@ loopback accepts on that port), ``high-latency`` (a resolution slower than ``SLO
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ollama_doctor import net
+from ollama_doctor import remedies as R
 from ollama_doctor.context import Context
+from ollama_doctor.facts import ConnectFact, ProxyFacts, ReachabilityFacts
+from ollama_doctor.resolvconf import (
+    ResolvConf,
+    files_decide,
+    hosts_entries,
+    nsswitch_hosts,
+    parse_nameserver,
+    parse_resolv_conf,
+    read_text,
+)
 from ollama_doctor.result import Confidence, Finding, FixStep, Outcome, Severity, Status
 from ollama_doctor.target import ip_or_none
 
 SLOW_MS = 1000.0  # a lookup this slow delays every new connection noticeably
-MAX_FILE_BYTES = 256 * 1024  # /etc/hosts, resolv.conf, nsswitch.conf
 MAX_NAMESERVERS = 3  # glibc's MAXNS: later nameserver lines are ignored
 MAX_ALTERNATIVES = 4  # DNS-only addresses tried when the system's answer does not connect
 DOCKER_DNS = "127.0.0.11"  # Docker's embedded DNS on user-defined (compose) networks
@@ -77,98 +86,6 @@ _WORDING: dict[str, str] = {
 
 # --------------------------------------------------------------------------------------------
 # Pure parsers and deciders
-
-
-@dataclass(frozen=True)
-class ResolvConf:
-    nameservers: tuple[str, ...] = ()
-    search: tuple[str, ...] = ()
-    ndots: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"nameservers": list(self.nameservers), "search": list(self.search),
-                "ndots": self.ndots}
-
-
-def parse_resolv_conf(text: str) -> ResolvConf:
-    """``resolv.conf`` as glibc reads it: nameservers in order, the last search/domain line,
-    ``options ndots:N``."""
-    servers: list[str] = []
-    search: tuple[str, ...] = ()
-    ndots = 1
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].split(";", 1)[0].strip()
-        words = line.split()
-        if len(words) < 2:
-            continue
-        key, rest = words[0], words[1:]
-        if key == "nameserver":
-            servers.append(rest[0])
-        elif key in ("search", "domain"):
-            search = tuple(d.rstrip(".") for d in rest if d != ".")
-        elif key == "options":
-            for opt in rest:
-                name, _, value = opt.partition(":")
-                if name == "ndots" and value.isdigit():
-                    ndots = min(int(value), 15)
-    return ResolvConf(tuple(servers), search, ndots)
-
-
-def parse_nameserver(value: str) -> tuple[str, int]:
-    """``ADDR[:PORT]`` (``1.2.3.4``, ``1.2.3.4:5353``, ``::1``, ``[::1]:5353``) → (address,
-    port). Raises ``ValueError`` for anything else: a nameserver must be an IP address."""
-    text = value.strip()
-    port = 53
-    if text.startswith("["):
-        address, _, tail = text[1:].partition("]")
-        if tail:
-            if not tail.startswith(":") or not tail[1:].isdigit():
-                raise ValueError(f"bad port in nameserver {value!r}")
-            port = int(tail[1:])
-    elif text.count(":") == 1:
-        address, _, port_text = text.partition(":")
-        if not port_text.isdigit():
-            raise ValueError(f"bad port in nameserver {value!r}")
-        port = int(port_text)
-    else:
-        address = text
-    if ip_or_none(address) is None:
-        raise ValueError(f"nameserver {value!r} is not an IP address")
-    if not 0 < port < 65536:
-        raise ValueError(f"port {port} of nameserver {value!r} is out of range")
-    return address.split("%", 1)[0], port
-
-
-def hosts_entries(text: str, name: str) -> list[tuple[int, str]]:
-    """(line number, address) of every ``/etc/hosts`` line naming ``name``, in file order."""
-    wanted = name.lower().rstrip(".")
-    out: list[tuple[int, str]] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        words = raw.split("#", 1)[0].split()
-        if len(words) < 2 or ip_or_none(words[0]) is None:
-            continue
-        if wanted in (w.lower().rstrip(".") for w in words[1:]):
-            out.append((number, words[0]))
-    return out
-
-
-def nsswitch_hosts(text: str) -> list[str] | None:
-    """The sources on the ``hosts:`` line (``files``, ``dns``, …), actions dropped."""
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if line.startswith("hosts:"):
-            return [w for w in line[len("hosts:"):].split() if not w.startswith("[")]
-    return None
-
-
-def files_decide(sources: Sequence[str] | None) -> bool:
-    """Whether a name in ``/etc/hosts`` is answered from the file before any DNS query."""
-    if sources is None:
-        return True  # glibc's default is "files dns"
-    if "files" not in sources:
-        return False
-    dns_like = [i for i, s in enumerate(sources) if s in ("dns", "resolve")]
-    return not dns_like or sources.index("files") < dns_like[0]
 
 
 def is_localhost_name(name: str) -> bool:
@@ -447,23 +364,16 @@ def run(ctx: Context) -> Outcome:
     findings.extend(_server_findings(ctx, system, answers))
     findings.extend(_slow_findings(host, system, answers))
 
-    worst = max((f.severity.rank for f in findings), default=-1)
-    status = Status.FAIL if worst >= Severity.ERROR.rank else (
-        Status.WARN if worst >= Severity.WARNING.rank else Status.PASS)
     summary = _summary(host, system, answers, decides, proxied, skip_dns)
     for finding in findings:
         if finding.cause == "ipv6-localhost":
             seen = finding.evidence
             summary += f"; {seen['first']} is {seen['failure']}, {seen['working']} answers"
-    return Outcome(status, summary, facts, findings)
+    return Outcome.from_findings(summary, facts, findings)
 
 
 def _read(ctx: Context, name: str) -> str | None:
-    try:
-        with ctx.path(name).open("rb") as handle:
-            return handle.read(MAX_FILE_BYTES).decode("utf-8", "replace")
-    except OSError:
-        return None
+    return read_text(ctx.path(name))
 
 
 def _fmt(address: str, port: int) -> str:
@@ -487,17 +397,11 @@ def _nameservers(ctx: Context, conf: ResolvConf) -> tuple[list[tuple[str, int]],
 
 def _proxied_by(ctx: Context) -> dict[str, Any] | None:
     """The proxy ollama-python's client (httpx) sends the target through, from the ``proxy``
-    probe's per-client table (``facts["clients"]``, keyed by family or a list of rows); when
-    that probe did not run, from the same pure decision over ``ctx.env``. ``None``: direct."""
-    result = ctx.result("proxy")
-    if result is not None and "clients" in result.facts:
-        rows = result.facts["clients"]
-        if isinstance(rows, dict):
-            rows = [{"family": k, **v} for k, v in rows.items() if isinstance(v, dict)]
-        for row in rows if isinstance(rows, list) else []:
-            if isinstance(row, dict) and str(row.get("family", "")).lower() == "httpx":
-                return _proxy_fact(row.get("proxy"))
-        return None
+    probe's per-family routes (``ProxyFacts``); when that probe did not run, from the same pure
+    decision over ``ctx.env``. ``None``: direct."""
+    routes = ctx.facts(ProxyFacts)
+    if routes is not None:
+        return _proxy_fact(routes.proxy_of("httpx"))
     try:
         from ollama_doctor.proxyenv import proxy_for
 
@@ -507,8 +411,8 @@ def _proxied_by(ctx: Context) -> dict[str, Any] | None:
     return _proxy_fact(decision.proxy_url)
 
 
-def _proxy_fact(proxy: Any) -> dict[str, Any] | None:
-    if not isinstance(proxy, str) or not proxy:
+def _proxy_fact(proxy: str | None) -> dict[str, Any] | None:
+    if not proxy:
         return None
     from ollama_doctor.redact import redact_url
 
@@ -516,15 +420,12 @@ def _proxy_fact(proxy: Any) -> dict[str, Any] | None:
     return {"client": "httpx (ollama-python)", "proxy": shown}
 
 
-def _connect_facts(ctx: Context) -> tuple[list[str], list[dict[str, Any]]] | None:
-    result = ctx.result("reachability")
-    if result is None:
+def _connect_facts(ctx: Context) -> tuple[list[str], dict[str, ConnectFact]] | None:
+    """Reachability's resolved addresses and its connect to each, by address."""
+    reach = ctx.facts(ReachabilityFacts)
+    if reach is None or reach.addresses is None or reach.connects is None:
         return None
-    addresses = result.facts.get("addresses")
-    connects = result.facts.get("connects")
-    if not isinstance(addresses, list) or not isinstance(connects, list):
-        return None
-    return [str(a) for a in addresses], [c for c in connects if isinstance(c, dict)]
+    return list(reach.addresses), {c.address: c for c in reach.connects}
 
 
 # -- failures ----------------------------------------------------------------------------------
@@ -542,9 +443,9 @@ def _failure_finding(ctx: Context, system: net.Resolution, answers: list[DnsAnsw
                                 "nameservers": facts["nameservers"]}
     answering = [a for a in answers if a.outcome == "answer"]
     check = FixStep("See what this machine resolves, then what each DNS server says.",
-                    (f"getent ahosts {host}",
-                     *(f"dig +search {host} @{a.server.rsplit(':', 1)[0].strip('[]')} "
-                       f"-p {a.server.rsplit(':', 1)[1]}" for a in answers[:1])))
+                    (R.getent(host),
+                     *(R.sh(f"dig +search {R.q(host)} @{a.server.rsplit(':', 1)[0].strip('[]')} "
+                            f"-p {a.server.rsplit(':', 1)[1]}") for a in answers[:1])))
     if answering:
         found = answering[0]
         return Finding(
@@ -553,7 +454,7 @@ def _failure_finding(ctx: Context, system: net.Resolution, answers: list[DnsAnsw
             f"DNS server {found.server} answers {', '.join(found.addresses)}: this machine "
             "resolves through something else (nsswitch.conf, systemd-resolved, a VPN).",
             evidence, [check, FixStep("Until the resolver is fixed, use the address.",
-                                      (f"export OLLAMA_HOST={_url(target, found.addresses[0])}",))])
+                                      (R.export_host(_url(target, found.addresses[0])),))])
     outcome: Outcome_
     if answers:
         outcome = next(o for o in _OUTCOME_ORDER if o in {a.outcome for a in answers})
@@ -579,16 +480,16 @@ def _failure_finding(ctx: Context, system: net.Resolution, answers: list[DnsAnsw
             evidence,
             [FixStep("Start the client's container with the host-gateway mapping (compose: "
                      "extra_hosts: [\"host.docker.internal:host-gateway\"]).",
-                     ("docker run --add-host=host.docker.internal:host-gateway IMAGE",)),
+                     (R.sh("docker run --add-host=host.docker.internal:host-gateway IMAGE"),)),
              FixStep("The host's Ollama must then listen beyond loopback, since the mapping "
                      "reaches the docker0 bridge address.",
-                     (f"OLLAMA_HOST=0.0.0.0:{port} ollama serve",))])
+                     (R.serve_with("OLLAMA_HOST", f"0.0.0.0:{port}"),))])
     if hint == "localhost-typo":
         return Finding(
             "dns-failure", Severity.CRITICAL,
             f"{host!r} does not resolve ({what}); it looks like a typo of 'localhost'.",
             evidence, [FixStep("Spell the host correctly (or use the IPv4 address).",
-                               (f"export OLLAMA_HOST=http://127.0.0.1:{port}",))])
+                               (R.export_host(f"http://127.0.0.1:{port}"),))])
     if hint == "single-label":
         docker = DOCKER_DNS in facts["resolv_conf"]["nameservers"]
         where = ("Docker's embedded DNS here does not know it" if docker
@@ -601,8 +502,8 @@ def _failure_finding(ctx: Context, system: net.Resolution, answers: list[DnsAnsw
             evidence,
             [FixStep("Put the client in the service's network (same compose file, or connect "
                      "the container), or call the port the service publishes on the host.",
-                     ("docker network ls", "docker network connect NETWORK CONTAINER",
-                      f"export OLLAMA_HOST=http://127.0.0.1:{port}")), check])
+                     (R.sh("docker network ls"), R.sh("docker network connect NETWORK CONTAINER"),
+                      R.export_host(f"http://127.0.0.1:{port}"))), check])
     messages = {
         "nxdomain": f"{host!r} does not exist in DNS: {what}.",
         "nodata": f"{host!r} exists in DNS but has no address: {what}.",
@@ -613,7 +514,7 @@ def _failure_finding(ctx: Context, system: net.Resolution, answers: list[DnsAnsw
         "error": f"{host!r} does not resolve on this machine: {what}.",
     }
     fix = [check, FixStep("Use a name that resolves from where the client runs, or the "
-                          "server's IP address.", (f"export OLLAMA_HOST=http://IP:{port}",))]
+                          "server's IP address.", (R.export_host(f"http://IP:{port}"),))]
     return Finding("dns-failure", Severity.CRITICAL, messages[outcome], evidence, fix)
 
 
@@ -646,12 +547,13 @@ def _compare(ctx: Context, system: net.Resolution, answers: list[DnsAnswer],
     stale = "a stale /etc/hosts entry" if decides else "split-horizon DNS or another resolver"
     # Does the system's answer work at all? The reachability probe connected to each address.
     seen = _connect_facts(ctx)
-    system_dead = seen is not None and bool(seen[1]) and not any(c.get("ok") for c in seen[1])
+    system_dead = seen is not None and bool(seen[1]) and not any(
+        c.ok for c in seen[1].values())
     fix_hosts = (FixStep(f"Remove or correct the {host} line in /etc/hosts.",
-                         (f"grep -n '{host}' /etc/hosts", f"getent ahosts {host}"))
+                         (R.sh(f"grep -n {R.q(host)} /etc/hosts"), R.getent(host)))
                  if decides else
-                 FixStep("Find which resolver answers what.", (f"getent ahosts {host}",
-                                                               "resolvectl status")))
+                 FixStep("Find which resolver answers what.", (R.getent(host),
+                                                               R.sh("resolvectl status"))))
     if system_dead:
         alive = _try_alternatives(ctx, [a for a in theirs.addresses if a not in ours])
         evidence["alternatives"] = [c.to_dict() for c in alive]
@@ -663,7 +565,7 @@ def _compare(ctx: Context, system: net.Resolution, answers: list[DnsAnswer],
                 f"which does not connect, while DNS server {theirs.server} says "
                 f"{', '.join(theirs.addresses)}, which does: {stale}.",
                 evidence, [fix_hosts, FixStep("Or call the working address directly.", (
-                    f"export OLLAMA_HOST={_url(ctx.target, working[0])}",))])]
+                    R.export_host(_url(ctx.target, working[0])),))])]
     return [Finding(
         "dns-failure", Severity.WARNING,
         f"{host!r} resolves here to {', '.join(system.addresses)} (from {source}) but DNS "
@@ -697,7 +599,7 @@ def _server_findings(ctx: Context, system: net.Resolution,
            if first_bad else "lookups that reach it fail or wait."),
         {"host": ctx.target.dial_host, "dns": [a.to_dict() for a in answers]},
         [FixStep("Remove the failing nameserver from the resolver configuration.",
-                 ("cat /etc/resolv.conf", "resolvectl status"))],
+                 (R.sh("cat /etc/resolv.conf"), R.sh("resolvectl status")))],
         confidence=Confidence.HIGH)]
 
 
@@ -717,7 +619,7 @@ def _slow_findings(host: str, system: net.Resolution, answers: list[DnsAnswer]) 
         {"host": host, "system_ms": round(system.elapsed_ms, 1),
          "dns_ms": {a.server: round(a.elapsed_ms, 1) for a in answers}},
         [FixStep("Use a closer or faster resolver, a local cache, or the address itself.",
-                 (f"getent ahosts {host}",))])]
+                 (R.getent(host),))])]
 
 
 # -- ::1 versus 127.0.0.1 ---------------------------------------------------------------------
@@ -728,45 +630,44 @@ def _ipv6_findings(ctx: Context) -> list[Finding]:
     seen = _connect_facts(ctx)
     if seen is None:
         return []
-    addresses, connects = seen
-    by_address = {str(c.get("address")): c for c in connects}
+    addresses, by_address = seen
     if len(addresses) < 2 or not all(a in by_address for a in addresses):
         return []
     first = addresses[0]
     first_family = _family(first)
     failed_first = [a for a in addresses if _family(a) == first_family
-                    and not by_address[a].get("ok")]
-    other_ok = [a for a in addresses if _family(a) != first_family and by_address[a].get("ok")]
-    same_ok = [a for a in addresses if _family(a) == first_family and by_address[a].get("ok")]
+                    and not by_address[a].ok]
+    other_ok = [a for a in addresses if _family(a) != first_family and by_address[a].ok]
+    same_ok = [a for a in addresses if _family(a) == first_family and by_address[a].ok]
     if first not in failed_first or not other_ok or same_ok:
         return []
     target = ctx.target
     host, port = target.dial_host, target.port
     working = other_ok[0]
     how = {"refused": "refused", "connect-timeout": "timing out"}.get(
-        str(by_address[first].get("error")), "unreachable")
+        str(by_address[first].error), "unreachable")
     node_error = {"refused": "ECONNREFUSED", "timing out": "ETIMEDOUT"}.get(how, "ENETUNREACH")
     evidence = {"host": host, "address_order": addresses, "first": first, "failure": how,
                 "working": working,
-                "connects": [by_address[a] for a in addresses]}
+                "connects": [asdict(by_address[a]) for a in addresses]}
     if first_family == 6:
         message = (f"{host!r} resolves to {first} first, and [{first}]:{port} is {how} while "
                    f"{working}:{port} answers: Python clients fall back to IPv4, but Node 17-19 "
                    f"(ollama-js, fetch) dial only the first address and fail with "
                    f"{node_error} {first}:{port}.")
         fix = [FixStep("Point clients at the IPv4 address, which every client dials the same "
-                       "way.", (f"export OLLAMA_HOST={_url(target, working)}",)),
+                       "way.", (R.export_host(_url(target, working)),)),
                FixStep("Or make the server listen on both families.",
-                       (f"OLLAMA_HOST=[::]:{port} ollama serve",))]
+                       (R.serve_with("OLLAMA_HOST", f"[::]:{port}"),))]
     else:
         message = (f"{host!r} resolves to {first} first, and {first}:{port} is {how} while "
                    f"[{working}]:{port} answers: Python clients fall back to IPv6, but Node "
                    "17-19 (ollama-js, fetch) dial only the first address and fail with "
                    f"{node_error} {first}:{port}.")
         fix = [FixStep("Point clients at the IPv6 address the server listens on.",
-                       (f"export OLLAMA_HOST={_url(target, working)}",)),
+                       (R.export_host(_url(target, working)),)),
                FixStep("Or make the server listen on both families.",
-                       (f"OLLAMA_HOST=[::]:{port} ollama serve",))]
+                       (R.serve_with("OLLAMA_HOST", f"[::]:{port}"),))]
     return [Finding("ipv6-localhost", Severity.WARNING, message, evidence, fix)]
 
 
@@ -780,15 +681,14 @@ def _other_loopback_findings(ctx: Context, facts: dict[str, Any]) -> list[Findin
     seen = _connect_facts(ctx)
     if seen is None:
         return []
-    addresses, connects = seen
-    by_address = {str(c.get("address")): c for c in connects}
+    addresses, by_address = seen
     if not addresses or not all(a in by_address for a in addresses):
         return []
     ips = [ip_or_none(a) for a in addresses]
     if not all(ip is not None and ip.is_loopback for ip in ips):
         return []
     families = {_family(a) for a in addresses}
-    if len(families) != 1 or any(by_address[a].get("error") != "refused" for a in addresses):
+    if len(families) != 1 or any(by_address[a].error != "refused" for a in addresses):
         return []
     family = families.pop()
     target = ctx.target
@@ -813,27 +713,27 @@ def _other_loopback_findings(ctx: Context, facts: dict[str, Any]) -> list[Findin
                    "bind is 127.0.0.1), and no client falls back to it from an IPv6 address. "
                    "Use 127.0.0.1.")
         fix = [FixStep("Use 127.0.0.1, the address the server listens on.",
-                       (f"export OLLAMA_HOST={_url(target, other)}",
-                        f"curl {_url(target, other)}/")),
+                       (R.export_host(_url(target, other)),
+                        R.curl(f"{_url(target, other)}/"))),
                FixStep("Or make the server listen on both families ([::] takes IPv4 too). "
                        "That opens the port to your network: allow it in the firewall only "
-                       "for trusted hosts.", (f"OLLAMA_HOST=[::]:{port} ollama serve",))]
+                       "for trusted hosts.", (R.serve_with("OLLAMA_HOST", f"[::]:{port}"),))]
     else:
         message = (f"{dialled}, which refuses connections, while {_fmt(other, port)} accepts "
                    f"them{holder}: the server listens on IPv6 loopback only, and no client "
                    "falls back to it from an IPv4 address. Use [::1], or make the server "
                    "listen on both families.")
         fix = [FixStep("Use [::1], the address the server listens on.",
-                       (f"export OLLAMA_HOST={_url(target, other)}",
-                        f"curl {_url(target, other)}/")),
+                       (R.export_host(_url(target, other)),
+                        R.curl(f"{_url(target, other)}/"))),
                FixStep("Or make the server listen on both families ([::] takes IPv4 too), or "
                        "on 127.0.0.1 (Ollama's default). [::] opens the port to your network: "
                        "allow it in the firewall only for trusted hosts.",
-                       (f"OLLAMA_HOST=[::]:{port} ollama serve",
-                        f"OLLAMA_HOST=127.0.0.1:{port} ollama serve"))]
+                       (R.serve_with("OLLAMA_HOST", f"[::]:{port}"),
+                        R.serve_with("OLLAMA_HOST", f"127.0.0.1:{port}")))]
     evidence = {"host": host, "address_order": addresses, "first": first,
                 "failure": "refused", "working": other,
-                "connects": [by_address[a] for a in addresses],
+                "connects": [asdict(by_address[a]) for a in addresses],
                 "other_family": result.to_dict()}
     return [Finding("ipv6-localhost", Severity.ERROR, message, evidence, fix, Confidence.HIGH)]
 

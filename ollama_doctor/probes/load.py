@@ -3,7 +3,8 @@
 Ramps the request rate, step by step, against one cheap call — ``GET /api/version`` by default,
 which finds a gateway's rate limit without touching a model; ``--load-call generate`` sends a
 one-token ``/api/generate`` for ``--model``, which is what fills Ollama's queue of calls waiting
-for a model load (ollama-facts §2.7: requests for a loaded model never get 503). The sender is
+for a model load (docs/ollama-wire.md §2, the 503 row: ``sched.go`` queues only calls waiting
+for a load, so requests for a loaded model never get 503). The sender is
 open-loop (``ollama_doctor.pacing``): requests leave at scheduled times, so the achieved rate
 matches the target whatever the answers do; the last rate is held for the rest of the budget,
 so that a limiter's burst allowance drains.
@@ -37,6 +38,7 @@ import math
 from typing import Any
 
 from ollama_doctor import net, pacing
+from ollama_doctor import remedies as R
 from ollama_doctor.context import Context
 from ollama_doctor.probes.warmup import classify_server_error
 from ollama_doctor.result import Confidence, Finding, FixStep, Outcome, Severity, Status
@@ -237,10 +239,11 @@ def _judge(ctx: Context, plan: pacing.Plan, result: pacing.RampResult, facts: di
                     FixStep(f"Pace calls on the client: a token bucket of {bucket['rate_per_s']} "
                             f"requests/s with a burst of {bucket['burst']}, at or below the "
                             "measured limit.",
-                            (f"aiolimiter.AsyncLimiter({bucket['rate_per_s']}, 1)   # Python",
-                             f"new Bottleneck({{ reservoir: {bucket['burst']}, "
-                             f"minTime: {math.ceil(1000 / bucket['rate_per_s'])} }})   "
-                             "// Node")),
+                            (R.python(f"aiolimiter.AsyncLimiter({bucket['rate_per_s']}, 1)"),)),
+                    FixStep("The same in Node (bottleneck):",
+                            (R.javascript(f"new Bottleneck({{ reservoir: {bucket['burst']}, "
+                                          f"minTime: {math.ceil(1000 / bucket['rate_per_s'])} "
+                                          "})"),)),
                     FixStep(f"On 429, {backoff_text}, with jitter; never retry at once."),
                     FixStep("Or ask the gateway's owner for a higher limit for this client."),
                 ], Confidence.HIGH, 429))
@@ -262,11 +265,11 @@ def _judge(ctx: Context, plan: pacing.Plan, result: pacing.RampResult, facts: di
                 confidence = Confidence.MEDIUM
             fixes = [FixStep(f"Limit the client to {limit_conc} concurrent calls (a semaphore), "
                              f"and on 503 {backoff_text}."),
-                     FixStep("Keep the model loaded so calls skip the load queue, or raise the "
-                             "queue on the server.",
-                             (_preload(ctx), "OLLAMA_MAX_QUEUE=1024   # in the server's "
-                                             "environment",
-                              "OLLAMA_NUM_PARALLEL=4   # in the server's environment"))]
+                     FixStep("Keep the model loaded so calls skip the load queue,",
+                             (_preload(ctx),)),
+                     FixStep("or raise the queue in the server's environment.",
+                             (R.env_line("OLLAMA_MAX_QUEUE", "1024"),
+                              R.env_line("OLLAMA_NUM_PARALLEL", "4")))]
             findings.append(Finding("server-busy", Severity.ERROR, message, evidence, fixes,
                                     confidence, status))
         if status == 429:
@@ -356,17 +359,9 @@ def _is_cloud(ctx: Context) -> bool:
     return bool(ctx.options.model) and is_cloud(ctx.options.model or "")
 
 
-def _preload(ctx: Context) -> str:
-    import json
-    import shlex
-
-    model = ctx.options.model or "MODEL"
-    body = json.dumps({"model": model, "keep_alive": -1})
-    return f"curl {ctx.target.root_url}/api/generate -d {shlex.quote(body)}"
+def _preload(ctx: Context) -> R.Command:
+    return R.preload(ctx.target.root_url, ctx.options.model or "MODEL")
 
 
 def _outcome(findings: list[Finding], facts: dict[str, Any], summary: str) -> Outcome:
-    worst = max((f.severity.rank for f in findings), default=-1)
-    status = Status.FAIL if worst >= Severity.ERROR.rank else (
-        Status.WARN if worst >= Severity.WARNING.rank else Status.PASS)
-    return Outcome(status, summary, facts, findings)
+    return Outcome.from_findings(summary, facts, findings)

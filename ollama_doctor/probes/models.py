@@ -37,6 +37,7 @@ left to the ``auth`` probe.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import threading
@@ -45,7 +46,9 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ollama_doctor import modelname, net
+from ollama_doctor import remedies as R
 from ollama_doctor.context import Context
+from ollama_doctor.facts import ModelsFacts
 from ollama_doctor.result import Confidence, Finding, FixStep, Outcome, Severity, Status
 from ollama_doctor.target import DEFAULT_URL, base_path_kind
 
@@ -123,7 +126,13 @@ COMMAND_RUNNER: CommandRunner = run_command
 
 
 def run(ctx: Context) -> Outcome:
-    return ctx.on_path(_run(ctx))
+    outcome = ctx.on_path(_run(ctx))
+    return outcome.with_evidence(evidence_of(outcome.facts))
+
+
+def evidence_of(facts: dict[str, Any]) -> ModelsFacts | None:
+    """The typed part of this probe's facts (``ctx.facts(ModelsFacts)`` for the others)."""
+    return ModelsFacts.from_result(facts)
 
 
 def _run(ctx: Context) -> Outcome:
@@ -188,14 +197,8 @@ def _count(n: int) -> str:
 
 def _finish(summary: str, facts: dict[str, Any], findings: list[Finding], *,
             empty_is_warn: bool = False) -> Outcome:
-    worst = max((f.severity.rank for f in findings), default=-1)
-    if worst >= Severity.ERROR.rank:
-        status = Status.FAIL
-    elif worst >= Severity.WARNING.rank or empty_is_warn:
-        status = Status.WARN
-    else:
-        status = Status.PASS
-    return Outcome(status, summary, facts, findings)
+    return Outcome.from_findings(summary, facts, findings,
+                                 floor=Status.WARN if empty_is_warn else Status.PASS)
 
 
 def native_base(ctx: Context) -> str:
@@ -285,7 +288,7 @@ def _tags_failed(ctx: Context, tags: net.HttpReply, facts: dict[str, Any],
             f"Listing the models failed: GET {base}/api/tags answered {status} "
             f"{tags.error_message() or tags.snippet(120)!r}.", {"tags": tags.to_evidence()},
             [FixStep("Read the server log; the model store may be unreadable.",
-                     ("journalctl -u ollama -n 100",))], confidence=Confidence.MEDIUM,
+                     (R.journal(),))], confidence=Confidence.MEDIUM,
             code=status))
         return Outcome(Status.FAIL, f"GET {base}/api/tags answered {status}", facts, findings)
     return Outcome(Status.WARN, f"GET {base}/api/tags gave {tags.describe()}; models unknown",
@@ -311,9 +314,8 @@ def _openai_view(ctx: Context, headers: dict[str, str], names: list[str]) -> dic
 # a model that is not there
 
 
-def _pull_command(ctx: Context, base: str, model: str) -> str:
-    prefix = "" if base == DEFAULT_URL else f"OLLAMA_HOST={base} "
-    return f"{prefix}ollama pull {model}"
+def _pull_command(ctx: Context, base: str, model: str) -> R.Command:
+    return R.pull(model, None if base == DEFAULT_URL else base)
 
 
 def _not_found(ctx: Context, headers: dict[str, str], facts: dict[str, Any],
@@ -341,7 +343,7 @@ def _not_found(ctx: Context, headers: dict[str, str], facts: dict[str, Any],
                      (_pull_command(ctx, base, model),))]
     if close:
         fixes.append(FixStep(f"Or call an installed model by its exact name, e.g. {close[0]}.",
-                             (f'"model": "{close[0]}"',)))
+                             (R.json_line(f'"model": {json.dumps(close[0])}'),)))
     if facts["model"].get("name_problems"):
         fixes.insert(0, FixStep("Fix the model name: " + "; ".join(
             facts["model"]["name_problems"]) + "."))
@@ -370,14 +372,7 @@ def _judge_show(ctx: Context, show: net.HttpReply, facts: dict[str, Any],
         evidence: dict[str, Any] = {"model": model, "show": show.to_evidence()}
         if isinstance(signin, str):
             evidence["signin_url"] = signin
-        findings.append(Finding(
-            "cloud-signin-required", Severity.ERROR,
-            f"{model} runs on Ollama Cloud, and the server at {base} is not signed in to "
-            "ollama.com (401 unauthorized).", evidence,
-            [FixStep("Sign the server in (run this where the server runs, as its user), or open "
-                     "the sign-in URL it gave.", ("ollama signin",)),
-             FixStep("Or use a local model instead of the cloud one.")],
-            code=401))
+        findings.append(R.signin_finding(model, base, evidence))
         return None
     if show.status == 429:
         cloud_text = "Ollama Cloud's usage limit" if cloud else "a gateway's rate limit"
@@ -464,7 +459,7 @@ def normalise_needs(needs: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def _what_ollama_says(model: str, capability: str) -> str:
     """Ollama's 400: generate, chat and thinking quote the name as sent, the others the full
-    name (ollama-facts §2.2)."""
+    name (docs/ollama-wire.md §2.2)."""
     parsed = modelname.parse(model)
     full = f"{parsed.host}/{parsed.namespace}/{parsed.model}:{parsed.tag}"
     if capability == "completion":
@@ -504,7 +499,8 @@ def _check_needs(ctx: Context, headers: dict[str, str], facts: dict[str, Any],
         message += f" On this server {alternatives} {'has' if len(having) == 1 else 'have'} it."
     fixes = []
     if having:
-        fixes.append(FixStep(f"Call a model that has {names}.", (f'"model": "{having[0]}"',)))
+        fixes.append(FixStep(f"Call a model that has {names}.",
+                             (R.json_line(f'"model": {json.dumps(having[0])}'),)))
     fixes.append(FixStep(
         f"{'Or pull' if having else 'Pull'} a model that has it ({_examples(missing)}), or "
         f"drop {names} from the call.",
@@ -581,17 +577,17 @@ def _check_instances(ctx: Context, headers: dict[str, str], facts: dict[str, Any
     cli_names: list[str] = cli.get("models", []) if cli else []
     cli_host = str(cli["host"]) if cli else ""
     holders: list[str] = []  # descriptions of where the model (or any model) is
-    commands: list[str] = []
+    commands: list[R.Command] = []
     if model is not None:
         if cli and modelname.find(model, cli_names):
             holders.append(f"the ollama CLI (which talks to {cli_host}) lists it")
-            commands.append(f"export OLLAMA_HOST={cli_host}")
+            commands.append(R.export_host(cli_host))
         for other in others:
             found = modelname.find(model, other.get("models", []))
             if found:
                 holders.append(f"the server at {other['url']} (pid {other['pid']}) has it as "
                                f"{found}")
-                commands.append(f"export OLLAMA_HOST={other['url']}")
+                commands.append(R.export_host(str(other["url"])))
         if not holders and not names and (cli_names or any(o.get("models") for o in others)):
             _wrong_instance(findings, base, model, names, cli, others, Severity.WARNING,
                             Confidence.MEDIUM, [], commands)
@@ -605,12 +601,12 @@ def _check_instances(ctx: Context, headers: dict[str, str], facts: dict[str, Any
         if cli_names:
             holders.append(f"the ollama CLI (which talks to {cli_host}) lists "
                            f"{_count(len(cli_names))}")
-            commands.append(f"export OLLAMA_HOST={cli_host}")
+            commands.append(R.export_host(cli_host))
         for other in others:
             if other.get("models"):
                 holders.append(f"the server at {other['url']} (pid {other['pid']}) has "
                                f"{_count(len(other['models']))}")
-                commands.append(f"export OLLAMA_HOST={other['url']}")
+                commands.append(R.export_host(str(other["url"])))
         if holders:
             _wrong_instance(findings, base, None, names, cli, others, Severity.WARNING,
                             Confidence.HIGH, holders, commands)
@@ -619,7 +615,7 @@ def _check_instances(ctx: Context, headers: dict[str, str], facts: dict[str, Any
 def _wrong_instance(findings: list[Finding], base: str, model: str | None, names: list[str],
                     cli: dict[str, Any] | None, others: list[dict[str, Any]],
                     severity: Severity, confidence: Confidence, holders: list[str],
-                    commands: list[str]) -> None:
+                    commands: list[R.Command]) -> None:
     what = f"{model!r} is not on the server at {base}" if model else \
         f"The server at {base} has no models"
     if holders:
@@ -639,7 +635,7 @@ def _wrong_instance(findings: list[Finding], base: str, model: str | None, names
     fixes.append(FixStep(
         "Or run a single server: find every Ollama server on this machine, stop the extra one, "
         "and set OLLAMA_MODELS for the one that remains if its store is elsewhere.",
-        ("ps aux | grep 'ollama serve'", f"OLLAMA_HOST={base} ollama list")))
+        (R.sh("ps aux | grep 'ollama serve'"), R.with_host(base, "ollama list"))))
     findings.append(Finding("wrong-instance", severity, message, evidence, fixes,
                             confidence, code=404 if model else None))
 

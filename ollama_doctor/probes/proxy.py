@@ -41,7 +41,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ollama_doctor import net
+from ollama_doctor import remedies as R
 from ollama_doctor.context import Context
+from ollama_doctor.facts import ProxyFacts
 from ollama_doctor.proxyenv import (
     FAMILIES,
     HTTPX_SCHEMES,
@@ -103,6 +105,16 @@ def system_settings(platform: str) -> tuple[dict[str, str], Callable[[str], bool
 
 
 def run(ctx: Context) -> Outcome:
+    outcome = _run(ctx)
+    return outcome.with_evidence(evidence_of(outcome.facts))
+
+
+def evidence_of(facts: dict[str, Any]) -> ProxyFacts:
+    """The typed part of this probe's facts (``ctx.facts(ProxyFacts)`` for the others)."""
+    return ProxyFacts.from_result(facts)
+
+
+def _run(ctx: Context) -> Outcome:
     target = ctx.target
     client_url = f"{target.scheme}://{target.bracketed_host}:{target.port}"
     system, system_bypass = system_settings(sys.platform)
@@ -153,10 +165,7 @@ def run(ctx: Context) -> Outcome:
                            **comparison.facts()}
     findings = _judge(ctx, comparison, decisions, families, no_proxy, client_url)
     facts["comparison"]["verdict"] = comparison.verdict
-    worst = max((f.severity.rank for f in findings), default=-1)
-    status = Status.FAIL if worst >= Severity.ERROR.rank else (
-        Status.WARN if worst >= Severity.WARNING.rank else Status.PASS)
-    return Outcome(status, comparison.summary, facts, findings)
+    return Outcome.from_findings(comparison.summary, facts, findings)
 
 
 def _shown(name: str, value: str) -> str:
@@ -488,26 +497,27 @@ def _blocks(ctx: Context, cmp: Comparison, proxied: net.HttpReply, evidence: dic
     direct = cmp.direct.describe()
     if code == 407:
         has_credentials = "@" in cmp.proxy.split("://", 1)[-1]
+        proxy_hostport = urlsplit(with_scheme(cmp.proxy)).netloc.rsplit("@", 1)[-1]
         what = ("rejects the credentials in" if has_credentials else "demands credentials "
                 "(407 Proxy Authentication Required) that are not in")
         message = (f"The proxy {proxy} {what} {source}, and {who_calls} can reach {client_url} "
                    f"only through it (directly: {direct}).")
         fix = [FixStep("Put the proxy's user name and password in the proxy URL (quote special "
                        "characters with %XX).",
-                       (f"export {source}=http://USER:PASSWORD@"
-                        f"{urlsplit(with_scheme(cmp.proxy)).netloc.rsplit('@', 1)[-1]}",))]
+                       (R.export(source, "http://USER:PASSWORD@" + proxy_hostport),))]
     else:
         message = (f"The proxy {proxy} ({source}) refuses the call to {client_url}: it answers "
                    f"{_answer(proxied)}, and this machine cannot reach {host_port} without it "
                    f"(directly: {direct}). The proxy's policy has to allow the Ollama host.")
         fix = [FixStep(f"Ask the proxy's administrators to allow {host_port} (an allow-list "
                        "entry); on squid, for example:",
-                       (f"acl ollama dstdomain {target.host}",
-                        f"acl ollama_port port {target.port}",
-                        "http_access allow ollama ollama_port")),
+                       (R.config(f"acl ollama dstdomain {target.host}"),
+                        R.config(f"acl ollama_port port {target.port}"),
+                        R.config("http_access allow ollama ollama_port"))),
                FixStep("Or reach the server another way (VPN, an SSH tunnel), then exclude it "
                        "from proxying.",
-                       (f"ssh -N -L {target.port}:localhost:11434 USER@{target.host}",))]
+                       (R.sh(f"ssh -N -L {target.port}:localhost:11434 "
+                             f"{R.q('USER@' + target.host)}"),))]
     high = code in (403, 407) and bool(fingerprints(proxied).get("status"))
     severity = Severity.CRITICAL if httpx_uses else Severity.WARNING
     confidence = Confidence.HIGH if high and httpx_uses else Confidence.MEDIUM
@@ -519,40 +529,42 @@ def _exclude_fix(no_proxy: str, client_url: str, host: str) -> FixStep:
     return FixStep(
         "Exclude the Ollama host from proxying, keeping the entries already there. Set both "
         "spellings: httpx, requests and curl read no_proxy first, Go reads NO_PROXY first.",
-        (f"export NO_PROXY='{no_proxy}' no_proxy='{no_proxy}'",
-         f"curl {client_url}/   # should print: {OLLAMA_BODY}"))
+        (R.export_both("NO_PROXY", no_proxy),
+         R.curl(f"{client_url}/", note=f"should print: {OLLAMA_BODY}")))
 
 
 def _client_fixes(client_url: str) -> list[FixStep]:
     return [FixStep(
         "Or stop one client from reading proxy variables at all:",
-        (f"ollama.Client(host='{client_url}', trust_env=False)   # ollama-python",
-         "httpx.Client(trust_env=False)   # httpx, and openai-python via http_client=",
-         "session.trust_env = False   # requests",
-         f"curl --noproxy '*' {client_url}/"))]
+        (R.python(f"ollama.Client(host={client_url!r}, trust_env=False)   # ollama-python"),
+         R.python("httpx.Client(trust_env=False)   # httpx, and openai-python via http_client="),
+         R.python("session.trust_env = False   # requests"))),
+        FixStep("curl:", (R.curl(f"{client_url}/", extra="--noproxy '*'"),))]
 
 
 def _server_side_fix() -> FixStep:
     return FixStep(
         "If the proxy is only needed for model pulls, set HTTPS_PROXY in the Ollama server's "
         "environment alone and keep HTTP_PROXY out of clients' (Ollama's FAQ).",
-        ("sudo systemctl edit ollama   # [Service] Environment=\"HTTPS_PROXY=…\"",))
+        (R.systemd_edit("HTTPS_PROXY", "http://PROXY_HOST:PORT"),))
 
 
 def _unsupported(ctx: Context, broken: ClientError) -> Finding:
     evidence: dict[str, Any] = {"variable": broken.variable, "proxy": broken.proxy_url,
                                 "error": broken.message, "python": sys.executable}
-    unset = (f"unset {broken.variable.upper()} {broken.variable.lower()}"
-             if broken.variable != "system" else "(remove it from the system proxy settings)")
+    # a system proxy (macOS/Windows settings) has no variable to unset: say where instead
+    unset = ((R.unset(broken.variable.upper(), broken.variable.lower()),)
+             if broken.variable != "system" else ())
+    where = " (remove it from the system proxy settings)" if not unset else ""
     if broken.kind == "socks-missing":
         message = (f"{broken.variable}={broken.proxy_url} is a SOCKS proxy and the 'socksio' "
                    "package cannot be imported here, so httpx.Client() raises ImportError: "
                    "`import ollama` itself fails, whatever host it calls.")
         fix = [FixStep("Install SOCKS support into the Python environment that runs your app.",
-                       ("pip install 'httpx[socks]'",)),
+                       (R.sh("pip install 'httpx[socks]'"),)),
                FixStep("Or, if this client needs no proxy, remove the variable (NO_PROXY does "
                        "not help: httpx builds every proxy when the client is created; only "
-                       "NO_PROXY='*' avoids it, by turning all proxies off).", (unset,))]
+                       "NO_PROXY='*' avoids it, by turning all proxies off)" + where + ".", unset)]
         confidence = Confidence.MEDIUM  # socksio may exist in the app's own environment
     else:
         scheme = proxy_scheme(broken.proxy_url)
@@ -562,9 +574,9 @@ def _unsupported(ctx: Context, broken: ClientError) -> Finding:
         address = broken.proxy_url.split("://", 1)[-1]
         fix = [FixStep("Use a scheme httpx supports, whichever the proxy speaks: http://, "
                        "https://, socks5:// or socks5h:// (socks5h needs httpx ≥ 0.28).",
-                       (f"export {broken.variable}=http://{address}",
-                        f"export {broken.variable}=socks5://{address}")),
+                       (R.export(broken.variable, f"http://{address}"),
+                        R.export(broken.variable, f"socks5://{address}"))),
                FixStep("Or remove the variable for this client (NO_PROXY does not help; only "
-                       "NO_PROXY='*' avoids it).", (unset,))]
+                       "NO_PROXY='*' avoids it)" + where + ".", unset)]
         confidence = Confidence.HIGH
     return Finding("proxy-unsupported", Severity.CRITICAL, message, evidence, fix, confidence)

@@ -7,7 +7,7 @@ Checks, in order, each step only when the one before it worked:
 2. resolution of the host (``getaddrinfo``, in the order clients try the addresses);
 3. a TCP connect to **every** resolved address, telling refused, timeout and unreachable apart;
 4. ``GET /`` at the server root, expecting exactly ``Ollama is running`` and no ``Server``
-   header (ollama-facts §5); then ``GET /api/version``;
+   header (docs/ollama-wire.md §5); then ``GET /api/version``;
 5. when the target has a path, whether calls under it reach Ollama's routes.
 
 Along the client's path (``Context.route``): when the chosen client's proxy applies to the
@@ -35,7 +35,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ollama_doctor import net
+from ollama_doctor import remedies as R
 from ollama_doctor.context import Context
+from ollama_doctor.facts import ReachabilityFacts
 from ollama_doctor.result import Confidence, Finding, FixStep, Outcome, Severity, Status
 from ollama_doctor.target import base_path_kind, go_client_note, ip_or_none
 
@@ -43,7 +45,13 @@ OLLAMA_BODY = "Ollama is running"
 
 
 def run(ctx: Context) -> Outcome:
-    return ctx.on_path(_run(ctx))
+    outcome = ctx.on_path(_run(ctx))
+    return outcome.with_evidence(evidence_of(outcome.facts))
+
+
+def evidence_of(facts: dict[str, Any]) -> ReachabilityFacts:
+    """The typed part of this probe's facts (``ctx.facts(ReachabilityFacts)`` for the others)."""
+    return ReachabilityFacts.from_result(facts)
 
 
 def _run(ctx: Context) -> Outcome:
@@ -141,13 +149,10 @@ def _identity(ctx: Context, facts: dict[str, Any], findings: list[Finding]) -> O
     if target.path:
         _check_base_path(ctx, facts, findings)
 
-    worst = max((f.severity.rank for f in findings), default=-1)
-    status = Status.FAIL if worst >= Severity.ERROR.rank else (
-        Status.WARN if worst >= Severity.WARNING.rank else Status.PASS)
     summary = f"Ollama {facts.get('version') or '?'} answers at {target.root_url}"
     if facts.get("intermediary"):
         summary += f" (through {facts['intermediary']})"
-    return Outcome(status, summary, facts, findings)
+    return Outcome.from_findings(summary, facts, findings)
 
 
 def _target_findings(ctx: Context) -> list[Finding]:
@@ -160,7 +165,7 @@ def _target_findings(ctx: Context) -> list[Finding]:
             "and macOS but fails on Windows (WinError 10049) and in some clients.",
             {"target": target.url, "dialed_instead": target.dial_host},
             [FixStep("Give the client a real address; keep 0.0.0.0 for the server's own "
-                     "OLLAMA_HOST.", (f"export OLLAMA_HOST=http://127.0.0.1:{target.port}",))]))
+                     "OLLAMA_HOST.", (R.export_host(f"http://127.0.0.1:{target.port}"),))]))
     if target.scheme_explicit and not target.port_explicit:
         out.append(Finding(
             "wrong-port-scheme", Severity.INFO,
@@ -168,7 +173,7 @@ def _target_findings(ctx: Context) -> list[Finding]:
             "(ollama-python and ollama-js both do this).",
             {"target": target.raw, "port": target.port},
             [FixStep("Name the port.",
-                     (f"export OLLAMA_HOST={target.scheme}://{target.bracketed_host}:11434",))]))
+                     (R.export_host(f"{target.scheme}://{target.bracketed_host}:11434"),))]))
     note = go_client_note(target)
     if note:
         out.append(Finding("client-parsing-differs", Severity.INFO, note, {"target": target.raw}))
@@ -205,21 +210,21 @@ def _connect_failed(ctx: Context, connects: list[net.Connect], facts: dict[str, 
                     where += " (an Ollama process runs, but not on this port)"
         if target.is_loopback:
             start = FixStep("Start Ollama on that address, then check that it answers.",
-                            (f"OLLAMA_HOST={target.dial_host}:{target.port} ollama serve"
-                             if ":" not in target.dial_host else
-                             f"OLLAMA_HOST=[{target.dial_host}]:{target.port} ollama serve",
-                             f"curl {target.root_url}/"))
+                            (R.serve_with("OLLAMA_HOST", f"{target.dial_host}:{target.port}"
+                                          if ":" not in target.dial_host else
+                                          f"[{target.dial_host}]:{target.port}"),
+                             R.curl(f"{target.root_url}/")))
         else:
             start = FixStep(f"On {target.dial_host}, start Ollama listening on every interface "
                             "(the default, 127.0.0.1, refuses other machines).",
-                            (f"OLLAMA_HOST=0.0.0.0:{target.port} ollama serve",
-                             f"curl {target.root_url}/"))
+                            (R.serve_with("OLLAMA_HOST", f"0.0.0.0:{target.port}"),
+                             R.curl(f"{target.root_url}/")))
         findings.append(Finding(
             "server-not-running", Severity.CRITICAL,
             f"Nothing listens on port {target.port} {where}: every connection was refused.",
             evidence, [start, FixStep("If it runs as a service, look at why it stopped.",
-                                      ("systemctl status ollama",
-                                       "journalctl -u ollama -n 50"))]))
+                                      (R.service_status(),
+                                       R.journal()))]))
         return Outcome(Status.FAIL, f"connection refused at {target.dial_host}:{target.port}",
                        facts, findings)
     if "connect-timeout" in kinds:
@@ -265,7 +270,8 @@ def _judge_root(ctx: Context, root: net.HttpReply, facts: dict[str, Any],
                                f"failed: {root.error.message}.")
         if target.scheme_explicit and not target.port_explicit:
             _escalate_port_finding(findings)
-        findings.append(Finding(cause, sev, msg, evidence))
+        fix = R.unresponsive_fix(target.port) if cause == "server-unresponsive" else []
+        findings.append(Finding(cause, sev, msg, evidence, fix))
         facts["looks_like_ollama"] = False
         return Outcome(Status.FAIL, msg.rstrip("."), facts, findings)
 
@@ -321,9 +327,11 @@ def _check_base_path(ctx: Context, facts: dict[str, Any], findings: list[Finding
     kind = base_path_kind(target.path)
     headers = ctx.client_headers(with_origin=False)
     facts["base_path"] = {"path": target.path, "kind": kind}
-    root_fix = FixStep(
-        "Use the server root for Ollama's clients and the root plus /v1 for OpenAI SDKs.",
-        (f"OLLAMA_HOST={target.root_url}", f"base_url={target.root_url}/v1"))
+    root_fix = [
+        FixStep("Use the server root for Ollama's clients,", (R.export_host(target.root_url),)),
+        FixStep("and the root plus /v1 for OpenAI SDKs.",
+                (R.python(f"openai.OpenAI(base_url={target.root_url + '/v1'!r}, "
+                          "api_key='ollama')"),))]
     if kind == "openai":
         probe = ctx.http("GET", target.base_url + "/models", headers=headers, max_bytes=256 * 1024)
         data = probe.json()
@@ -334,7 +342,7 @@ def _check_base_path(ctx: Context, facts: dict[str, Any], findings: list[Finding
         findings.append(Finding(
             "wrong-base-path", Severity.ERROR,
             f"OpenAI-style calls under {target.path} miss: GET {target.path}/models gave "
-            f"{probe.describe()}.", {"probe": probe.to_evidence()}, [root_fix], code=probe.status))
+            f"{probe.describe()}.", {"probe": probe.to_evidence()}, root_fix, code=probe.status))
         return
     probe = ctx.http("GET", target.base_url + "/api/version", headers=headers,
                      max_bytes=64 * 1024)
@@ -348,4 +356,4 @@ def _check_base_path(ctx: Context, facts: dict[str, Any], findings: list[Finding
         "wrong-base-path", Severity.ERROR,
         f"Calls under the base path {target.path!r} miss Ollama's routes ({doubled} gave "
         f"{'plain-text 404 page not found' if plain_404 else probe.describe()}).",
-        {"probe": probe.to_evidence()}, [root_fix], code=probe.status or 404))
+        {"probe": probe.to_evidence()}, root_fix, code=probe.status or 404))

@@ -46,8 +46,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ollama_doctor import remedies as R
 from ollama_doctor.cgroups import ParseError, human_bytes, parse_meminfo, read_bounded, size_fact
 from ollama_doctor.context import Context
+from ollama_doctor.facts import ModelsFacts, ReachabilityFacts
 from ollama_doctor.result import Confidence, Finding, FixStep, Outcome, Severity, Status
 
 GIB = 1 << 30
@@ -123,18 +125,18 @@ def model_need(ctx: Context) -> tuple[ModelNeed | None, str]:
     name = ctx.options.model
     if not name:
         return None, "no --model given"
-    models = ctx.result("models")
-    if models is not None and isinstance(models.facts.get("models"), list):
-        info = models.facts.get("model")
-        installed = info.get("installed_as") if isinstance(info, dict) else None
-        if isinstance(installed, str):
-            size = size_from_tags(models.facts["models"], installed)
+    models = ctx.facts(ModelsFacts)
+    if models is not None:
+        installed = models.installed_as
+        if installed is not None:
+            size = models.size_of(installed)
             if size:
                 return ModelNeed(installed, size, "models probe"), "models probe"
             return None, f"the models probe lists no size for {installed}"
         return None, f"{name} is not installed on the server (models probe)"
     reach = ctx.result("reachability")
-    if reach is None or not reach.ok or not reach.facts.get("looks_like_ollama", True):
+    seen = ctx.facts(ReachabilityFacts)
+    if reach is None or not reach.ok or (seen is not None and not seen.looks_like_ollama):
         return None, "the server's model list is not available (reachability did not pass)"
     reply = ctx.http("GET", ctx.target.root_url + "/api/tags",
                      headers=ctx.client_headers(with_origin=False), max_bytes=MAX_TAGS_BYTES)
@@ -426,9 +428,10 @@ def _disk_findings(disk: dict[str, Any], need: ModelNeed | None) -> list[Finding
         {"folder": folder, "free": disk["free"], "wanted": size_fact(wanted),
          "model": need.to_dict() if need else None},
         [FixStep("Free space: remove models you no longer use, then check again.",
-                 ("ollama list", "ollama rm MODEL", f"df -h {folder}")),
+                 (R.sh("ollama list"), R.sh("ollama rm MODEL"), R.sh(f"df -h {R.q(folder)}"))),
          FixStep("Or move the model store to a bigger disk, in the server's environment, and "
-                 "restart the server.", ("OLLAMA_MODELS=/bigdisk/ollama/models ollama serve",))],
+                 "restart the server.",
+                 (R.serve_with("OLLAMA_MODELS", "/bigdisk/ollama/models"),))],
         confidence)]
 
 
@@ -444,7 +447,7 @@ def _memory_findings(memory: dict[str, Any], gpus: dict[str, Any],
                 "swap_free": memory["swap_free"], "vram_total": size_fact(vram_total),
                 "vram_free": size_fact(vram_free)}
     smaller = FixStep("Use a smaller model or quantisation, or a smaller context.",
-                      ("ollama list", "OLLAMA_CONTEXT_LENGTH=4096"))
+                      (R.sh("ollama list"), R.serve_with("OLLAMA_CONTEXT_LENGTH", "4096")))
     if need.size > total:
         return [Finding(
             "memory-limit", Severity.ERROR,
@@ -459,7 +462,7 @@ def _memory_findings(memory: dict[str, Any], gpus: dict[str, Any],
             "swap and VRAM is free now (unless that model is the one already loaded): a load "
             "may fail or swap heavily.",
             evidence, [FixStep("See what holds the memory, and unload other models.",
-                               ("ollama ps", "ollama stop OTHER_MODEL")), smaller],
+                               (R.sh("ollama ps"), R.sh("ollama stop OTHER_MODEL"))), smaller],
             Confidence.LOW)]
     return []
 
@@ -474,7 +477,8 @@ def _gpu_findings(gpus: dict[str, Any], need: ModelNeed | None) -> list[Finding]
                 "driver is not usable, so Ollama falls back to CPU.",
                 {"tool": failed}, [FixStep(
                     "Check the driver; after a suspend, reload the UVM module.",
-                    ("nvidia-smi", "sudo rmmod nvidia_uvm && sudo modprobe nvidia_uvm"))],
+                    (R.sh("nvidia-smi"),
+                     R.sh("sudo rmmod nvidia_uvm && sudo modprobe nvidia_uvm")))],
                 Confidence.LOW))
     devices = gpus.get("devices", [])
     if need is None or not devices:
@@ -486,7 +490,8 @@ def _gpu_findings(gpus: dict[str, Any], need: ModelNeed | None) -> list[Finding]
                 "gpus": [{"name": d["name"], "total": d["total_human"], "free": d["free_human"]}
                          for d in devices]}
     fix = [FixStep("Use a smaller model, quantisation or context so it fits in VRAM; check "
-                   "where it runs.", ("ollama ps", "OLLAMA_CONTEXT_LENGTH=4096"))]
+                   "where it runs.",
+                   (R.sh("ollama ps"), R.serve_with("OLLAMA_CONTEXT_LENGTH", "4096")))]
     if need.size > vram_total:
         out.append(Finding(
             "gpu-offload", Severity.WARNING,
@@ -543,11 +548,5 @@ def run(ctx: Context) -> Outcome:
     parts.append(f"{len(devices)} GPU(s)" if devices else "no GPU found")
     if problems:
         parts.append("could not read " + ", ".join(p["file"] for p in problems[:3]))
-    worst = max((f.severity.rank for f in findings), default=-1)
-    if worst >= Severity.ERROR.rank:
-        status = Status.FAIL
-    elif worst >= Severity.WARNING.rank or problems:
-        status = Status.WARN
-    else:
-        status = Status.PASS
-    return Outcome(status, "; ".join(parts), facts, findings)
+    return Outcome.from_findings("; ".join(parts), facts, findings,
+                                 floor=Status.WARN if problems else Status.PASS)

@@ -56,7 +56,9 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ollama_doctor import logs, net
+from ollama_doctor import remedies as R
 from ollama_doctor.context import Context
+from ollama_doctor.facts import AuthFacts, ReachabilityFacts
 from ollama_doctor.local import (
     Launcher,
     Listener,
@@ -79,7 +81,7 @@ from ollama_doctor.result import Confidence, Finding, FixStep, Outcome, Severity
 # Variables only clients read: the server never sees them, so they are not compared.
 CLIENT_ONLY = frozenset({"OLLAMA_API_KEY", "OLLAMA_AUTH", "OLLAMA_NOHISTORY", "OLLAMA_EDITOR"})
 PROXY_NAMES = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"})
-# The server's value when the variable is unset (envconfig/config.go; ollama-facts §3).
+# The server's value when the variable is unset (envconfig/config.go; docs/ollama-wire.md §3).
 DEFAULTS: dict[str, str] = {
     "OLLAMA_HOST": "127.0.0.1:11434", "OLLAMA_KEEP_ALIVE": "5m", "OLLAMA_LOAD_TIMEOUT": "5m",
     "OLLAMA_NUM_PARALLEL": "1", "OLLAMA_MAX_QUEUE": "512", "OLLAMA_MAX_LOADED_MODELS": "0",
@@ -115,22 +117,12 @@ def inspect(ctx: Context, *, runner: logs.Runner | None = None,
               for s in servers if s.same_netns is False]
     if not servers:
         facts["processes"] = []
-        wanted = ", ".join(str(p) for p in ctx.options.server_pids)
-        if error:
-            reason = f"cannot list processes ({error})"
-        elif wanted:
-            reason = f"no process with pid {wanted} (--server-pid) runs"
-        elif elsewhere:
-            reason = ("no Ollama server process runs in this network namespace ("
-                      + ", ".join(f"pid {s.pid}" for s in elsewhere)
-                      + " in another: another container's server)")
-        else:
-            reason = "no Ollama server process runs on this machine"
+        reason = _no_server_reason(ctx, error, elsewhere)
         by_socket, holder = _listeners_alone(ctx, facts, notes)
         return _without_server(ctx, reason, facts, notes, runner, stdin, by_socket, holder)
 
-    reach = ctx.result("reachability")
-    api_version = reach.facts.get("version") if reach is not None else None
+    reach = ctx.facts(ReachabilityFacts)
+    api_version = reach.version if reach is not None else None
     facts["api_version"] = api_version
     view = _target_view(ctx, reach)
     facts["target"] = view.to_dict()
@@ -159,18 +151,7 @@ def inspect(ctx: Context, *, runner: logs.Runner | None = None,
     facts["binary"] = binary
     found += version_findings
 
-    log, cls = _read_log(ctx, runner, stdin)
-    belongs = True
-    if log is not None:
-        facts["log"] = log.to_dict()
-        if cls is not None:
-            facts["log"].update(cls.facts())
-            belongs, why = _log_belongs(cls, main, api_version)
-            facts["log"]["matches_server"] = belongs
-            if why:
-                facts["log"]["mismatch"] = why
-        elif ctx.options.log_file:
-            notes.append(f"cannot read the log {log.source}: {log.error}")
+    log, cls, belongs = _server_log(ctx, runner, stdin, main, api_version, facts, notes)
 
     env_facts, env_findings = _environment(ctx, main, launchers[main.pid], cls, belongs,
                                            log.source if log else None)
@@ -189,6 +170,39 @@ def inspect(ctx: Context, *, runner: logs.Runner | None = None,
         found += from_log
     summary = _describe(servers, main)
     return _finish(summary, facts, found, notes)
+
+
+def _no_server_reason(ctx: Context, error: str | None, elsewhere: list[ServerProcess]) -> str:
+    wanted = ", ".join(str(p) for p in ctx.options.server_pids)
+    if error:
+        return f"cannot list processes ({error})"
+    if wanted:
+        return f"no process with pid {wanted} (--server-pid) runs"
+    if elsewhere:
+        return ("no Ollama server process runs in this network namespace ("
+                + ", ".join(f"pid {s.pid}" for s in elsewhere)
+                + " in another: another container's server)")
+    return "no Ollama server process runs on this machine"
+
+
+def _server_log(ctx: Context, runner: logs.Runner | None, stdin: TextIO | None,
+                main: ServerProcess, api_version: str | None, facts: dict[str, Any],
+                notes: list[str]
+                ) -> tuple[logs.LogText | None, logs.Classification | None, bool]:
+    """The server's log and its classification, and whether it belongs to ``main``."""
+    log, cls = _read_log(ctx, runner, stdin)
+    belongs = True
+    if log is not None:
+        facts["log"] = log.to_dict()
+        if cls is not None:
+            facts["log"].update(cls.facts())
+            belongs, why = _log_belongs(cls, main, api_version)
+            facts["log"]["matches_server"] = belongs
+            if why:
+                facts["log"]["mismatch"] = why
+        elif ctx.options.log_file:
+            notes.append(f"cannot read the log {log.source}: {log.error}")
+    return log, cls, belongs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,11 +237,11 @@ class TargetView:
         return out
 
 
-def _target_view(ctx: Context, reach: Any) -> TargetView:
+def _target_view(ctx: Context, reach: ReachabilityFacts | None) -> TargetView:
     target = ctx.target
     raw: list[str] = []
-    if reach is not None and isinstance(reach.facts.get("addresses"), list):
-        raw = [str(a) for a in reach.facts["addresses"]]
+    if reach is not None and reach.addresses is not None:
+        raw = list(reach.addresses)
     elif normalise_ip(target.dial_host):
         raw = [target.dial_host]
     else:
@@ -238,12 +252,12 @@ def _target_view(ctx: Context, reach: Any) -> TargetView:
     local = [a for a in addresses if a in ifaces or is_loopback_ip(a)]
     this_machine = bool(local) or target.is_loopback or target.is_unspecified
     view = TargetView(target.port, addresses, local, this_machine, interfaces_error=error)
-    connects = reach.facts.get("connects") if reach is not None else None
-    if isinstance(connects, list):
+    connects = reach.connects if reach is not None else None
+    if connects is not None:
         for item in connects:
-            if isinstance(item, dict) and normalise_ip(str(item.get("address"))):
-                address = normalise_ip(str(item["address"])) or ""
-                view.refused[address] = item.get("error") == "refused"
+            address = normalise_ip(item.address)
+            if address:
+                view.refused[address] = item.error == "refused"
     else:
         for address in local:
             result = net.tcp_connect(address, target.port, ctx.op_timeout())
@@ -299,8 +313,8 @@ def _listener_findings(ctx: Context, servers: list[ServerProcess], view: TargetV
             {"servers": evidence_servers},
             [FixStep("Keep one server: quit the desktop app before running `ollama serve`, or "
                      "stop the service, then check which one answers.",
-                     ("ps aux | grep '[o]llama serve'", "sudo systemctl stop ollama",
-                      f"curl {ctx.target.root_url}/api/version"))]))
+                     (R.sh("ps aux | grep '[o]llama serve'"), R.sh("sudo systemctl stop ollama"),
+                      R.curl(f"{ctx.target.root_url}/api/version")))]))
 
     serving = _serving(servers, view)
     others = [lst for lst in port_listeners
@@ -322,7 +336,7 @@ def _listener_findings(ctx: Context, servers: list[ServerProcess], view: TargetV
             {"listeners": [lst.to_dict() for lst in port_listeners],
              "servers": evidence_servers},
             [FixStep("Stop the other program, or move one of them to another port.",
-                     (f"ss -ltnp 'sport = :{port}'",))]))
+                     (R.listening_on(port),))]))
     if serving is not None or others:
         return out
 
@@ -358,8 +372,8 @@ def _listener_findings(ctx: Context, servers: list[ServerProcess], view: TargetV
             {"target": ctx.target.base_url, "servers": evidence_servers,
              "refused": refused},
             [FixStep(f"Point the client at port {alt}, or restart the server on port {port}.",
-                     (f"export OLLAMA_HOST=http://{host}:{alt}",
-                      f"curl http://{host}:{alt}/"))],
+                     (R.export_host(f"http://{host}:{alt}"),
+                      R.curl(f"http://{host}:{alt}/")))],
             confidence))
     return out
 
@@ -409,10 +423,8 @@ def _listeners_alone(ctx: Context, facts: dict[str, Any],
     ``bound-to-loopback``: another address of this machine is refused while the port is held
     on loopback only. Looks only when reachability's connects saw a refusal (never resolves or
     connects again), and at sockets only when a refused address is this machine's."""
-    reach = ctx.result("reachability")
-    connects = reach.facts.get("connects") if reach is not None else None
-    if not isinstance(connects, list) or not any(
-            isinstance(c, dict) and c.get("error") == "refused" for c in connects):
+    reach = ctx.facts(ReachabilityFacts)
+    if reach is None or not reach.any_refused:
         return [], None
     view = _target_view(ctx, reach)
     refused = [a for a in view.local if not is_loopback_ip(a) and view.refused.get(a)]
@@ -455,7 +467,7 @@ def _bound_to_loopback(ctx: Context, holder: Holder, bound: list[str],
     fix = launcher_fix(launcher, "OLLAMA_HOST", f"0.0.0.0:{port}", port)
     fix.append(FixStep("Then check from the address the client uses. 0.0.0.0 opens the server "
                        "to your network: allow the port in the firewall only for trusted hosts.",
-                       (f"curl http://{_fmt(address, port)}/",)))
+                       (R.curl(f"http://{_fmt(address, port)}/"),)))
     evidence: dict[str, Any] = {
         "server_pid": holder.pid if holder.server else None, "holder": holder.to_dict(),
         "listens": [_fmt(a, port) for a in sorted(set(bound))],
@@ -479,51 +491,8 @@ def _where_phrase(launcher: Launcher) -> str:
 
 def launcher_fix(launcher: Launcher, name: str, value: str, port: int) -> list[FixStep]:
     """Where to set ``name=value`` so the server sees it, for the way it was started. Pure."""
-    shown = MASK if is_secret_name(name) and "PROXY" not in name.upper() else value
-    kind = launcher.kind
-    if kind == "systemd":
-        unit = (launcher.unit or "ollama.service").removesuffix(".service")
-        return [FixStep(
-            f"Ollama runs as the systemd service {unit}: a variable exported in a shell never "
-            "reaches it. Add it to the service (under [Service]) and restart it.",
-            (f"sudo systemctl edit {unit}   # add: [Service]  Environment=\"{name}={shown}\"",
-             f"sudo systemctl restart {unit}",
-             f"systemctl show {unit} --property=Environment"))]
-    if kind == "launchd":
-        return [FixStep(
-            "The macOS app reads launchd's environment, not your shell's: set it there, then "
-            "quit and reopen the app.",
-            (f"launchctl setenv {name} \"{shown}\"",
-             "osascript -e 'quit app \"Ollama\"' && open -a Ollama"))]
-    if kind == "windows":
-        return [FixStep(
-            "The Windows app reads your user environment variables: set it there, then quit "
-            "Ollama from the tray icon and start it again.",
-            (f"setx {name} \"{shown}\"",))]
-    if kind == "docker":
-        if name == "OLLAMA_HOST":
-            return [FixStep(
-                "Ollama runs in a container: the ollama/ollama image already sets "
-                "OLLAMA_HOST=0.0.0.0 inside; publish the port on every interface (-p "
-                f"{port}:11434, not -p 127.0.0.1:{port}:11434) and do not override "
-                "OLLAMA_HOST with -e.",
-                (f"docker run -d -p {port}:11434 -v ollama:/root/.ollama --name ollama "
-                 "ollama/ollama",))]
-        return [FixStep("Ollama runs in a container: pass the variable when you create it.",
-                        (f"docker run -d -e {name}={shown} -p {port}:11434 "
-                         "-v ollama:/root/.ollama --name ollama ollama/ollama",))]
-    if kind == "unknown":
-        return [FixStep(
-            "How the server was started cannot be seen: set the variable where it starts (a "
-            "systemd unit, the desktop app's environment, or the `ollama serve` command) and "
-            "restart it. A variable exported in a shell reaches only what that shell starts.",
-            (f"sudo systemctl edit ollama   # add: [Service]  Environment=\"{name}={shown}\"",
-             f"{name}={shown} ollama serve"))]
-    return [FixStep(
-        "Ollama was started by hand (`ollama serve`): stop it and start it again with the "
-        "variable in the same command. (A service reads its own environment, never your "
-        "shell's.)",
-        (f"{name}={shown} ollama serve",))]
+    secret = is_secret_name(name) and "PROXY" not in name.upper()
+    return R.server_env(launcher, name, value, port, secret=secret)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -844,8 +813,8 @@ def _setting_finding(ctx: Context, diff: EnvDifference, server: ServerProcess,
             severity = Severity.ERROR
             why = f"; the server listens on {_listens(server)} only"
     elif diff.name == "OLLAMA_ORIGINS":
-        auth = ctx.result("auth")
-        if auth is not None and any(f.cause == "origin-forbidden" for f in auth.findings):
+        auth = ctx.facts(AuthFacts)
+        if auth is not None and auth.origin_refused:
             severity = Severity.ERROR
             why = "; the auth probe saw the server refuse the Origin (403)"
     elif diff.name == "OLLAMA_LOAD_TIMEOUT" and cls is not None and "load-timeout" in cls.hits:
@@ -876,12 +845,6 @@ def _lower(severity: Severity) -> Severity:
 def _finish(summary: str, facts: dict[str, Any], found: list[Finding],
             notes: list[str]) -> Outcome:
     worst = max((f.severity.rank for f in found), default=-1)
-    if worst >= Severity.ERROR.rank:
-        status = Status.FAIL
-    elif worst >= Severity.WARNING.rank or notes:
-        status = Status.WARN
-    else:
-        status = Status.PASS
     if found and worst >= Severity.WARNING.rank:
         causes = []
         for f in sorted(found, key=lambda f: -f.severity.rank):
@@ -892,4 +855,5 @@ def _finish(summary: str, facts: dict[str, Any], found: list[Finding],
         facts["notes"] = notes
         if worst < Severity.WARNING.rank:
             summary += f"; {notes[0]}"
-    return Outcome(status, summary, facts, found)
+    return Outcome.from_findings(summary, facts, found,
+                                 floor=Status.WARN if notes else Status.PASS)

@@ -12,7 +12,7 @@ Checks:
    run instead;
 3. the expected concurrency: ``--concurrency``, else ``OLLAMA_NUM_PARALLEL`` from this
    environment. Each call holds about 2 descriptors on the server (the client's connection and
-   the server's connection to its runner; ollama-facts §4.5 — Go's ``accept4: too many open
+   the server's connection to its runner; docs/ollama-wire.md §4.5 — Go's ``accept4: too many open
    files``) plus one on the runner, beside what the server holds already.
 
 Decisions (``fd-limit-low``; no user reports exist, so without direct evidence it ranks low):
@@ -37,6 +37,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from ollama_doctor import remedies as R
 from ollama_doctor.cgroups import ParseError, parse_proc_limits, read_bounded
 from ollama_doctor.context import Context
 from ollama_doctor.result import Confidence, Finding, FixStep, Outcome, Severity, Status
@@ -160,14 +161,16 @@ def fixes(launcher: str, hard: int | None) -> list[FixStep]:
     steps = {
         "shell": FixStep("Started from a shell: raise the limit in that shell, then start the "
                          f"server from it{shell_note}.",
-                         (f"ulimit -n {target}", "ollama serve")),
+                         (R.sh(f"ulimit -n {target}"), R.sh("ollama serve"))),
         "systemd": FixStep("Started by systemd: set LimitNOFILE in the unit's [Service] "
                            "section, then restart.",
-                           (f"sudo systemctl edit ollama   # [Service] LimitNOFILE={target}",
-                            "sudo systemctl restart ollama")),
-        "docker": FixStep("Started in a container: give it a higher limit.",
-                          (f"docker run --ulimit nofile={target}:{target} … ollama/ollama",
-                           f"compose: ulimits: {{nofile: {{soft: {target}, hard: {target}}}}}")),
+                           (R.systemd_setting(f"LimitNOFILE={target}"),
+                            R.sh("sudo systemctl restart ollama"))),
+        "docker": FixStep("Started in a container: give it a higher limit when you create it "
+                          f"(compose: ulimits: {{nofile: {{soft: {target}, hard: {target}}}}}).",
+                          (R.docker_run(f"--ulimit nofile={target}:{target}", "-d",
+                                        "-p 11434:11434", "-v ollama:/root/.ollama",
+                                        "--name ollama"),)),
     }
     order = [launcher] + [k for k in ("systemd", "docker", "shell") if k != launcher]
     return [steps[k] for k in order if k in steps]
@@ -221,7 +224,7 @@ def _client_findings(mine: dict[str, Any], expected: int | None, source: str | N
     allowed = allowed_calls(soft, None, per_call=1)
     evidence = {"this_process": nofile, "allowed_calls": allowed}
     raise_it = FixStep("Raise the limit in the shell that starts your client.",
-                       (f"ulimit -n {min(RECOMMENDED, hard) if hard else RECOMMENDED}",))
+                       (R.sh(f"ulimit -n {min(RECOMMENDED, hard) if hard else RECOMMENDED}"),))
     if expected is not None and expected > allowed:
         return [Finding(
             "fd-limit-low", Severity.ERROR,
@@ -277,13 +280,7 @@ def run(ctx: Context) -> Outcome:
         parts.append(f"{expected} concurrent calls expected ({source})")
 
     unread = [r for r in rows if "skipped" in r]
-    worst = max((f.severity.rank for f in findings), default=-1)
     if "skipped" in mine and all("nofile" not in r for r in rows):
-        status, summary = Status.SKIP, f"skipped: {mine['skipped']}"
-    elif worst >= Severity.ERROR.rank:
-        status, summary = Status.FAIL, "; ".join(parts)
-    elif worst >= Severity.WARNING.rank or unread:
-        status, summary = Status.WARN, "; ".join(parts)
-    else:
-        status, summary = Status.PASS, "; ".join(parts)
-    return Outcome(status, summary, facts, findings)
+        return Outcome(Status.SKIP, f"skipped: {mine['skipped']}", facts, findings)
+    return Outcome.from_findings("; ".join(parts), facts, findings,
+                                 floor=Status.WARN if unread else Status.PASS)

@@ -2,7 +2,8 @@
 
 Runs only when a model is given; it loads that model into the server's memory and never pulls
 one. Every call goes along the client's path (``Context.http_client``: through the client's
-proxy when one applies), and the summary says which. Steps (ollama-facts §1.3, §1.5–§1.7):
+proxy when one applies), and the summary says which. Steps (docs/ollama-wire.md §1.3,
+§1.5–§1.7):
 
 1. ``GET /api/ps``: is the model loaded already (and with which context, on GPU or CPU, until
    when)? ``POST /api/show`` for its capabilities (an embedding-only model is warmed with
@@ -37,7 +38,9 @@ Every call the doctor makes sends a keep-alive (``"10m"``, or what the model alr
 that is longer) so that measuring does not shorten how long the user's model stays loaded.
 
 Facts: ``model``, ``loaded_before``, ``unloaded``, ``load_s`` (client-measured), ``load_kind``
-(``cold``, ``warm``, ``reload``), ``ttfb_ms``, ``tokens_per_s``, ``warm_load_ms`` (the
+(``cold``, ``warm``, ``reload``), ``first_chunk_ms`` (a generate: request sent → first
+streamed line) or ``total_ms`` (an embedding model: request sent → answer complete),
+``tokens_per_s``, ``warm_load_ms`` (the
 ``load_duration`` of each warm call), ``prompt_eval_count``, ``ps_before``/``ps`` (size,
 size_vram, processor, context_length, expires_at, expires_in_s), ``keep_alive_sent``,
 ``client_timeout`` comparison, ``truncation`` test.
@@ -54,7 +57,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import shlex
 import threading
 import time
 from dataclasses import dataclass, field
@@ -62,6 +64,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ollama_doctor import modelname, net
+from ollama_doctor import remedies as R
 from ollama_doctor.context import Context
 from ollama_doctor.result import Confidence, Finding, FixStep, Outcome, Severity, Status
 from ollama_doctor.target import base_path_kind
@@ -72,8 +75,9 @@ from ollama_doctor.target import base_path_kind
 # Checked in order; the first row whose pattern is found in the message (case-insensitive)
 # decides. OOM rows come first because a crash message often carries the OOM reason
 # (``llama-server process has terminated: … cudaMalloc failed: out of memory``), and an OOM kill
-# shows as ``signal: killed``. Sources: ollama-facts §2.1, §2.2, §2.6, §2.7, §4.4
-# (``llm/status.go``), failure-modes "Version drift".
+# shows as ``signal: killed``. Sources: docs/ollama-wire.md §2 (the 503 row),
+# §2.1, §2.2, §2.6, §4.4 (``llm/status.go``), and docs/failure-modes.md mode 14 (an Ollama too old
+# for the model).
 SERVER_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), cause) for pattern, cause in (
         # llm/status.go out-of-memory substrings, plus the loaders' own wording
@@ -164,7 +168,7 @@ class ClientDefault:
     note: str
 
 
-# What a client waits for response headers when the user set nothing (failure-modes §2, mode 3).
+# What a client waits for response headers when the user set nothing (docs/failure-modes.md mode 3).
 CLIENT_DEFAULTS: tuple[ClientDefault, ...] = (
     ClientDefault("httpx", 5.0, "httpx.Client() without timeout= (LangChain, LiteLLM, raw httpx)"),
     ClientDefault("nginx", 60.0, "nginx proxy_read_timeout in front of Ollama"),
@@ -184,7 +188,7 @@ def clients_timing_out(load_s: float) -> list[ClientDefault]:
 
 
 def processor(size: int, size_vram: int) -> str:
-    """The PROCESSOR column of ``ollama ps`` (``cmd/cmd.go``; ollama-facts §1.3)."""
+    """The PROCESSOR column of ``ollama ps`` (``cmd/cmd.go``; docs/ollama-wire.md §1.3)."""
     if size_vram == 0:
         return "100% CPU"
     if size_vram == size:
@@ -234,7 +238,7 @@ KEEP_ALIVE = "10m"
 def keep_alive_for(expires_in_s: float | None) -> str | int:
     """The keep-alive the doctor sends: ``"10m"``, unless the model already stays longer.
 
-    Each request's keep-alive replaces the runner's (ollama-facts §1.6), so sending ``"10m"``
+    Each request's keep-alive replaces the runner's (docs/ollama-wire.md §1.6), so sending ``"10m"``
     to a model kept forever would shorten it: keep forever as ``-1`` and longer as seconds.
     """
     if expires_in_s is None or expires_in_s <= 600:
@@ -351,7 +355,7 @@ class Stream:
     status: int | None = None
     intermediary: str | None = None  # a Server or Via header: something in front of Ollama
     headers_ms: float | None = None
-    ttfb_ms: float | None = None  # first body byte: the first token's line
+    first_chunk_ms: float | None = None  # request sent → first body chunk (the first token)
     elapsed_ms: float = 0.0
     final: dict[str, Any] | None = None
     lines: int = 0
@@ -363,8 +367,8 @@ class Stream:
     def to_evidence(self) -> dict[str, Any]:
         out: dict[str, Any] = {"status": self.status, "lines": self.lines,
                                "elapsed_ms": round(self.elapsed_ms, 1)}
-        if self.ttfb_ms is not None:
-            out["ttfb_ms"] = round(self.ttfb_ms, 1)
+        if self.first_chunk_ms is not None:
+            out["first_chunk_ms"] = round(self.first_chunk_ms, 1)
         if self.stream_error is not None:
             out["stream_error"] = self.stream_error[:500]
         if self.body_error is not None:
@@ -417,8 +421,8 @@ def stream_call(client: Any, url: str, body: dict[str, Any], *, headers: dict[st
             for chunk in response.iter_raw():
                 if fired.is_set():
                     break
-                if out.ttfb_ms is None and chunk:
-                    out.ttfb_ms = (time.perf_counter() - started) * 1000
+                if out.first_chunk_ms is None and chunk:
+                    out.first_chunk_ms = (time.perf_counter() - started) * 1000
                 size += len(chunk)
                 if size > max_bytes:
                     out.truncated = True
@@ -530,11 +534,11 @@ class _Run:
         return find_ps_entry(data, self.model, datetime.now(timezone.utc)), reply
 
     def free_memory_fix(self, what: str) -> FixStep:
-        stops = tuple(f"ollama stop {shlex.quote(name)}" for name in self.others[:3])
+        stops = tuple(R.sh(f"ollama stop {R.q(name)}") for name in self.others[:3])
         text = (f"Free {what}: stop the other loaded models ({', '.join(self.others[:3])}) and "
                 "other GPU users." if self.others else
                 f"Free {what}: no other model is loaded here; look for other GPU users.")
-        return FixStep(text, (*stops, "ollama ps", "nvidia-smi"))
+        return FixStep(text, (*stops, R.sh("ollama ps"), R.sh("nvidia-smi")))
 
 
 def run(ctx: Context) -> Outcome:
@@ -597,12 +601,8 @@ def cloud_finding(model: str, api: str, reply: net.HttpReply) -> Finding:
     if status == 401 and (isinstance(signin, str) or reply.json() is not None):
         if isinstance(signin, str):
             evidence["signin_url"] = signin
-        return Finding(
-            "cloud-signin-required", Severity.ERROR,
-            f"{model} runs on Ollama Cloud, and the server at {api} is not signed in to "
-            f"ollama.com: a one-token call got 401 {message!r}.", evidence,
-            [FixStep("Sign the server in (run this where the server runs, as its user), or "
-                     "open the sign-in URL it gave.", ("ollama signin",)), local], code=401)
+        return R.signin_finding(model, api, evidence,
+                                seen=f"a one-token call got 401 {message!r}", then=(local,))
     if status == 403 and "cloud is disabled" in message.lower():
         # cloud_proxy.go proxyCloudRequestWithPath (v0.33): OLLAMA_NO_CLOUD=1 or
         # disable_ollama_cloud in the server's config refuses every cloud model.
@@ -612,8 +612,8 @@ def cloud_finding(model: str, api: str, reply: net.HttpReply) -> Finding:
             f"got 403 {message!r} (OLLAMA_NO_CLOUD=1 or disable_ollama_cloud in its config).",
             evidence,
             [FixStep("Turn cloud models back on where the server runs, then restart it.",
-                     ("sudo systemctl edit ollama   # remove OLLAMA_NO_CLOUD=1",
-                      "sudo systemctl restart ollama")), local], code=403)
+                     (R.systemd_unset("OLLAMA_NO_CLOUD"),
+                      *R.systemd_restart())), local], code=403)
     if status == 429:
         evidence["retry_after"] = reply.headers.get("retry-after")
         return Finding(
@@ -631,8 +631,8 @@ def cloud_finding(model: str, api: str, reply: net.HttpReply) -> Finding:
             "failed (DNS, firewall, or the server's own proxy settings).", evidence,
             [FixStep("Check that the server's machine reaches ollama.com (with HTTPS_PROXY "
                      "in the server's environment if it needs a proxy).",
-                     ("curl -sI https://ollama.com",
-                      "sudo systemctl edit ollama   # Environment=\"HTTPS_PROXY=…\"")),
+                     (R.curl("https://ollama.com", extra="-sI"),
+                      R.systemd_edit("HTTPS_PROXY", "http://PROXY_HOST:PORT"))),
              local], code=502)
     cause = classify_server_error(status, message)
     return Finding(cause, Severity.ERROR,
@@ -752,7 +752,7 @@ def _warm_calls(r: _Run) -> list[dict[str, Any]]:
                              reply.error, {"embed": reply.to_evidence()})
                 break
             data = reply.json() if isinstance(reply.json(), dict) else {}
-            out.append({"ttfb_ms": round(reply.elapsed_ms, 1),
+            out.append({"total_ms": round(reply.elapsed_ms, 1),
                         "load_duration_ms": round(_ns(data, "load_duration") / 1e6, 1),
                         "prompt_eval_count": _ns(data, "prompt_eval_count")})
             continue
@@ -772,7 +772,8 @@ def _warm_calls(r: _Run) -> list[dict[str, Any]]:
         final = stream.final
         eval_count, eval_ns = _ns(final, "eval_count"), _ns(final, "eval_duration")
         out.append({
-            "ttfb_ms": None if stream.ttfb_ms is None else round(stream.ttfb_ms, 1),
+            "first_chunk_ms": (None if stream.first_chunk_ms is None
+                               else round(stream.first_chunk_ms, 1)),
             "load_duration_ms": round(_ns(final, "load_duration") / 1e6, 1),
             "tokens_per_s": round(eval_count / eval_ns * 1e9, 1) if eval_ns else None,
             "prompt_eval_count": _ns(final, "prompt_eval_count"),
@@ -780,7 +781,8 @@ def _warm_calls(r: _Run) -> list[dict[str, Any]]:
         })
     if out:
         first = out[0]
-        r.facts["ttfb_ms"] = first["ttfb_ms"]
+        timing = "total_ms" if "total_ms" in first else "first_chunk_ms"
+        r.facts[timing] = first[timing]
         r.facts["tokens_per_s"] = first.get("tokens_per_s")
         r.facts["prompt_eval_count"] = first["prompt_eval_count"]
         r.facts["warm_load_ms"] = [c["load_duration_ms"] for c in out]
@@ -802,13 +804,13 @@ def _load_failed(r: _Run, reply: net.HttpReply, during: str = "loading") -> Outc
             "with shorter timeouts abort the load on every try.",
             evidence, [
                 FixStep("Find out what the server is doing: Ollama logs the load and its "
-                        "own 5-minute stall timeout.", ("journalctl -u ollama -n 100",)),
-                FixStep("If the load is slow but progressing, let it take longer on the server "
-                        "and wait longer here.",
-                        ("OLLAMA_LOAD_TIMEOUT=15m   # in the server's environment",
-                         f"ollama-doctor probe warmup -m {shlex.quote(r.model)} "
-                         f"--load-timeout {int(limit * 3)}")),
-                _preload_fix(r),
+                        "own 5-minute stall timeout.", (R.journal(),)),
+                FixStep("If the load is slow but progressing, let it take longer in the "
+                        "server's environment,", (R.env_line("OLLAMA_LOAD_TIMEOUT", "15m"),)),
+                FixStep("and wait longer here.",
+                        (R.sh(f"ollama-doctor probe warmup -m {R.q(r.model)} "
+                              f"--load-timeout {int(limit * 3)}"),)),
+                *_preload_fix(r),
             ]))
         return _outcome(r, f"{r.model} did not load within {limit:g} s")
     if reply.error is not None:
@@ -836,14 +838,14 @@ def _stream_cut(r: _Run, stream: Stream) -> None:
             "tokens.", evidence,
             [FixStep("Give the proxy a read timeout longer than the slowest call, and let it "
                      "pass the stream through unbuffered.",
-                     ("nginx: proxy_read_timeout 600s; proxy_buffering off;",))],
+                     (R.nginx("proxy_read_timeout 600s;"), R.nginx("proxy_buffering off;")))],
             Confidence.MEDIUM))
         return
     r.findings.append(Finding(
         "server-error", Severity.ERROR,
         f"A streamed answer from {r.model} broke off after {seconds:.1f} s without an error "
         f"line ({stream.error.message}); the server log says why.", evidence,
-        [FixStep("Read the server log for that moment.", ("journalctl -u ollama -n 100",))],
+        [FixStep("Read the server log for that moment.", (R.journal(),))],
         Confidence.MEDIUM))
 
 
@@ -867,54 +869,50 @@ def _call_failed(r: _Run, status: int | None, message: str, error: net.NetError 
     severity = Severity.ERROR
     if cause == "out-of-memory":
         text += " — the model does not fit in the memory available to the server."
-        fix = [FixStep("Use a smaller model or quantisation, or a smaller context.",
-                       ("OLLAMA_CONTEXT_LENGTH=4096   # in the server's environment",
-                        "OLLAMA_FLASH_ATTENTION=1 OLLAMA_KV_CACHE_TYPE=q8_0")),
+        fix = [FixStep("Use a smaller model or quantisation, or a smaller context (in the "
+                       "server's environment).",
+                       (R.env_line("OLLAMA_CONTEXT_LENGTH", "4096"),
+                        R.env_line("OLLAMA_FLASH_ATTENTION", "1"),
+                        R.env_line("OLLAMA_KV_CACHE_TYPE", "q8_0"))),
                r.free_memory_fix("memory")]
     elif cause == "runner-crashed":
         text += " — the model runner crashed; the server log says why."
         fix = [FixStep("Read the server log around the crash (exit status, CUDA errors).",
-                       ("journalctl -u ollama -n 100 --no-pager",)),
+                       (R.journal(),)),
                FixStep("Upgrade Ollama, or try a smaller model or quantisation.",
-                       (f"ollama run {shlex.quote(r.model)} ''",))]
+                       (R.sh(f"ollama run {R.q(r.model)} ''"),))]
     elif cause == "slow-model-load":
         text += " — the server's own load timeout (OLLAMA_LOAD_TIMEOUT, 5 m) expired."
-        fix = [FixStep("Give slow loads more time on the server, and read why it stalls.",
-                       ("OLLAMA_LOAD_TIMEOUT=15m   # in the server's environment",
-                        "journalctl -u ollama -n 100 --no-pager"))]
+        fix = [FixStep("Give slow loads more time in the server's environment,",
+                       (R.env_line("OLLAMA_LOAD_TIMEOUT", "15m"),)),
+               FixStep("and read why it stalls.", (R.journal(),))]
     elif cause == "server-busy":
         text += " — the queue of calls waiting for a model load is full."
-        fix = [FixStep("Limit how many calls wait for a load at once, keep the model loaded, "
-                       "or raise the server's queue.",
-                       ("OLLAMA_MAX_QUEUE=1024   # in the server's environment",
-                        _preload_command(r)))]
+        fix = [FixStep("Limit how many calls wait for a load at once, keep the model loaded,",
+                       (_preload_command(r),)),
+               FixStep("or raise the queue in the server's environment.",
+                       (R.env_line("OLLAMA_MAX_QUEUE", "1024"),))]
     elif cause == "model-capability":
         text += " — this model cannot serve that kind of call."
-        fix = [FixStep("Check what the model can do.", (f"ollama show {shlex.quote(r.model)}",))]
+        fix = [FixStep("Check what the model can do.", (R.sh(f"ollama show {R.q(r.model)}"),))]
     elif cause == "model-not-found":
         fix = [FixStep("Pull the exact name, or pick one ollama list shows.",
-                       (f"ollama pull {shlex.quote(r.model)}", "ollama list"))]
+                       (R.pull(r.model), R.sh("ollama list")))]
     r.findings.append(Finding(cause, severity, text, evidence, fix, Confidence.HIGH, code))
 
 
 # -- judging ----------------------------------------------------------------------------------
 
 
-def _preload_command(r: _Run) -> str:
-    if r.embedding:
-        body = {"model": r.model, "input": [], "keep_alive": -1}
-        path = "/api/embed"
-    else:
-        body = {"model": r.model, "keep_alive": -1}
-        path = "/api/generate"
-    return f"curl {r.api}{path} -d {shlex.quote(json.dumps(body))}"
+def _preload_command(r: _Run) -> R.Command:
+    return R.preload(r.api, r.model, embedding=r.embedding)
 
 
-def _preload_fix(r: _Run) -> FixStep:
-    return FixStep(
-        "Preload the model once with a client that waits, and keep it loaded (keep_alive -1 = "
-        "until the server stops; or set it for every model on the server).",
-        (_preload_command(r), "OLLAMA_KEEP_ALIVE=-1   # in the server's environment"))
+def _preload_fix(r: _Run) -> list[FixStep]:
+    return [FixStep("Preload the model once with a client that waits, and keep it loaded "
+                    "(keep_alive -1 = until the server stops),", (_preload_command(r),)),
+            FixStep("or keep every model loaded, in the server's environment.",
+                    (R.env_line("OLLAMA_KEEP_ALIVE", "-1"),))]
 
 
 def _judge_load_time(r: _Run, load_s: float) -> None:
@@ -925,16 +923,17 @@ def _judge_load_time(r: _Run, load_s: float) -> None:
     comparison: dict[str, Any] = {"given": given, "load_s": round(load_s, 3),
                                   "recommended_s": need}
     r.facts["client_timeout"] = comparison
-    raise_fix = FixStep(
+    raise_fix = [FixStep(
         f"Raise the client's timeout to at least {need} s (1.25 × the {load_s:.1f} s load, "
         "rounded up).",
-        (f"ollama.Client(host={r.api!r}, timeout={need})",
-         f"OpenAI(base_url={r.api + '/v1'!r}, api_key='ollama', timeout={need})",
-         f"nginx: proxy_read_timeout {need}s;"))
+        (R.python(f"ollama.Client(host={r.api!r}, timeout={need})"),
+         R.python(f"OpenAI(base_url={r.api + '/v1'!r}, api_key='ollama', timeout={need})"))),
+        FixStep("and in a reverse proxy in front of Ollama (nginx):",
+                (R.nginx(f"proxy_read_timeout {need}s;"),))]
     stream_fix = FixStep(
         "Stream responses (\"stream\": true): headers still wait for the load, but then the "
         "wait is the load alone, not the load plus the whole answer.")
-    fixes = [raise_fix, _preload_fix(r), stream_fix]
+    fixes = [*raise_fix, *_preload_fix(r), stream_fix]
     never = ("Retrying with the same timeout cannot succeed: each time the client hangs up, "
              "Ollama aborts the load.")
     client = ctx.client
@@ -983,9 +982,9 @@ def _judge_churn(r: _Run, before: PsEntry | None, after: PsEntry | None, load_s:
     """Reloads the doctor can see without knowing the user's options.
 
     - The model was loaded (by the user's client) and a call with default options reloaded
-      it: the runner's options differ from a default call's (``needsReload``, ollama-facts
-      §1.5), so clients that alternate the two reload every time. ``/api/ps`` showing another
-      context length afterwards proves it.
+      it: the runner's options differ from a default call's (``needsReload``,
+      docs/ollama-wire.md §1.5), so clients that alternate the two reload every time.
+      ``/api/ps`` showing another context length afterwards proves it.
     - Two identical, consecutive warm calls that each spent seconds in ``load_duration``:
       something between them keeps reloading the model.
     """
@@ -996,13 +995,13 @@ def _judge_churn(r: _Run, before: PsEntry | None, after: PsEntry | None, load_s:
     evidence: dict[str, Any] = {"load_s": round(load_s, 3), "warm_load_s": warm,
                                 "context_before": ctx_before, "context_after": ctx_after}
     reloads = [s for s in warm if is_reload(s)]
-    fix = [FixStep("Make every client send the same options (num_ctx above all) — or none, "
-                   "and set the context once on the server.",
-                   ("OLLAMA_CONTEXT_LENGTH=" + str(ctx_before or ctx_after or 8192)
-                    + "   # in the server's environment",
-                    '"options": {"num_ctx": ' + str(ctx_before or ctx_after or 8192) + "}")),
+    same = ctx_before or ctx_after or 8192
+    fix = [FixStep("Make every client send the same options (num_ctx above all) — or none,",
+                   (R.json_line(f'"options": {{"num_ctx": {same}}}'),)),
+           FixStep("and set the context once, in the server's environment.",
+                   (R.env_line("OLLAMA_CONTEXT_LENGTH", str(same)),)),
            FixStep("Check that no client sends keep_alive 0 and that other models do not "
-                   "evict this one.", ("ollama ps",))]
+                   "evict this one.", (R.sh("ollama ps"),))]
     if len(warm) >= 2 and len(reloads) == len(warm):
         r.findings.append(Finding(
             "reload-churn", Severity.WARNING,
@@ -1038,24 +1037,25 @@ def _judge_offload(r: _Run, entry: PsEntry) -> None:
     gib = entry.size / (1 << 30)
     evidence = {"ps": entry.to_dict(), "other_loaded": r.others}
     smaller = max(2048, (entry.context_length or 8192) // 2)
-    ctx_line = f"OLLAMA_CONTEXT_LENGTH={smaller}   # in the server's environment"
+    ctx_line = R.env_line("OLLAMA_CONTEXT_LENGTH", str(smaller))
     if entry.size_vram == 0:
         message = (f"{r.model} runs 100% CPU ({gib:.1f} GiB in system memory, none on a GPU): "
                    "no usable GPU was found, or the model does not fit on it.")
         fix = [FixStep("Check the GPU the server found: look for 'inference compute' lines in "
                        "its log (library=cpu means no GPU).",
-                       ("journalctl -u ollama --no-pager | grep 'inference compute'",
-                        "nvidia-smi")),
+                       (R.journal(),
+                        R.sh("nvidia-smi"))),
                FixStep("If there is a GPU, use a smaller model, quantisation or context so it "
-                       "fits.", (ctx_line,))]
+                       "fits (in the server's environment).", (ctx_line,))]
         if r.others:  # they may hold the VRAM this model did not get
             fix.append(r.free_memory_fix("VRAM"))
     else:
         message = (f"{r.model} runs {entry.processor} ({share}% of its {gib:.1f} GiB in system "
                    "memory): it does not fit in VRAM, so every token is slower.")
         fix = [FixStep("Make it fit: a smaller quantisation or model, a smaller context, or a "
-                       "quantised KV cache.",
-                       (ctx_line, "OLLAMA_FLASH_ATTENTION=1 OLLAMA_KV_CACHE_TYPE=q8_0")),
+                       "quantised KV cache (in the server's environment).",
+                       (ctx_line, R.env_line("OLLAMA_FLASH_ATTENTION", "1"),
+                        R.env_line("OLLAMA_KV_CACHE_TYPE", "q8_0"))),
                r.free_memory_fix("VRAM")]
     r.findings.append(Finding("gpu-offload", Severity.WARNING, message, evidence, fix,
                               Confidence.HIGH))
@@ -1091,7 +1091,7 @@ def _truncation_test(r: _Run, entry: PsEntry, first: dict[str, Any]) -> None:
             "prompt-truncated", Severity.INFO,
             f"{r.model} rejects prompts longer than its {ctx_len}-token context (HTTP 400) "
             "unless the client asks for a larger one.",
-            {"truncation": info}, [_ctx_fix(ctx_len)], Confidence.HIGH, 400))
+            {"truncation": info}, _ctx_fix(ctx_len), Confidence.HIGH, 400))
         return
     if stream.final is None:
         info["result"] = stream.to_evidence()
@@ -1104,24 +1104,20 @@ def _truncation_test(r: _Run, entry: PsEntry, first: dict[str, Any]) -> None:
             f"Prompts longer than {ctx_len} tokens are cut without an error: a {words}-word "
             f"test prompt was evaluated as {count} tokens. If your prompts are long, send a "
             "larger options.num_ctx.",
-            {"truncation": info}, [_ctx_fix(ctx_len)], Confidence.HIGH))
+            {"truncation": info}, _ctx_fix(ctx_len), Confidence.HIGH))
 
 
-def _ctx_fix(ctx_len: int) -> FixStep:
+def _ctx_fix(ctx_len: int) -> list[FixStep]:
     bigger = max(8192, ctx_len * 4)
-    return FixStep("Ask for a context that holds your prompts, per call or as the server's "
-                   "default.",
-                   ('"options": {"num_ctx": ' + str(bigger) + "}",
-                    f"OLLAMA_CONTEXT_LENGTH={bigger}   # in the server's environment"))
+    return [FixStep("Ask for a context that holds your prompts, per call",
+                    (R.json_line(f'"options": {{"num_ctx": {bigger}}}'),)),
+            FixStep("or as the server's default (in its environment).",
+                    (R.env_line("OLLAMA_CONTEXT_LENGTH", str(bigger)),))]
 
 
 def _outcome(r: _Run, summary: str | None = None) -> Outcome:
-    worst = max((f.severity.rank for f in r.findings), default=-1)
-    status = Status.FAIL if worst >= Severity.ERROR.rank else (
-        Status.WARN if worst >= Severity.WARNING.rank else Status.PASS)
-    if summary is None:
-        summary = _summary(r)
-    return Outcome(status, summary, r.facts, r.findings)
+    return Outcome.from_findings(_summary(r) if summary is None else summary, r.facts,
+                                 r.findings)
 
 
 def _summary(r: _Run) -> str:
@@ -1134,8 +1130,10 @@ def _summary(r: _Run) -> str:
     else:
         head = f"{r.model} was already loaded"
     parts = [head]
-    if f.get("ttfb_ms") is not None:
-        parts.append(f"first byte {f['ttfb_ms']:.0f} ms")
+    if f.get("first_chunk_ms") is not None:
+        parts.append(f"first token {f['first_chunk_ms']:.0f} ms")
+    elif f.get("total_ms") is not None:
+        parts.append(f"answered in {f['total_ms']:.0f} ms")
     if f.get("tokens_per_s"):
         parts.append(f"{f['tokens_per_s']:g} tokens/s")
     ps = f.get("ps")

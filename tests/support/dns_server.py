@@ -1,9 +1,10 @@
 """A real DNS server on ``127.0.0.1:0``, UDP and TCP on the same port, built on dnspython.
 
-Reproduces the name-resolution failures behind ``failure-modes.md`` S04 and S10 and the ``::1``
-ordering of S11 for probes that query DNS themselves (``dns.resolver.Resolver(configure=False)``
-pointed here) or, inside a test network namespace, for the system resolver (run it on port 53 with
-``python -m tests.support.dns_server`` under ``Netns.start_server``; glibc cannot use another port).
+Reproduces the name-resolution failures behind ``docs/failure-modes.md`` scenarios S04 and
+S10 and the ``::1`` ordering of S11 for probes that query DNS themselves
+(``dns.resolver.Resolver(configure=False)`` pointed here) or, inside a test network namespace, for
+the system resolver (run it on port 53 with ``python -m tests.support.dns_server`` under
+``Netns.start_server``; glibc cannot use another port).
 
 Answers, per name (case-insensitive; the records given are the whole world):
 

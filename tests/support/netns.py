@@ -1,7 +1,7 @@
 """Throw-away network namespaces for tests that need root (``ip netns``).
 
-Reproduces, inside a private network stack, the conditions of ``failure-modes.md`` modes 8 and 18
-and scenarios S02, S10, S11 that cannot be staged on the host's loopback alone:
+Reproduces, inside a private network stack, the conditions of ``docs/failure-modes.md`` modes
+8 and 18 and scenarios S02, S10, S11 that cannot be staged on the host's loopback alone:
 
 - a firewall that *drops* SYNs (``drop_tcp_port``): a connect times out instead of being refused;
 - an address of "this machine" that is not loopback (``add_address``, or ``add_veth`` for a pair of

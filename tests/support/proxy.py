@@ -1,6 +1,6 @@
 """A real forward HTTP proxy on ``127.0.0.1:0`` that breaks local Ollama calls the way proxies do.
 
-Reproduces failure mode 5 of ``failure-modes.md`` ("proxy env vars capture local traffic") and
+Reproduces mode 5 of ``docs/failure-modes.md`` ("proxy env vars capture local traffic") and
 scenarios S06–S09: a client whose ``HTTP_PROXY`` points here sends ``GET http://127.0.0.1:11434/``
 to this proxy instead of to Ollama, and gets, depending on ``mode``:
 

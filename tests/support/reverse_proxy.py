@@ -1,7 +1,7 @@
 """An nginx-like reverse proxy on ``127.0.0.1:0`` in front of a (fake) Ollama.
 
-Reproduces what a gateway in front of Ollama does to calls (``failure-modes.md`` modes 15, 20, 21;
-scenarios S18, S21, S22):
+Reproduces what a gateway in front of Ollama does to calls (``docs/failure-modes.md`` modes 15,
+20, 21; scenarios S18, S21, S22):
 
 - passes the client's ``Host`` through unchanged, like ``proxy_set_header Host $host``, so a
   loopback-bound Ollama's Host check answers 403 (S18); ``host_header="localhost:11434"`` is the
