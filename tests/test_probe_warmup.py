@@ -91,7 +91,9 @@ def test_classify_server_error(status: int | None, message: str, cause: str) -> 
 def test_classifier_causes_exist_in_the_catalogue() -> None:
     from ollama_doctor.causes import CAUSES
 
-    table = {cause for _, cause in warmup.SERVER_ERRORS} | set(warmup._STATUS_CAUSES.values())
+    from ollama_doctor.ollama_messages import MESSAGES
+
+    table = {row.cause for row in MESSAGES} | set(warmup._STATUS_CAUSES.values())
     assert table | {"server-error", "wrong-base-path"} <= set(CAUSES)
 
 
@@ -699,3 +701,47 @@ def test_client_default_timeout_is_compared_when_none_is_given(emulator: Any, cl
     facts = _check(run.json())["facts"]
     assert facts["load_kind"] == "cold"
     assert facts["client_timeout"]["given"] == given
+
+
+# ---------------------------------------------------------------------------------------------
+# a pasted error that shows no model
+
+
+def _requests_500(url: str) -> str:
+    """What requests prints for a 500 (tests/clients/fixtures/runner-crash/requests.txt): the
+    status and the URL, never the model or Ollama's message."""
+    return ("Traceback (most recent call last):\n"
+            '  File "/home/user/app/app.py", line 5, in <module>\n'
+            "    r.raise_for_status()\n"
+            "requests.exceptions.HTTPError: 500 Server Error: Internal Server Error for url: "
+            f"{url}/api/chat\n")
+
+
+@pytest.mark.parametrize(("faults", "cause"), [
+    ({"runner_crash": "new"}, "runner-crashed"),
+    ({"oom": "new"}, "out-of-memory"),
+])
+def test_pasted_500_without_a_model_warms_the_servers_only_model(
+        emulator: Any, cli: Any, tmp_path: Any, faults: dict[str, str], cause: str) -> None:
+    emu = emulator(**faults)
+    pasted = tmp_path / "error.txt"
+    pasted.write_text(_requests_500(emu.url))
+    run = cli("check", "--json", "--error-file", str(pasted))
+    doc = json.loads(run.stdout)
+    assert run.code == 1
+    assert doc["diagnosis"][0]["cause"] == cause
+    warm = next(c for c in doc["checks"] if c["id"] == "warmup")
+    assert warm["facts"]["model"] == "llama3.2:latest"
+    assert "only model" in warm["facts"]["model_chosen"]
+
+
+def test_no_model_is_chosen_when_the_server_has_several(emulator: Any, cli: Any,
+                                                        tmp_path: Any) -> None:
+    emu = emulator(models=["llama3.2:latest", "qwen2.5:7b"], runner_crash="new")
+    pasted = tmp_path / "error.txt"
+    pasted.write_text(_requests_500(emu.url))
+    run = cli("check", "--json", "--error-file", str(pasted))
+    doc = json.loads(run.stdout)
+    warm = next(c for c in doc["checks"] if c["id"] == "warmup")
+    assert warm["status"] == "skip"
+    assert run.code == 1  # the pasted 500 still fails the run

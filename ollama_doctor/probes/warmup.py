@@ -63,49 +63,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ollama_doctor import modelname, net
+from ollama_doctor import modelname, net, ollama_messages
 from ollama_doctor import remedies as R
 from ollama_doctor.context import Context
+from ollama_doctor.probes import v1
 from ollama_doctor.result import Confidence, Finding, FixStep, Outcome, Severity, Status
 from ollama_doctor.target import base_path_kind
 
 # --------------------------------------------------------------------------------------------
 # Server error messages → cause ids (pure; reused for pasted errors)
-
-# Checked in order; the first row whose pattern is found in the message (case-insensitive)
-# decides. OOM rows come first because a crash message often carries the OOM reason
-# (``llama-server process has terminated: … cudaMalloc failed: out of memory``), and an OOM kill
-# shows as ``signal: killed``. Sources: docs/ollama-wire.md §2 (the 503 row),
-# §2.1, §2.2, §2.6, §4.4 (``llm/status.go``), and docs/failure-modes.md mode 14 (an Ollama too old
-# for the model).
-SERVER_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), cause) for pattern, cause in (
-        # llm/status.go out-of-memory substrings, plus the loaders' own wording
-        (r"out of memory|out of device memory|out-of-memory|cudaMalloc failed|hipMalloc failed|"
-         r"failed to allocate|allocation failed|not enough memory|insufficient memory|"
-         r"vk_error_out_of_device_memory|erroroutofmemory|requires more system memory|"
-         r"model requires .{1,40} but only .{1,40} are available|"
-         r"too large for system memory|unable to load full model on GPU|signal: killed",
-         "out-of-memory"),
-        # server-side load (stall) timeout, v0.5–v0.24 and v0.30+ wording
-        (r"timed out waiting for llama", "slow-model-load"),
-        # the runner died: old runner, llama-server, and mid-request
-        (r"llama runner process has terminated|llama-server process has terminated|"
-         r"runner process no longer running|llama-server process no longer running|"
-         r"model runner has unexpectedly stopped|"
-         r"an error was encountered while running the model", "runner-crashed"),
-        (r"server busy, please try again|maximum pending requests exceeded|no slots available",
-         "server-busy"),
-        (r"does not support (generate|chat|tools|vision|insert|thinking|embed|completion)|"
-         r"does not support", "model-capability"),
-        (r"unknown model architecture|may be incompatible with your version of Ollama|"
-         r"requires a newer version of Ollama", "ollama-outdated"),
-        (r"the prompt is longer than the context length", "prompt-truncated"),
-        (r"model ['\"].+['\"] not found", "model-not-found"),
-        (r"signin_url|You need to be signed in|not currently signed in",
-         "cloud-signin-required"),
-        (r"usage limit|rate limit", "rate-limited"),
-    ))
 
 # When no message row matches: the status decides.
 _STATUS_CAUSES: dict[int, str] = {
@@ -124,9 +90,9 @@ def classify_server_error(status: int | None, message: str) -> str:
     ``server-error``.
     """
     text = message or ""
-    for pattern, cause in SERVER_ERRORS:
-        if pattern.search(text):
-            return cause
+    cause = ollama_messages.classify(text)  # Ollama's own words: the one table
+    if cause is not None:
+        return cause
     if status is not None and status > 0:
         if status == 404 and "404 page not found" in text:
             return "wrong-base-path"
@@ -546,7 +512,7 @@ def run(ctx: Context) -> Outcome:
 
 
 def _run(ctx: Context) -> Outcome:
-    model = ctx.options.model
+    model = ctx.options.model or _model_the_server_has(ctx)
     if not model:
         return Outcome(Status.SKIP, "skipped: no model given (-m MODEL); warm-up loads a model "
                                     "into memory and never pulls one")
@@ -557,7 +523,31 @@ def _run(ctx: Context) -> Outcome:
     with ctx.http_client(timeout=ctx.options.timeout) as client:
         r = _Run(ctx, model, api, ctx.client_headers(with_origin=False), client)
         r.facts["model"] = model
+        if not ctx.options.model:
+            r.facts["model_chosen"] = ("the server's only model, since the pasted error names "
+                                       "none and only a load can reproduce it")
         return _probe(r)
+
+
+# Causes a pasted error may show that only a model load or a generation can reproduce.
+_NEEDS_A_MODEL = frozenset({"runner-crashed", "out-of-memory", "memory-limit", "server-error",
+                            "slow-model-load", "high-latency", "server-busy", "gpu-offload",
+                            "ollama-outdated", "prompt-truncated"})
+
+
+def _model_the_server_has(ctx: Context) -> str | None:
+    """The model to warm when none was named: only when the pasted error is a failure that
+    only a load or a generation can reproduce (a bare ``500 Server Error``, a read timeout, a
+    stream cut mid-way — texts from requests, httpx or Node that never show the model), and
+    the server has exactly one local model, so there is no guessing which."""
+    from ollama_doctor.facts import ModelsFacts
+
+    error = ctx.error
+    if error is None or not _NEEDS_A_MODEL & set(error.causes[:3]):
+        return None
+    seen = ctx.facts(ModelsFacts)
+    local = [m.name for m in seen.models if not modelname.is_cloud(m.name)] if seen else []
+    return local[0] if len(local) == 1 else None
 
 
 # -- cloud models -----------------------------------------------------------------------------
@@ -770,6 +760,9 @@ def _warm_calls(r: _Run) -> list[dict[str, Any]]:
                          mid_stream=stream.stream_error is not None)
             break
         final = stream.final
+        seen = v1.thinking_exhausted(final, budget=1, capabilities=r.facts.get("capabilities"))
+        if not out and seen:  # a reasoning model: a small budget returns empty content
+            r.findings.append(v1.thinking_finding(seen, r.model))
         eval_count, eval_ns = _ns(final, "eval_count"), _ns(final, "eval_duration")
         out.append({
             "first_chunk_ms": (None if stream.first_chunk_ms is None
