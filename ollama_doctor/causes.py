@@ -346,6 +346,15 @@ CATALOGUE: tuple[Cause, ...] = (
         None,
     ),
     Cause(
+        "credential-malformed", "The API key holds a stray character",
+        "The key variable the client sends as a bearer token holds a control character (a "
+        "`.env` saved with Windows line endings leaves a trailing `\\r`): the client sends a "
+        "broken `Authorization` header, or refuses to send it at all.", None, Layer.CONFIG,
+        (_f("Remove the stray character where the variable is set.",
+            R.sh("dos2unix .env")),),
+        Retry(False, "Every call sends the same broken header until the variable is fixed."),
+    ),
+    Cause(
         "cloud-signin-required", "The cloud model needs sign-in",
         "A cloud model needs `ollama signin` (401 with `signin_url`).", 401, Layer.ACCESS,
         (_f("Sign this server in to ollama.com.", R.sh("ollama signin")),),
@@ -519,6 +528,15 @@ CATALOGUE: tuple[Cause, ...] = (
         (_f("Send the same `num_ctx` (or none) from every client.",
             R.env_line("OLLAMA_CONTEXT_LENGTH", "8192")),),
         Retry(False, "Each differing call reloads again; align the options."),
+    ),
+    Cause(
+        "thinking-budget", "A reasoning model spends the whole budget thinking",
+        "A reasoning model uses every token it may generate on thinking and answers with empty "
+        "content (`done_reason`/`finish_reason` `length`).", None, Layer.MODEL,
+        (_f("Turn thinking off for calls that need a short answer, or allow more tokens.",
+            R.json_line('"think": false'), R.json_line('"options": {"num_predict": 1024}')),),
+        Retry(False, "The same budget runs out the same way; set think: false "
+                     "(reasoning_effort: \"none\" on /v1) or raise num_predict / max_tokens."),
     ),
     Cause(
         "prompt-truncated", "Prompts are cut to the context length",

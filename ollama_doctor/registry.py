@@ -117,7 +117,7 @@ REGISTRY: tuple[ProbeSpec, ...] = (
         causes=("slow-model-load", "reload-churn", "prompt-truncated", "gpu-offload",
                 "runner-crashed", "out-of-memory", "server-busy", "server-error",
                 "model-capability", "ollama-outdated", "cloud-signin-required",
-                "cloud-disabled", "rate-limited", "bad-gateway"),
+                "cloud-disabled", "rate-limited", "bad-gateway", "thinking-budget"),
     ),
     ProbeSpec(  # v1
         "v1", "OpenAI-compatible API",
@@ -126,7 +126,8 @@ REGISTRY: tuple[ProbeSpec, ...] = (
         # after warmup: the model is loaded by then, so a completion here times the API
         needs=("reachability",), after=("models", "auth", "warmup"), opt_in=True,
         causes=("wrong-base-path", "model-not-found", "model-capability", "server-error",
-                "bad-request"),
+                "bad-request", "runner-crashed", "out-of-memory", "bad-gateway",
+                "gateway-timeout", "thinking-budget"),
     ),
     ProbeSpec(  # load
         "load", "Load",

@@ -134,20 +134,24 @@ def visible(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def api_key_finding(env: Mapping[str, str]) -> Finding | None:
-    """A finding when ``OLLAMA_API_KEY`` holds a stray character (a ``.env`` saved on Windows
+def api_key_finding(env: Mapping[str, str],
+                    variable: str = "OLLAMA_API_KEY") -> Finding | None:
+    """A finding when the key variable the client sends (``OLLAMA_API_KEY``, or
+    ``OPENAI_API_KEY`` for OpenAI clients) holds a stray character (a ``.env`` saved on Windows
     leaves a trailing ``\\r``). Not a usage error: the user's own client sends the same bytes,
     and fails the same way (httpx refuses the header; a proxy or Ollama rejects the key)."""
-    key = env.get("OLLAMA_API_KEY", "")
+    from ollama_doctor import remedies as R
+
+    key = env.get(variable, "")
     stray = stray_character(key) if key else None
     if stray is None:
         return None
     return Finding(
-        "auth-required", Severity.ERROR,
-        f"OLLAMA_API_KEY holds {stray}: every client that reads it sends a broken "
-        "Authorization header (httpx refuses it outright; a server rejects the key).",
-        {"variable": "OLLAMA_API_KEY", "stray_character": stray, "length": len(key)},
+        "credential-malformed", Severity.ERROR,
+        f"{variable} holds {stray}: every client that reads it sends a broken Authorization "
+        "header (httpx refuses it outright: 'Illegal header value'; a server rejects the key).",
+        {"variable": variable, "stray_character": stray, "length": len(key)},
         [FixStep("Remove the stray character where the variable is set (a .env file saved "
                  "with Windows line endings leaves a trailing \\r).",
-                 ("dos2unix .env", "export OLLAMA_API_KEY=\"$(printf %s \"$OLLAMA_API_KEY\" "
-                  "| tr -d '\\r\\n')\""))])
+                 (R.sh("dos2unix .env"), R.sh(f"export {variable}=\"$(printf %s "
+                                              f"\"${variable}\" | tr -d '\\r\\n')\"")))])

@@ -3,6 +3,7 @@ reverse proxy from ``tests/support`` and small servers that play a WAF or a corp
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -474,3 +475,19 @@ def test_only_the_clients_own_key_variable_is_sent(cli: Callable[..., CliRun],
             f"OLLAMA_API_KEY is set, but {client} does not read it: it must be given the "
             "token itself.")
     assert "TOKEN" not in run.stdout
+
+
+def test_api_key_with_a_trailing_carriage_return_is_named(emulator: Any, cli: Any) -> None:
+    """A .env saved on Windows leaves OLLAMA_API_KEY='…\\r': httpx refuses every request
+    carrying it ('Illegal header value'), which read as an unresponsive server. The doctor
+    leaves the key out of its own requests and names the stray character."""
+    emu = emulator()
+    run = cli("check", "--json", "--host", emu.url, env={"OLLAMA_API_KEY": "sk-PLANTED123\r"})
+    doc = json.loads(run.stdout)
+    assert run.code == 1
+    top = doc["diagnosis"][0]
+    assert top["cause"] == "credential-malformed"
+    assert "carriage return" in top["explanation"]
+    assert "PLANTED123" not in run.stdout
+    reach = next(c for c in doc["checks"] if c["id"] == "reachability")
+    assert reach["status"] == "pass"

@@ -244,7 +244,22 @@ def _client_facts(ctx: Context) -> dict[str, Any]:
 
 def run(ctx: Context) -> Outcome:
     outcome = ctx.on_path(_run(ctx))
+    broken = _broken_key(ctx)
+    if broken is not None:  # the doctor left the key out (context.client_headers); say why
+        outcome.findings.insert(0, broken)
+        if outcome.status in (Status.PASS, Status.WARN):
+            outcome.status = Status.FAIL
+            outcome.summary += f"; {broken.evidence['variable']} holds a stray character"
     return outcome.with_evidence(AuthFacts.from_result(outcome.facts, outcome.findings))
+
+
+def _broken_key(ctx: Context) -> Finding | None:
+    """The key variable this client sends, when it holds a control character (a trailing
+    ``\\r`` from a ``.env`` saved on Windows)."""
+    from ollama_doctor.sanitize import api_key_finding
+
+    variable = ctx.key_variable()
+    return api_key_finding(ctx.env, variable) if variable else None
 
 
 def _run(ctx: Context) -> Outcome:
