@@ -23,6 +23,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
+# The placeholders remedies print where the user must put a secret of their own
+# (``remedies.SECRET_PLACEHOLDER``): words, not secrets, and masking them would make a pasted
+# command carry a shell glob.
+PLACEHOLDERS = frozenset({"YOUR_TOKEN", "USER:PASSWORD", "PASSWORD"})
 
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.IGNORECASE)
 _SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key",
@@ -91,14 +95,15 @@ def redact_text(text: str) -> str:
     text = _AUTH_LINE.sub(_auth_line, text)
     text = _QUERY.sub(lambda m: f"{m.group(1)}{MASK}", text)
     text = _ASSIGN.sub(_assignment, text)
-    text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    text = _BEARER.sub(lambda m: m.group(0) if m.group(0).split()[-1] in PLACEHOLDERS
+                       else f"{m.group(1)} {MASK}", text)
     return _KEY_SHAPES.sub(MASK, text)
 
 
 def _auth_line(m: re.Match[str]) -> str:
     scheme = f"{m.group(3)} " if m.group(3) else ""
-    if not any(c.isalnum() for c in m.group(4)):  # "…", "***": a placeholder, no secret
-        return m.group(0)
+    if not any(c.isalnum() for c in m.group(4)) or m.group(4) in PLACEHOLDERS:
+        return m.group(0)  # "…", "***", YOUR_TOKEN: a placeholder, no secret
     return f"{m.group(1)}{m.group(2)}{scheme}{MASK}"
 
 
@@ -107,7 +112,8 @@ def _assignment(m: re.Match[str]) -> str:
     upper = name.upper()
     secret = (name.lower() in _SECRET_ASSIGN_NAMES
               or (name == upper and any(word in upper for word in _SECRET_WORDS)))
-    if not secret or not value.strip("\"'") or value.strip("\"'").startswith(MASK):
+    bare = value.strip("\"'")
+    if not secret or not bare or bare.startswith(MASK) or bare in PLACEHOLDERS:
         return m.group(0)
     quote = value[0] if value[0] in "\"'" else ""
     return f"{name}{m.group(2)}{quote}{MASK}{quote}"
