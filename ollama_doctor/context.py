@@ -23,6 +23,7 @@ client does — unless a probe asks for the direct path to compare (``direct=Tru
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
     from ollama_doctor.clients import ClientFamily
     from ollama_doctor.errortext import ErrorAnalysis
-    from ollama_doctor.net import HttpReply
+    from ollama_doctor.net import HttpReply, Resolution
     from ollama_doctor.result import Outcome, ProbeResult
 
 
@@ -129,6 +130,36 @@ class Context:
     results: dict[str, ProbeResult] = field(default_factory=dict)
     error: ErrorAnalysis | None = None  # the pasted client error, analysed (check --error)
     memo: dict[str, Any] = field(default_factory=dict)  # per-run cache of local look-ups
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    # -- name resolution ----------------------------------------------------------------------
+    def resolve(self, host: str, port: int, timeout: float | None = None) -> Resolution:
+        """``net.resolve`` through ``getaddrinfo``, once per run for each host and port.
+
+        The system resolver's answer does not change within a run, and a resolver that times
+        out must cost its timeout once, not once per probe: the proxy and reachability probes
+        resolve the target at the same moment and the dns probe again after them, and three
+        sequential waits on a dead resolver did not fit the run's budget. A second caller
+        waits for the first one's answer (no longer than its own timeout).
+        """
+        from ollama_doctor import net
+
+        limit = self.op_timeout() if timeout is None else timeout
+        key = f"resolve:{host.lower()}:{port}"
+        with self._lock:
+            pending = self.memo.get(key)
+            mine = pending is None
+            if mine:
+                pending = self.memo[key] = _Pending()
+        assert isinstance(pending, _Pending)
+        if mine:
+            pending.value = net.resolve(self.getaddrinfo, host, port, limit)
+            pending.done.set()
+        elif not pending.done.wait(limit) or pending.value is None:
+            return net.Resolution(host, [], limit * 1000, net.NetError(
+                "dns", f"resolver did not answer within {limit:g} s", "TimeoutError"))
+        assert pending.value is not None
+        return pending.value
 
     # -- time -----------------------------------------------------------------------------
     def remaining(self) -> float | None:
@@ -173,6 +204,11 @@ class Context:
         lower = {k.lower() for k in headers}
         variable = self.key_variable()
         key = self.env.get(variable, "") if variable else ""
+        # A key with a stray control character (a trailing \r) is left out: httpx refuses the
+        # whole request ('Illegal header value'), which would read as an unresponsive server.
+        # The auth probe reports the broken key instead (credential-malformed).
+        if key and not key.isprintable():
+            key = ""
         if key and "authorization" not in lower:
             headers["Authorization"] = f"Bearer {key}"
         if with_origin and self.options.origin and "origin" not in lower:
@@ -309,6 +345,14 @@ class Context:
             evidence = result.evidence = kind.from_result(  # type: ignore[attr-defined]
                 result.facts, result.findings)
         return evidence if isinstance(evidence, kind) else None
+
+
+class _Pending:
+    """One resolution that another probe may be waiting for."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Resolution | None = None
 
 
 def _socksio_available() -> bool:

@@ -35,6 +35,9 @@ from ollama_doctor.result import Outcome, ProbeError, ProbeResult, Status
 
 MAX_WORKERS = 4
 RUN_SLACK = 0.5  # seconds of the run's budget beyond 1.3 × --timeout
+# Network operations are timed to end this share of the budget before the runner's cut, so a
+# probe whose last wait runs to its timeout still returns what it found instead of being cut.
+OP_MARGIN = 0.15
 POLL = 0.1  # how often a probe in an excused wait is looked at again
 
 # Probes whose own documented limits go beyond the run's budget (they run only when asked).
@@ -86,8 +89,8 @@ def run_probes(
 
     budget = run_budget(ctx.options) if budget is None else budget
     stop_at = time.monotonic() + budget
-    if ctx.deadline is not None:  # operations are cut to the run's budget too
-        ctx.deadline = min(ctx.deadline, ctx.clock() + budget)
+    if ctx.deadline is not None:  # operations end before the run's cut, with room to report
+        ctx.deadline = min(ctx.deadline, ctx.clock() + budget * (1 - OP_MARGIN))
 
     in_run = set(pending) | set(done)
 

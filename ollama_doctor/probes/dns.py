@@ -337,7 +337,7 @@ def run(ctx: Context) -> Outcome:
     elif not servers:
         skip_dns = "no nameserver configured"
     with ThreadPoolExecutor(max_workers=1 + len(servers), thread_name_prefix="od-dns") as pool:
-        system_future = pool.submit(net.resolve, ctx.getaddrinfo, host, target.port, timeout)
+        system_future = pool.submit(ctx.resolve, host, target.port, timeout)
         dns_futures = [] if skip_dns else [
             pool.submit(query_server, host, a, p, conf, timeout) for a, p in servers]
         system = system_future.result()

@@ -452,7 +452,7 @@ def _dial_plan(ctx: Context) -> _Dial:
     if address is None and seen is not None:
         address = seen.working_address
     if address is None:
-        res = net.resolve(ctx.getaddrinfo, host, target.port, ctx.op_timeout())
+        res = ctx.resolve(host, target.port)
         address = res.addresses[0] if res.addresses else host
     bracketed = f"[{address}]" if ":" in address else address
     url = f"{target.scheme}://{bracketed}:{target.port}{PATH}"

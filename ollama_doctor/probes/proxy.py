@@ -223,7 +223,7 @@ def _compare(ctx: Context, proxy: str, client_url: str) -> Comparison:
     def direct() -> net.HttpReply:
         url = target.root_url + "/"
         if ip_or_none(target.dial_host) is None:
-            res = net.resolve(ctx.getaddrinfo, target.dial_host, target.port, ctx.op_timeout())
+            res = ctx.resolve(target.dial_host, target.port)
             if res.error is not None:
                 return net.HttpReply("GET", url, error=res.error, elapsed_ms=res.elapsed_ms)
         return ctx.http("GET", url, headers=headers, max_bytes=64 * 1024, direct=True)

@@ -66,7 +66,7 @@ def _run(ctx: Context) -> Outcome:
     if ip_or_none(target.dial_host) is not None:
         addresses = [target.dial_host]
     else:
-        res = net.resolve(ctx.getaddrinfo, target.dial_host, target.port, ctx.op_timeout())
+        res = ctx.resolve(target.dial_host, target.port)
         facts["resolve_ms"] = round(res.elapsed_ms, 2)
         if res.error is not None:
             findings.append(Finding(

@@ -245,7 +245,7 @@ def _target_view(ctx: Context, reach: ReachabilityFacts | None) -> TargetView:
     elif normalise_ip(target.dial_host):
         raw = [target.dial_host]
     else:
-        res = net.resolve(ctx.getaddrinfo, target.dial_host, target.port, ctx.op_timeout())
+        res = ctx.resolve(target.dial_host, target.port)
         raw = res.addresses
     addresses = [a for a in (normalise_ip(x) for x in raw) if a]
     ifaces, error = local_addresses()
