@@ -487,12 +487,17 @@ def _run(command: str, ids: list[str], prerequisites: list[str], common: dict[st
 
 
 def _focus(ranked: list[Any], results: list[Any], asked: set[str]) -> list[Any]:
-    """``probe NAME``: the diagnosis is about the probe asked for. Its prerequisites ran and
-    their lines are shown, but their own findings count only when they blocked it (then they
-    are the reason it could not run), or when the pasted error is what they explain."""
+    """``probe NAME``: the diagnosis is about the probe asked for. Its own causes come first;
+    a prerequisite's cause follows only when it breaks calls (error or worse) or blocked the
+    probe asked for — it is then the reason behind what the asked probe saw — and a
+    prerequisite's warnings and notes are left to ``check``."""
+    from ollama_doctor.result import Severity
+
     blockers = {r.blocked_by for r in results if r.id in asked and r.blocked_by}
-    keep = asked | blockers | {"error-text"}
-    focused = [d for d in ranked if keep & set(d.probes)]
+    own = [d for d in ranked if (asked | {"error-text"}) & set(d.probes)]
+    rest = [d for d in ranked if d not in own and (
+        blockers & set(d.probes) or d.severity.rank >= Severity.ERROR.rank)]
+    focused = own + rest
     for position, diag in enumerate(focused, start=1):
         diag.rank = position
     return focused

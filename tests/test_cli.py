@@ -49,10 +49,10 @@ def test_closed_port_whole_document(cli: Callable[..., CliRun]) -> None:
                 "ollama_processes": []}
     message = f"Nothing listens on port {port} on this machine: every connection was refused."
     fix = [
-        {"text": "Start Ollama on that address, then check that it answers.",
+        {"text": "Start Ollama on that address, then check that it answers.", "kind": "shell",
          "commands": [f"OLLAMA_HOST=127.0.0.1:{port} ollama serve",
                       f"curl http://127.0.0.1:{port}/"]},
-        {"text": "If it runs as a service, look at why it stopped.",
+        {"text": "If it runs as a service, look at why it stopped.", "kind": "shell",
          "commands": ["systemctl status ollama", "journalctl -u ollama -n 50"]},
     ]
     assert stable(doc) == {

@@ -388,8 +388,9 @@ def test_server_on_another_port(cli: Callable[..., CliRun], emulators: Emulators
               "--json")
     assert run.code == 1
     causes = [(d["cause"], d["severity"]) for d in run.json()["diagnosis"]]
-    assert causes == [("server-not-running", "critical"), ("wrong-port-scheme", "warning")]
-    diag = run.json()["diagnosis"][1]
+    # probe server: its own answer first, then the prerequisite's error that it explains
+    assert causes == [("wrong-port-scheme", "warning"), ("server-not-running", "critical")]
+    diag = run.json()["diagnosis"][0]
     assert diag["explanation"] == (f"The Ollama server (pid {pid}) listens on 127.0.0.1:{port}, "
                                    f"not on port {other} that the client dials: connections "
                                    "there are refused.")
