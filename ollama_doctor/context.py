@@ -285,8 +285,8 @@ class Context:
     def _verify_for(self, url: str) -> Any:
         from ollama_doctor import net
 
-        if not url.startswith("https:"):
-            return True
+        # Also for plain http: given no context, httpx builds one (and loads the CA bundle)
+        # for every client, whether or not it speaks TLS.
         if "trust_store" not in self.memo:
             self.memo["trust_store"] = net.trust_store(self.env)
         return self.memo["trust_store"]
@@ -297,7 +297,7 @@ class Context:
         from ollama_doctor import net
 
         kwargs.setdefault("timeout", self.op_timeout())
-        if url.startswith("https:") and "verify" not in kwargs:
+        if "verify" not in kwargs:
             kwargs["verify"] = self._verify_for(url)
         if "proxy" not in kwargs and not direct:
             kwargs["proxy"] = self.route(url).proxy

@@ -301,11 +301,27 @@ def tcp_connect(address: str, port: int, timeout: float) -> Connect:
 # HTTP
 
 
-def trust_store(env: Any) -> ssl.SSLContext | bool:
+_TRUST: dict[tuple[str, str], ssl.SSLContext] = {}
+_TRUST_LOCK = threading.Lock()
+
+
+def trust_store(env: Any) -> ssl.SSLContext:
     """What an httpx client (ollama-python's) verifies against: ``SSL_CERT_FILE`` or
     ``SSL_CERT_DIR`` when set and loadable, else httpx's default (certifi). An unloadable file
-    falls back to the default; the latency probe reports it as a finding."""
+    falls back to the default; the latency probe reports it as a finding.
+
+    Built once per process for each setting: every ``httpx.Client`` given ``verify=True``
+    loads the CA bundle again (30-45 ms of CPU), even for a plain-http target, and a check
+    makes several clients.
+    """
     cafile, capath = env.get("SSL_CERT_FILE", ""), env.get("SSL_CERT_DIR", "")
+    with _TRUST_LOCK:
+        if (cafile, capath) not in _TRUST:
+            _TRUST[(cafile, capath)] = _load_trust(cafile, capath)
+        return _TRUST[(cafile, capath)]
+
+
+def _load_trust(cafile: str, capath: str) -> ssl.SSLContext:
     try:
         if cafile:
             return ssl.create_default_context(cafile=cafile)
@@ -313,7 +329,9 @@ def trust_store(env: Any) -> ssl.SSLContext | bool:
             return ssl.create_default_context(capath=capath)
     except (OSError, ssl.SSLError):
         pass
-    return True
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 # --------------------------------------------------------------------------------------------

@@ -70,14 +70,18 @@ def _scrub_strings(value: Any, redactor: Redactor) -> Any:
 
 
 def environment() -> dict[str, Any]:
-    import httpx
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:  # the installed version, without importing httpx (a refused port needs none)
+        httpx_version = version("httpx")
+    except PackageNotFoundError:
+        httpx_version = "unknown"
     return {
         "os": f"{platform.system()} {platform.release()}",
         "machine": platform.machine(),
         "python": platform.python_version(),
         "in_container": os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"),
-        "packages": {"httpx": httpx.__version__},
+        "packages": {"httpx": httpx_version},
     }
 
 

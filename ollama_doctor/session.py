@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import ssl
-import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +22,6 @@ from ollama_doctor.context import Context
 
 if TYPE_CHECKING:
     from ollama_doctor.context import Options
-    from ollama_doctor.net import HttpReply
     from ollama_doctor.target import Target
 
 SHARED_MEMO = ("servers", "servers.elsewhere")  # local.find_servers' per-run cache
@@ -93,7 +90,7 @@ def run_check(
         if changes:
             options = dataclasses.replace(options, **changes)
     prerequisites = sorted({p for i in ids for p in registry.closure(i)} - set(ids))
-    ctx = SharedTrustContext(target=parsed, options=options,
+    ctx = Context(target=parsed, options=options,
                              env=dict(os.environ if env is None else env),
                              fs_root=Path(fs_root))
     ctx.deadline = ctx.clock() + 2 * options.timeout
@@ -114,41 +111,3 @@ def problems(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [d for d in doc.get("diagnosis", []) if d.get("severity") != "info"]
 
 
-class SharedTrustContext(Context):
-    """A ``Context`` whose HTTP calls share one trust store per process.
-
-    Building an ``httpx.Client`` with the default ``verify=True`` loads certifi's bundle, about
-    50 ms of CPU, once per request; a fleet or a watch loop makes thousands of them. The
-    verification rules are the same (``net.trust_store``: ``SSL_CERT_FILE``/``SSL_CERT_DIR``,
-    else httpx's default bundle); only the loading is done once.
-    """
-
-    def http(self, method: str, url: str, *, direct: bool = False, **kwargs: Any) -> HttpReply:
-        if "verify" not in kwargs:
-            kwargs["verify"] = shared_trust_store(self.env)
-        return super().http(method, url, direct=direct, **kwargs)
-
-    def _verify_for(self, url: str) -> Any:
-        return shared_trust_store(self.env)
-
-
-_TRUST: dict[tuple[str, str], ssl.SSLContext] = {}
-_TRUST_LOCK = threading.Lock()
-
-
-def shared_trust_store(env: Mapping[str, str]) -> ssl.SSLContext:
-    key = (env.get("SSL_CERT_FILE", ""), env.get("SSL_CERT_DIR", ""))
-    with _TRUST_LOCK:
-        cached = _TRUST.get(key)
-        if cached is None:
-            from ollama_doctor import net
-
-            store = net.trust_store(env)
-            if isinstance(store, ssl.SSLContext):
-                cached = store
-            else:
-                import httpx
-
-                cached = httpx.create_ssl_context()
-            _TRUST[key] = cached
-        return cached

@@ -238,19 +238,16 @@ def test_probe_reachability_on_a_healthy_server_loads_no_process_or_dns_library(
     assert_budget(t, PROCESS + DNS)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ollama_doctor.probes.latency imports httpx at module level (loaded by "
-    "registry.ProbeSpec.load although latency skips itself when the port is refused)"))
 def test_check_of_a_refused_port_loads_no_http_library(tmp_path: Path) -> None:
     t = trace(tmp_path, "check", "--host", f"127.0.0.1:{free_port()}", "--json")
     assert t.code == 1, t.stderr
     assert_budget(t, HTTP + DNS)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ollama_doctor.render imports rich at module level and cli._run always enters "
-    "render.progress, --json included"))
-def test_check_json_loads_no_rich(tmp_path: Path, healthy_url: str) -> None:
+def test_check_json_loads_no_renderer(tmp_path: Path, healthy_url: str) -> None:
+    """--json prints the document and nothing else: the renderer (and its spinner) stay out.
+    rich itself still loads, through httpx: ``httpx/__init__`` imports its own command line
+    (``httpx._main``), which imports rich and pygments whenever they are installed."""
     t = trace(tmp_path, "check", "--host", healthy_url, "--json")
     assert t.code == 0, t.stderr
-    assert_budget(t, RICH)
+    assert_budget(t, ("ollama_doctor.render",))

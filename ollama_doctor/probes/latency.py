@@ -109,14 +109,15 @@ import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ollama_doctor import net
 from ollama_doctor import remedies as R
 from ollama_doctor.context import Context
 from ollama_doctor.facts import ReachabilityFacts
+
+if TYPE_CHECKING:  # annotations only: a refused port never loads an HTTP library
+    import httpx
 from ollama_doctor.result import (
     Confidence,
     Finding,
