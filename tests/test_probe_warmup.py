@@ -90,7 +90,6 @@ def test_classify_server_error(status: int | None, message: str, cause: str) -> 
 
 def test_classifier_causes_exist_in_the_catalogue() -> None:
     from ollama_doctor.causes import CAUSES
-
     from ollama_doctor.ollama_messages import MESSAGES
 
     table = {row.cause for row in MESSAGES} | set(warmup._STATUS_CAUSES.values())
