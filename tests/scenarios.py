@@ -355,14 +355,16 @@ def s19(lab: Lab) -> Run:
 
 
 def s20(lab: Lab) -> Run:
-    emu = lab.emulator(rate_limit="150")
-    return Run(["--host", emu.url, "--load", "--load-max-rate", "200",
-                "--load-max-requests", "1000", "--load-max-seconds", "8"])
+    # Rates any busy 2-core machine reaches: the probe's own pacing check says when this machine
+    # fell behind, and a 150/s gateway made the matrix fail on a loaded CI machine.
+    emu = lab.emulator(rate_limit="20")
+    return Run(["--host", emu.url, "--load", "--load-max-rate", "30",
+                "--load-max-requests", "300", "--load-max-seconds", "8"])
 
 
 def s20_healthy(lab: Lab) -> Run:
-    return Run(["--host", lab.emulator().url, "--load", "--load-max-rate", "100",
-                "--load-max-requests", "300", "--load-max-seconds", "5"])
+    return Run(["--host", lab.emulator().url, "--load", "--load-max-rate", "30",
+                "--load-max-requests", "200", "--load-max-seconds", "5"])
 
 
 def s21(lab: Lab) -> Run:

@@ -455,7 +455,7 @@ def test_report_json_shape() -> None:
                                       "GenerateRequest.stream of type bool"}},
                          "silent": None},
             "fix": [{"text": 'Send `stream` as true or false (JSON true), not string.',
-                     "commands": []}],
+                     "kind": "text", "commands": []}],
         }],
     }
 
