@@ -50,6 +50,9 @@ def exporter_url() -> Iterator[str]:
 def query(api: str, promql: str) -> list[dict[str, Any]]:
     with httpx.Client(trust_env=False, timeout=10) as client:
         reply = client.get(f"{api}/api/v1/query", params={"query": promql})
+    # Prometheus answers 503 'Service Unavailable' (plain text) until its storage is ready:
+    # a network-level "not yet" for the waiting loop, not an answer.
+    reply.raise_for_status()
     data = reply.json()
     assert data["status"] == "success", data
     result: list[dict[str, Any]] = data["data"]["result"]
