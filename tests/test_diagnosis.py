@@ -233,9 +233,11 @@ def test_the_pasted_entry_fits_the_report_schema() -> None:
     from ollama_doctor.report import schema
 
     (top, *_) = rank(healthy(), error=analyse(RATE))
+    assert (top.cause, top.probes) == ("rate-limited", ["error-text"])
     definitions = schema()["$defs"]
-    jsonschema.Draft202012Validator({"$defs": definitions, **definitions["diagnosis"]}
-                                    ).validate(top.to_dict())
+    validator = jsonschema.Draft202012Validator({"$defs": definitions,
+                                                 **definitions["diagnosis"]})
+    assert list(validator.iter_errors(top.to_dict())) == []
 
 
 def test_the_same_http_answer_read_less_closely_by_a_probe_folds_into_the_pasted_cause() -> None:

@@ -296,10 +296,7 @@ def test_a_10_gb_sparse_log_is_read_from_its_end_only(tmp_path: Path) -> None:
     with path.open("ab") as handle:
         handle.write(b"\n" + "\n".join(tail).encode() + b"\n")
     assert path.stat().st_size > 10 * 1024**3
-    started = time.monotonic()
-    got = logs.tail_file(path, 2000)
-    elapsed = time.monotonic() - started
-    assert elapsed < 2.0
+    got = logs.tail_file(path, 2000)  # bounded by bytes read, not by a clock (busy machines)
     assert got.lines == tail  # the 10 GB of NULs before them are no lines at all
     assert got.bytes_read <= logs.MAX_TAIL_BYTES and got.complete is False
     # the whole command on it, end to end, is bounded too
