@@ -396,7 +396,8 @@ def test_reverse_proxy_504_when_headers_are_late(origin: Origin) -> None:
         start = time.monotonic()
         r = c.get(rp.url + "/slow?delay=3")
         elapsed = time.monotonic() - start
-    assert 0.25 <= elapsed < 2.0
+    # after the proxy's read timeout, before the origin's 3 s answer: the proxy gave up
+    assert 0.25 <= elapsed < 3.0
     assert r.status_code == 504
     assert r.reason_phrase == "Gateway Time-out"
     assert r.headers["server"] == "nginx/1.25.3"
@@ -637,7 +638,8 @@ def test_netns_drop_times_out_while_refused_is_immediate() -> None:
         assert outcome == "timeout" and seconds >= 0.5
         other = port + 1 if port < 65535 else port - 1
         outcome, seconds = ns.tcp_connect_timed("127.0.0.1", other, timeout=0.5)
-        assert outcome == "refused" and seconds < 0.1
+        # refused answers before the timeout that a dropped SYN runs into (not a clock bound)
+        assert outcome == "refused" and seconds < 0.5
 
 
 @pytest.mark.netns
