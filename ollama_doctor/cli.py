@@ -521,6 +521,13 @@ def _context(common: dict[str, Any]) -> Any:
         fail_usage(f"--log-lines must be between 1 and 100000, not {common['log_lines']}")
     if common["samples"] < 1 or common["samples"] > 1000:
         fail_usage(f"--samples must be between 1 and 1000, not {common['samples']}")
+    if common["needs"]:  # the capability names Ollama's /api/show uses, and their aliases
+        from ollama_doctor.probes.models import ALIASES, CAPABILITIES
+
+        for need in common["needs"]:
+            if need.lower() not in CAPABILITIES and need.lower() not in ALIASES:
+                fail_usage(f"--needs {need!r} is not a capability; valid values: "
+                           f"{', '.join(CAPABILITIES)}")
     for name in ("load_max_rate", "load_max_requests", "load_max_seconds"):
         if not common[name] > 0:
             fail_usage(f"--{name.replace('_', '-')} must be positive, not {common[name]}")

@@ -277,6 +277,8 @@ def test_probe_runs_one_probe(cli: Callable[..., CliRun], emulator: Any) -> None
     (["check", "-o", "report.txt"], "unknown extension '.txt'"),
     (["check", "--error-file", "/nonexistent/err.txt"], "cannot read --error-file"),
     (["check", "--nosuch"], "--nosuch"),
+    (["check", "--needs", "banana"], "--needs 'banana' is not a capability; valid values: "
+                                     "completion, tools,"),
     # control characters: refused once, here, instead of failing every request later
     (["check", "--header", "X-Trace: a\r\nInjected: 1"],
      "invalid --header 'X-Trace: a\\r\\nInjected: 1': it holds a carriage return (\\r) at "
