@@ -523,6 +523,20 @@ def test_hosts_only_name_is_not_a_disagreement(dns_server: DNSServer, root: Path
     assert dns_facts(outcome)[0]["outcome"] == "nxdomain"
 
 
+def test_dns_gets_a_short_wait_when_hosts_decides(dns_server: DNSServer, root: Path) -> None:
+    """No client waits for DNS when /etc/hosts answers: a silent server is asked for
+    ``HOSTS_DECIDE_WAIT`` seconds, not ``--timeout`` (a silent server cost healthy runs in
+    host.docker.internal set-ups the whole timeout, and the probe's budget under load)."""
+    (root / "etc" / "hosts").write_text("127.0.0.1 localhost drop.test\n")
+    outcome = run_probe(make_ctx("http://drop.test:11434", root, [dns_server.address],
+                                 timeout=5.0))
+    assert (outcome.status, outcome.findings) == (Status.PASS, [])
+    answer = dns_facts(outcome)[0]
+    assert answer["outcome"] == "timeout"
+    assert answer["error"].startswith(f"no answer within {probe.HOSTS_DECIDE_WAIT:g} s (")
+    assert "drop.test." in {q.name for q in dns_server.queries}
+
+
 class TinyOllama(ThreadingHTTPServer):
     """Answers like Ollama at ``/`` and ``/api/version``; IPv4 or IPv6 only, or both."""
 

@@ -15,6 +15,8 @@ for step 6):
    ``localhost`` and ``*.localhost`` are never sent to DNS (RFC 6761: resolvers answer them
    locally, and a DNS answer for them says nothing about what clients get). Other names found
    in ``/etc/hosts`` are still asked, because a stale hosts entry is what the comparison finds;
+   when the file decides the answer, clients never wait for DNS, so the servers get at most
+   ``HOSTS_DECIDE_WAIT`` seconds (a silent server then costs the run 1 s, not ``--timeout``);
 5. the per-address connects of the ``reachability`` probe (not repeated here): the first
    address refused while the other address family answers is ``ipv6-localhost``;
 6. a target whose addresses are all loopback of one family (``[::1]``, ``OLLAMA_HOST=::1``,
@@ -63,6 +65,8 @@ from ollama_doctor.target import ip_or_none
 SLOW_MS = 1000.0  # a lookup this slow delays every new connection noticeably
 MAX_NAMESERVERS = 3  # glibc's MAXNS: later nameserver lines are ignored
 MAX_ALTERNATIVES = 4  # DNS-only addresses tried when the system's answer does not connect
+# DNS is asked only for comparison when /etc/hosts decides: no client waits for it then.
+HOSTS_DECIDE_WAIT = 1.0
 DOCKER_DNS = "127.0.0.11"  # Docker's embedded DNS on user-defined (compose) networks
 
 Outcome_ = Literal["answer", "nxdomain", "servfail", "nodata", "timeout", "refused", "error"]
@@ -338,8 +342,9 @@ def run(ctx: Context) -> Outcome:
         skip_dns = "no nameserver configured"
     with ThreadPoolExecutor(max_workers=1 + len(servers), thread_name_prefix="od-dns") as pool:
         system_future = pool.submit(ctx.resolve, host, target.port, timeout)
+        dns_wait = min(timeout, HOSTS_DECIDE_WAIT) if decides else timeout
         dns_futures = [] if skip_dns else [
-            pool.submit(query_server, host, a, p, conf, timeout) for a, p in servers]
+            pool.submit(query_server, host, a, p, conf, dns_wait) for a, p in servers]
         system = system_future.result()
         answers = [f.result() for f in dns_futures]
     facts["system"] = {"addresses": system.addresses, "elapsed_ms": round(system.elapsed_ms, 2),
