@@ -11,10 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from ollama_doctor.probes import container
 from ollama_doctor.result import Finding, ProbeResult, Severity, Status
 from ollama_doctor.target import parse_target
 from tests.conftest import CliRun, free_port
+from tests.support.canned import CannedServer, Reply
 from tests.support.guard import loopback_only
 
 FS = Path(__file__).parent / "data" / "fs"
@@ -419,50 +418,30 @@ def test_not_inferred(tmp_path: Path, root: str, host: str, results: str,
     assert [f.cause for f in out.findings] == []
 
 
-class _Handler(BaseHTTPRequestHandler):
-    body = b"Ollama is running"
-
-    def do_GET(self) -> None:
-        self.server.hosts.append(self.headers.get("Host"))  # type: ignore[attr-defined]
-        body = self.server.body  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def http_server() -> Iterator[Callable[[bytes], Any]]:
-    """``http_server(body)`` → a loopback server answering every GET with ``body``."""
-    started: list[ThreadingHTTPServer] = []
+def http_server() -> Iterator[Callable[[bytes], CannedServer]]:
+    """``http_server(body)`` → a loopback server answering every request with ``body``."""
+    started: list[CannedServer] = []
 
-    def start(body: bytes = b"Ollama is running") -> Any:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.body = body  # type: ignore[attr-defined]
-        server.hosts = []  # type: ignore[attr-defined]
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        started.append(server)
-        return server
+    def start(body: bytes = b"Ollama is running") -> CannedServer:
+        started.append(CannedServer(lambda request: Reply(200, body, "text/plain; charset=utf-8")))
+        started[-1].start()
+        return started[-1]
 
     yield start
     for server in started:
-        server.shutdown()
-        server.server_close()
+        server.stop()
 
 
 def test_discover_finds_the_host_server(tmp_path: Path,
-                                        http_server: Callable[[bytes], Any]) -> None:
+                                        http_server: Callable[[bytes], CannedServer]) -> None:
     other = http_server(b"<html>not ollama</html>")
     ollama = http_server(b"Ollama is running")
-    good = f"http://127.0.0.1:{ollama.server_address[1]}"
+    good = f"http://127.0.0.1:{ollama.port}"
     closed = f"http://127.0.0.1:{free_port()}"
     ctx = make_ctx(dockerenv_only(tmp_path), "127.0.0.1:11434", results=[refused()],
                    discover=True,
-                   candidates=(closed, f"127.0.0.1:{other.server_address[1]}", good))
+                   candidates=(closed, f"127.0.0.1:{other.port}", good))
     out = container.run(ctx)
     assert causes(out.findings) == [("container-localhost", "critical", "high")]
     finding = out.findings[0]
@@ -473,16 +452,16 @@ def test_discover_finds_the_host_server(tmp_path: Path,
     assert finding.fix[0].commands == (f"export OLLAMA_HOST={good}",)
     rows = out.facts["discovery"]["candidates"]
     assert [(r["url"], r["answers"]) for r in rows] == [
-        (closed, False), (f"http://127.0.0.1:{other.server_address[1]}", False), (good, True)]
+        (closed, False), (f"http://127.0.0.1:{other.port}", False), (good, True)]
     assert rows[0]["result"].startswith("refused")
     assert rows[1]["result"] == "HTTP 200: '<html>not ollama</html>'"
     assert out.summary.endswith(f"--discover tried 3 place(s): Ollama answers at {good}")
 
 
 def test_discover_resolves_names_with_a_bound_and_sends_their_host(
-        tmp_path: Path, http_server: Callable[[bytes], Any]) -> None:
+        tmp_path: Path, http_server: Callable[[bytes], CannedServer]) -> None:
     ollama = http_server(b"Ollama is running")
-    port = ollama.server_address[1]
+    port = ollama.port
 
     def fake_getaddrinfo(host: str, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
         if host == "host.docker.internal":
@@ -499,7 +478,7 @@ def test_discover_resolves_names_with_a_bound_and_sends_their_host(
                        "answers": True, "address": "127.0.0.1", "result": "Ollama is running"}
     assert rows[1]["answers"] is False
     assert rows[1]["result"].startswith("does not resolve")
-    assert ollama.hosts == [f"host.docker.internal:{port}"]
+    assert [r.headers["host"] for r in ollama.requests] == [f"host.docker.internal:{port}"]
     assert out.findings[0].evidence["working_url"] == f"http://host.docker.internal:{port}"
 
 

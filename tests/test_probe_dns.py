@@ -19,9 +19,7 @@ import json
 import os
 import socket
 import sys
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ from ollama_doctor.probes import reachability
 from ollama_doctor.result import Outcome, ProbeResult, Severity, Status
 from ollama_doctor.target import parse_target
 from tests.conftest import CliRun, clean_environ, free_port
+from tests.support.canned import OLLAMA_ROOT, CannedServer
 from tests.support.dns_server import DNSServer
 from tests.support.guard import loopback_only
 from tests.support.netns import Netns, require_netns
@@ -537,48 +536,17 @@ def test_dns_gets_a_short_wait_when_hosts_decides(dns_server: DNSServer, root: P
     assert "drop.test." in {q.name for q in dns_server.queries}
 
 
-class TinyOllama(ThreadingHTTPServer):
+def tiny_ollama(host: str, *, dual: bool = False) -> CannedServer:
     """Answers like Ollama at ``/`` and ``/api/version``; IPv4 or IPv6 only, or both."""
-
-    daemon_threads = True
-
-    def __init__(self, host: str, port: int = 0, *, dual: bool = False) -> None:
-        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._dual = dual
-        super().__init__((host, port), _TinyHandler)
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
-        self.thread.start()
-
-    def server_bind(self) -> None:
-        if self.address_family == socket.AF_INET6:
-            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if self._dual else 1)
-        super().server_bind()
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-
-
-class _TinyHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b"Ollama is running" if self.path == "/" else b'{"version":"0.33.0"}'
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+    server = CannedServer(OLLAMA_ROOT, host=host, dual_stack=dual)
+    server.start()
+    return server
 
 
 def test_stale_hosts_entry_that_does_not_connect_is_critical(dns_server: DNSServer,
                                                               root: Path) -> None:
     """The hosts file points at an address where nothing listens; DNS's address answers."""
-    server = TinyOllama("127.0.0.1")
+    server = tiny_ollama("127.0.0.1")
     try:
         (root / "etc" / "hosts").write_text("127.0.0.1 localhost\n127.0.0.2 stale.test\n")
         ctx = make_ctx(f"http://stale.test:{server.port}", root, [dns_server.address])
@@ -615,7 +583,7 @@ needs_ipv6 = pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopba
 def test_ipv6_first_refused_ipv4_works(dns_server: DNSServer, root: Path) -> None:
     """S11 in-process: ``::1 localhost`` first, the server on 127.0.0.1 only."""
     (root / "etc" / "hosts").write_text("::1 localhost\n127.0.0.1 localhost\n")
-    server = TinyOllama("127.0.0.1")
+    server = tiny_ollama("127.0.0.1")
     try:
         ctx = make_ctx(f"http://localhost:{server.port}", root, [dns_server.address])
         outcome = run_probe(ctx, with_reachability=True)
@@ -640,7 +608,7 @@ def test_ipv6_first_refused_ipv4_works(dns_server: DNSServer, root: Path) -> Non
 @needs_ipv6
 def test_ipv4_first_refused_ipv6_works(dns_server: DNSServer, root: Path) -> None:
     (root / "etc" / "hosts").write_text("127.0.0.1 dual.test\n::1 dual.test\n")
-    server = TinyOllama("::1")
+    server = tiny_ollama("::1")
     try:
         ctx = make_ctx(f"http://dual.test:{server.port}", root, [dns_server.address])
         outcome = run_probe(ctx, with_reachability=True)
@@ -656,7 +624,7 @@ def test_ipv4_first_refused_ipv6_works(dns_server: DNSServer, root: Path) -> Non
 @needs_ipv6
 def test_both_families_listening_is_healthy(dns_server: DNSServer, root: Path) -> None:
     (root / "etc" / "hosts").write_text("::1 localhost\n127.0.0.1 localhost\n")
-    server = TinyOllama("::", dual=True)
+    server = tiny_ollama("::", dual=True)
     try:
         ctx = make_ctx(f"http://localhost:{server.port}", root, [dns_server.address])
         outcome = run_probe(ctx, with_reachability=True)
@@ -681,7 +649,7 @@ def test_loopback_literal_refused_while_the_other_family_answers(
         dns_server: DNSServer, root: Path, listen: str, host: str, other: str) -> None:
     """The target's only address is refused; one connect to the other loopback proves the
     server listens there: an error (no client falls back), and it explains the refusal."""
-    server = TinyOllama(listen)
+    server = tiny_ollama(listen)
     try:
         ctx = make_ctx(f"http://{host}:{server.port}", root, [dns_server.address])
         outcome = run_probe(ctx, with_reachability=True)
@@ -729,7 +697,7 @@ def test_loopback_literal_refused_while_the_other_family_answers(
 def test_name_with_one_loopback_family_refused_while_the_other_answers(
         dns_server: DNSServer, root: Path) -> None:
     (root / "etc" / "hosts").write_text("::1 ip6only.test\n")
-    server = TinyOllama("127.0.0.1")
+    server = tiny_ollama("127.0.0.1")
     try:
         ctx = make_ctx(f"http://ip6only.test:{server.port}", root, [dns_server.address])
         outcome = run_probe(ctx, with_reachability=True)
@@ -755,7 +723,7 @@ def test_no_other_family_finding_when_nothing_or_everything_listens(
     assert (outcome.facts["other_family"]["address"], outcome.facts["other_family"]["error"]) == (
         "127.0.0.1", "refused")
     # a dual-stack server answers [::1]: reachability passes, nothing more is dialled
-    server = TinyOllama("::", dual=True)
+    server = tiny_ollama("::", dual=True)
     try:
         ctx = make_ctx(f"http://[::1]:{server.port}", root, [dns_server.address])
         outcome = run_probe(ctx, with_reachability=True)
@@ -840,7 +808,7 @@ def test_cli_localhost_with_fixture_root(cli: Callable[..., CliRun], dns_server:
     real_hosts = Path("/etc/hosts").read_text(errors="replace").split()
     if "localhost" not in real_hosts:
         pytest.skip("this machine's /etc/hosts has no localhost line: getaddrinfo would ask DNS")
-    server = TinyOllama("127.0.0.1")
+    server = tiny_ollama("127.0.0.1")
     try:
         run = cli("check", "--host", f"http://localhost:{server.port}", "--fs-root", str(root),
                   "--nameserver", f"127.0.0.1:{dns_server.port}", "--json")

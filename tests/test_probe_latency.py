@@ -9,11 +9,9 @@ import socket
 import ssl
 import statistics
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ import pytest
 from ollama_doctor import tlsinfo
 from ollama_doctor.probes import latency
 from tests.conftest import CliRun
+from tests.support.canned import OLLAMA_ROOT, CannedServer
 from tests.support.report import check_of
 
 # ---------------------------------------------------------------------------------------------
@@ -244,75 +243,23 @@ def test_parse_certificate_matches_openssl(pki: Pki) -> None:
 # small servers: an Ollama look-alike over TLS, and the same in plain HTTP
 
 
-class _Ollama(BaseHTTPRequestHandler):
-    """Just enough of Ollama for reachability and latency: ``/`` and ``/api/version``."""
-
-    protocol_version = "HTTP/1.1"
-
-    def version_string(self) -> str:
-        return ""  # Ollama sends no Server header
-
-    def do_GET(self) -> None:
-        if self.path == "/":
-            body, ctype, status = b"Ollama is running", "text/plain; charset=utf-8", 200
-        elif self.path == "/api/version":
-            body, ctype, status = b'{"version":"0.33.0"}', "application/json; charset=utf-8", 200
-        else:
-            body, ctype, status = b"404 page not found", "text/plain", 404
-        head = (f"HTTP/1.1 {status} OK\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
-        self.wfile.write(head + body)  # one write, as Go's server does for a small answer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, tls: ssl.SSLContext | None) -> None:
-        self.tls = tls
-        super().__init__(("127.0.0.1", 0), _Ollama)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        request.settimeout(5)
-        # as Go (so Ollama) does on every connection; without it a fresh TLS connection waits
-        # ~40 ms on Nagle + delayed ACK (curl measures the same wait)
-        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.tls is not None:
-            try:  # the handshake in the connection's own thread, never in the accept loop
-                request = self.tls.wrap_socket(request, server_side=True)
-            except (OSError, ssl.SSLError):
-                return
-        super().finish_request(request, client_address)
-
-
 @pytest.fixture
 def ollama_server() -> Iterator[Callable[..., str]]:
-    """``ollama_server(cert=…, key=…)`` → base URL of an Ollama look-alike (TLS when given a
-    certificate), stopped at the end."""
-    servers: list[tuple[_Server, threading.Thread]] = []
+    """``ollama_server(cert=…, key=…)`` → base URL of an Ollama look-alike answering ``/`` and
+    ``/api/version`` (TLS when given a certificate), stopped at the end."""
+    servers: list[CannedServer] = []
 
     def start(cert: Path | None = None, key: Path | None = None) -> str:
         tls = None
         if cert is not None:
             tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             tls.load_cert_chain(cert, key)
-        server = _Server(tls)
-        thread = threading.Thread(target=server.serve_forever, name="odt-latency-tls",
-                                  kwargs={"poll_interval": 0.05})
-        thread.start()
-        servers.append((server, thread))
-        port = server.server_address[1]
-        return f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        servers.append(CannedServer(OLLAMA_ROOT, tls=tls, name="latency"))
+        return servers[-1].start()
 
     yield start
-    for server, thread in servers:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
+    for server in servers:
+        server.stop()
 
 
 def worst(doc: dict[str, Any]) -> set[str]:

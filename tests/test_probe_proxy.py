@@ -14,11 +14,9 @@ from __future__ import annotations
 import json
 import socket
 import sys
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -29,6 +27,7 @@ from ollama_doctor.probes import proxy as probe
 from ollama_doctor.result import Outcome, ProbeResult, Severity, Status
 from ollama_doctor.target import parse_target
 from tests.conftest import CliRun, clean_environ, free_port
+from tests.support.canned import OLLAMA_ROOT, CannedServer, Reply
 from tests.support.guard import loopback_only
 from tests.support.netns import Netns, require_netns
 from tests.support.proxy import ForwardProxy
@@ -49,89 +48,22 @@ def _loopback_only() -> Iterator[None]:
 # small servers
 
 
-class TinyOllama(ThreadingHTTPServer):
-    """Answers like Ollama (docs/ollama-wire.md §5): ``/`` and ``/api/version``, no ``Server``
-    header."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _OllamaHandler)
-        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
+# Ollama (docs/ollama-wire.md §5): "/", "/api/version" and an empty model list.
+OLLAMA_ROUTES = {**OLLAMA_ROOT, "/api/tags": Reply(200, '{"models":[]}')}
+# A forward proxy that answers every request itself: 200 with its own HTML page.
+PORTAL = Reply(200, "<html><body>Welcome! Accept the terms to continue.</body></html>",
+               "text/html", (("Server", "portal/1.0"),))
 
 
-class _OllamaHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    ROUTES: ClassVar[dict[str, tuple[int, str, bytes]]] = {
-        "/": (200, "text/plain; charset=utf-8", b"Ollama is running"),
-        "/api/version": (200, "application/json; charset=utf-8", b'{"version":"0.33.0"}'),
-        "/api/tags": (200, "application/json; charset=utf-8", b'{"models":[]}'),
-    }
-
-    def do_GET(self) -> None:
-        path = urlsplit(self.path).path or "/"  # also the absolute form a proxy may send
-        status, ctype, body = self.ROUTES.get(path, (404, "text/plain", b"404 page not found"))
-        self.send_response_only(status)
-        self.send_header("Date", self.date_time_string())
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    do_HEAD = do_GET
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-class CaptivePortal(ThreadingHTTPServer):
-    """A forward proxy that answers every request itself: 200 with its own HTML page."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _PortalHandler)
-        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-
-
-class _PortalHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b"<html><body>Welcome! Accept the terms to continue.</body></html>"
-        self.send_response_only(200)
-        self.send_header("Server", "portal/1.0")
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+def tiny_ollama() -> CannedServer:
+    server = CannedServer(OLLAMA_ROUTES, name="tiny-ollama")
+    server.start()
+    return server
 
 
 @pytest.fixture
-def ollama() -> Iterator[TinyOllama]:
-    server = TinyOllama()
+def ollama() -> Iterator[CannedServer]:
+    server = tiny_ollama()
     yield server
     server.stop()
 
@@ -174,7 +106,7 @@ def with_password(proxy_url: str, user: str = "bob", password: str = SECRET) -> 
 # in-process: every verdict
 
 
-def test_no_settings_pass(ollama: TinyOllama) -> None:
+def test_no_settings_pass(ollama: CannedServer) -> None:
     outcome = run(ollama.url, {})
     assert (outcome.status, outcome.findings) == (Status.PASS, [])
     assert outcome.summary == "no proxy settings found: every client connects directly"
@@ -183,7 +115,7 @@ def test_no_settings_pass(ollama: TinyOllama) -> None:
     assert "comparison" not in outcome.facts
 
 
-def test_correct_no_proxy_means_no_request_through_the_proxy(ollama: TinyOllama) -> None:
+def test_correct_no_proxy_means_no_request_through_the_proxy(ollama: CannedServer) -> None:
     with ForwardProxy("deny") as proxy:
         outcome = run(ollama.url, {"HTTP_PROXY": proxy.url, "http_proxy": proxy.url,
                                    "NO_PROXY": "localhost,127.0.0.1,::1",
@@ -195,7 +127,7 @@ def test_correct_no_proxy_means_no_request_through_the_proxy(ollama: TinyOllama)
     assert outcome.facts["families_disagree"] is False
 
 
-def test_relay_on_a_local_target_is_only_an_info_note(ollama: TinyOllama) -> None:
+def test_relay_on_a_local_target_is_only_an_info_note(ollama: CannedServer) -> None:
     with ForwardProxy("relay") as proxy:
         outcome = run(ollama.url, {"HTTP_PROXY": proxy.url})
         assert [r.target for r in proxy.requests] == [ollama.url + "/"]
@@ -212,7 +144,7 @@ def test_relay_on_a_local_target_is_only_an_info_note(ollama: TinyOllama) -> Non
     ("reset", None, {"error": "protocol"}),
     ("rst", None, {"error": "reset"}),
 ])
-def test_proxy_failing_a_local_target_captures_it(ollama: TinyOllama, mode: str,
+def test_proxy_failing_a_local_target_captures_it(ollama: CannedServer, mode: str,
                                                   code: int | None,
                                                   marks: dict[str, str]) -> None:
     with ForwardProxy(mode) as proxy:  # type: ignore[arg-type]
@@ -231,7 +163,7 @@ def test_proxy_failing_a_local_target_captures_it(ollama: TinyOllama, mode: str,
     assert finding.fix[2].commands == (f"curl --noproxy '*' {ollama.url}/",)
 
 
-def test_privoxy_is_named_in_the_message(ollama: TinyOllama) -> None:
+def test_privoxy_is_named_in_the_message(ollama: CannedServer) -> None:
     with ForwardProxy("privoxy-500") as proxy:
         outcome = run(ollama.url, {"http_proxy": proxy.url})
     assert ("which answers HTTP 500 from Privoxy; directly, the server answers 'Ollama is "
@@ -239,8 +171,9 @@ def test_privoxy_is_named_in_the_message(ollama: TinyOllama) -> None:
             in outcome.findings[0].message)
 
 
-def test_proxy_answering_its_own_page_with_200_is_an_error(ollama: TinyOllama) -> None:
-    portal = CaptivePortal()
+def test_proxy_answering_its_own_page_with_200_is_an_error(ollama: CannedServer) -> None:
+    portal = CannedServer(lambda request: PORTAL, name="portal")
+    portal.start()
     try:
         outcome = run(ollama.url, {"ALL_PROXY": portal.url})
     finally:
@@ -249,7 +182,7 @@ def test_proxy_answering_its_own_page_with_200_is_an_error(ollama: TinyOllama) -
     assert "HTTP 200 from portal/1.0 with '<html><body>Welcome!" in outcome.findings[0].message
 
 
-def test_dead_proxy_is_unreachable(ollama: TinyOllama) -> None:  # S08
+def test_dead_proxy_is_unreachable(ollama: CannedServer) -> None:  # S08
     port = free_port()
     outcome = run(ollama.url, {"HTTP_PROXY": f"http://127.0.0.1:{port}"})
     assert outcome.status == Status.FAIL
@@ -262,7 +195,7 @@ def test_dead_proxy_is_unreachable(ollama: TinyOllama) -> None:  # S08
         "(directly, the server answers 'Ollama is running').")
 
 
-def test_proxy_name_that_does_not_resolve_is_unreachable(ollama: TinyOllama) -> None:
+def test_proxy_name_that_does_not_resolve_is_unreachable(ollama: CannedServer) -> None:
     outcome = run(ollama.url, {"HTTPS_PROXY": "http://proxy.corp.test:3128",
                                "HTTP_PROXY": "http://proxy.corp.test:3128"},
                   unresolvable("proxy.corp.test"))
@@ -292,7 +225,7 @@ def test_unknown_scheme_is_unsupported() -> None:
         "ValueError: Unknown scheme for proxy URL URL('socks4://127.0.0.1:1080')")
 
 
-def test_s07_proxy_blocks_a_target_only_it_can_reach(ollama: TinyOllama) -> None:
+def test_s07_proxy_blocks_a_target_only_it_can_reach(ollama: CannedServer) -> None:
     with ForwardProxy("deny", resolve={CORP: ("127.0.0.1", ollama.port)}) as proxy:
         outcome = run(f"http://{CORP}:11434", {"HTTP_PROXY": proxy.url}, unresolvable(CORP))
     assert outcome.status == Status.FAIL
@@ -305,7 +238,7 @@ def test_s07_proxy_blocks_a_target_only_it_can_reach(ollama: TinyOllama) -> None
                                        "http_access allow ollama ollama_port")
 
 
-def test_target_reachable_only_through_a_working_proxy_passes(ollama: TinyOllama) -> None:
+def test_target_reachable_only_through_a_working_proxy_passes(ollama: CannedServer) -> None:
     with ForwardProxy("relay", resolve={CORP: ("127.0.0.1", ollama.port)}) as proxy:
         outcome = run(f"http://{CORP}:11434", {"HTTP_PROXY": proxy.url}, unresolvable(CORP))
     assert (outcome.status, outcome.findings) == (Status.PASS, [])
@@ -317,7 +250,7 @@ def test_target_reachable_only_through_a_working_proxy_passes(ollama: TinyOllama
     (("alice", "wrong"), Status.FAIL, [("proxy-blocks", "critical", "high", 407)]),
     (("alice", SECRET), Status.PASS, []),
 ])
-def test_proxy_that_wants_credentials(ollama: TinyOllama, credentials: tuple[str, str] | None,
+def test_proxy_that_wants_credentials(ollama: CannedServer, credentials: tuple[str, str] | None,
                                       status: Status, found: list[Any]) -> None:
     with ForwardProxy("relay", require_auth=("alice", SECRET),
                       resolve={CORP: ("127.0.0.1", ollama.port)}) as proxy:
@@ -334,7 +267,7 @@ def test_proxy_that_wants_credentials(ollama: TinyOllama, credentials: tuple[str
     assert SECRET not in json.dumps([outcome.facts, [f.to_dict() for f in outcome.findings]])
 
 
-def test_407_on_a_local_target_is_still_capture(ollama: TinyOllama) -> None:
+def test_407_on_a_local_target_is_still_capture(ollama: CannedServer) -> None:
     with ForwardProxy("relay", require_auth=("alice", SECRET)) as proxy:
         outcome = run(ollama.url, {"HTTP_PROXY": proxy.url})
     assert causes(outcome) == [("proxy-captures-local", "critical", "high", 407)]
@@ -349,7 +282,7 @@ def test_server_down_behind_a_capturing_proxy_is_a_warning() -> None:
     assert verdict(outcome) == "both-fail"
 
 
-def test_other_families_through_a_failing_proxy_warn(ollama: TinyOllama) -> None:
+def test_other_families_through_a_failing_proxy_warn(ollama: CannedServer) -> None:
     """ollama-python matches the port entry and goes direct; requests and curl do not."""
     with ForwardProxy("bad-gateway") as proxy:
         env = {"http_proxy": proxy.url, "NO_PROXY": f"127.0.0.1:{ollama.port}"}
@@ -363,7 +296,7 @@ def test_other_families_through_a_failing_proxy_warn(ollama: TinyOllama) -> None
         "requests, curl (ollama-python itself connects directly) sends")
 
 
-def test_passwords_never_reach_facts_or_findings(ollama: TinyOllama) -> None:
+def test_passwords_never_reach_facts_or_findings(ollama: CannedServer) -> None:
     with ForwardProxy("bad-gateway") as proxy:
         outcome = run(ollama.url, {"HTTP_PROXY": with_password(proxy.url),
                                    "https_proxy": f"bob:{SECRET}@127.0.0.1:9"})
@@ -382,7 +315,7 @@ def test_proxy_fingerprints_from_a_refused_connect() -> None:
     assert probe.fingerprints(reply) == {"error": "proxy", "status": 403}
 
 
-def test_captures_local_absorbs_the_proxys_symptoms_in_the_diagnosis(ollama: TinyOllama) -> None:
+def test_captures_local_absorbs_the_proxys_symptoms_in_the_diagnosis(ollama: CannedServer) -> None:
     with ForwardProxy("bad-gateway") as proxy:
         outcome = run(ollama.url, {"HTTP_PROXY": proxy.url})
     mine = ProbeResult("proxy", "Proxy settings", outcome.status, outcome.summary,
@@ -408,7 +341,7 @@ def top(doc: dict[str, Any]) -> tuple[str, int | None, str]:
 
 
 def test_cli_s06_proxy_502_captures_local(cli: Callable[..., CliRun],
-                                          ollama: TinyOllama) -> None:
+                                          ollama: CannedServer) -> None:
     with ForwardProxy("bad-gateway") as proxy:
         code, doc = cli_json(cli, "check", "--host", ollama.url,
                              env={"HTTP_PROXY": proxy.url, "NO_PROXY": "localhost"})
@@ -457,14 +390,14 @@ def test_cli_s06_proxy_502_captures_local(cli: Callable[..., CliRun],
 
 
 def test_cli_s07_proxy_403_on_a_loopback_target(cli: Callable[..., CliRun],
-                                                ollama: TinyOllama) -> None:
+                                                ollama: CannedServer) -> None:
     with ForwardProxy("deny") as proxy:
         code, doc = cli_json(cli, "check", "--host", ollama.url, env={"ALL_PROXY": proxy.url})
     assert code == 1
     assert top(doc) == ("proxy-captures-local", 403, "critical")
 
 
-def test_cli_s08_dead_proxy(cli: Callable[..., CliRun], ollama: TinyOllama) -> None:
+def test_cli_s08_dead_proxy(cli: Callable[..., CliRun], ollama: CannedServer) -> None:
     port = free_port()
     code, doc = cli_json(cli, "check", "--host", ollama.url,
                          env={"HTTP_PROXY": f"http://127.0.0.1:{port}"})
@@ -472,7 +405,7 @@ def test_cli_s08_dead_proxy(cli: Callable[..., CliRun], ollama: TinyOllama) -> N
     assert top(doc) == ("proxy-unreachable", None, "critical")
 
 
-def test_cli_s09_socks_without_socksio(cli: Callable[..., CliRun], ollama: TinyOllama,
+def test_cli_s09_socks_without_socksio(cli: Callable[..., CliRun], ollama: CannedServer,
                                        tmp_path: Path) -> None:
     # Make socksio unimportable for the CLI's interpreter, whatever the venv holds.
     (tmp_path / "socksio.py").write_text(
@@ -489,7 +422,7 @@ def test_cli_s09_socks_without_socksio(cli: Callable[..., CliRun], ollama: TinyO
 
 
 def test_cli_healthy_relay_with_correct_no_proxy(cli: Callable[..., CliRun],
-                                                 ollama: TinyOllama) -> None:
+                                                 ollama: CannedServer) -> None:
     with ForwardProxy("relay") as proxy:
         code, doc = cli_json(cli, "check", "--host", ollama.url,
                              env={"HTTP_PROXY": proxy.url, "HTTPS_PROXY": proxy.url,
@@ -505,7 +438,7 @@ def test_cli_healthy_relay_with_correct_no_proxy(cli: Callable[..., CliRun],
 
 
 def test_cli_relaying_proxy_on_a_local_target_raises_no_error(cli: Callable[..., CliRun],
-                                                              ollama: TinyOllama) -> None:
+                                                              ollama: CannedServer) -> None:
     with ForwardProxy("relay") as proxy:
         code, doc = cli_json(cli, "check", "--host", ollama.url, env={"HTTP_PROXY": proxy.url})
     assert code == 0
@@ -515,7 +448,7 @@ def test_cli_relaying_proxy_on_a_local_target_raises_no_error(cli: Callable[...,
 
 
 def test_cli_proxy_password_in_no_output_and_table_in_verbose(cli: Callable[..., CliRun],
-                                                              ollama: TinyOllama) -> None:
+                                                              ollama: CannedServer) -> None:
     with ForwardProxy("bad-gateway") as proxy:
         env = {"HTTP_PROXY": with_password(proxy.url), "NO_PROXY": "localhost"}
         verbose = cli("check", "--host", ollama.url, "-v", env=env)
@@ -544,8 +477,8 @@ _SERVERS = r"""
 import sys, threading
 sys.path.insert(0, sys.argv[1])
 from tests.support.proxy import ForwardProxy
-from tests.test_probe_proxy import TinyOllama
-ollama = TinyOllama()
+from tests.test_probe_proxy import tiny_ollama
+ollama = tiny_ollama()
 proxy = ForwardProxy(sys.argv[2], resolve={sys.argv[3]: ("127.0.0.1", ollama.port)})
 print(proxy.start(), flush=True)
 threading.Event().wait()

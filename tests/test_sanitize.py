@@ -4,10 +4,8 @@ server or a log reaches the terminal or the Markdown report; rich markup shows l
 from __future__ import annotations
 
 import json
-import threading
 import unicodedata
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from ollama_doctor.sanitize import (
     stray_character,
 )
 from tests.conftest import CliRun
+from tests.support.canned import CannedServer, Reply, Request
 
 TITLE = "\x1b]0;pwned\x07"
 CLEAR = "\x1b[2J"
@@ -109,48 +108,30 @@ def test_stray_characters_are_named() -> None:
 # End to end: a hostile server on 127.0.0.1:0 and a hostile log file
 
 
-class _Hostile(BaseHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
+def _hostile(request: Request) -> Reply:
+    """Ollama's routes, each answer carrying escape sequences in its body and headers."""
+    def send(status: int, body: str, ctype: str = "application/json") -> Reply:
+        return Reply(status, body, ctype, (("Server", "evil\x9b2J"),  # latin-1: an 8-bit CSI
+                                           ("X-Evil", "\x9d0;pwned\x9c")))
 
-    def _send(self, code: int, body: str, ctype: str = "application/json") -> None:
-        data = body.encode()
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Server", "evil\x9b2J")  # latin-1 on the wire: an 8-bit CSI
-        self.send_header("X-Evil", "\x9d0;pwned\x9c")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        path = self.path.split("?")[0]
-        if path == "/":
-            self._send(200, "Ollama is running" + EVIL, "text/plain")
-        elif path == "/api/version":
-            self._send(200, json.dumps({"version": "0.33.0" + EVIL}))
-        elif path == "/api/tags":
-            self._send(200, json.dumps({"models": [
-                {"name": "llama3.2" + EVIL + ":latest", "model": "x", "size": 1}]}))
-        elif path == "/api/ps":
-            self._send(200, json.dumps({"models": []}))
-        else:
-            self._send(404, json.dumps({"error": "not found" + EVIL}))
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self._send(500, json.dumps({"error": "boom" + EVIL}))
+    if request.method == "POST":
+        return send(500, json.dumps({"error": "boom" + EVIL}))
+    if request.path == "/":
+        return send(200, "Ollama is running" + EVIL, "text/plain")
+    if request.path == "/api/version":
+        return send(200, json.dumps({"version": "0.33.0" + EVIL}))
+    if request.path == "/api/tags":
+        return send(200, json.dumps({"models": [
+            {"name": "llama3.2" + EVIL + ":latest", "model": "x", "size": 1}]}))
+    if request.path == "/api/ps":
+        return send(200, json.dumps({"models": []}))
+    return send(404, json.dumps({"error": "not found" + EVIL}))
 
 
 @pytest.fixture
 def hostile() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
-    thread = threading.Thread(target=server.serve_forever, name="odt-hostile", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with CannedServer(_hostile, name="hostile") as server:
+        yield server.url
 
 
 def _controls(text: str) -> list[str]:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from ollama_doctor import watch as watcher
 from ollama_doctor.context import Options
 from ollama_doctor.target import parse_target
 from tests.conftest import clean_environ, free_port
+from tests.support.canned import CannedServer, Reply, Request
 
 # ---------------------------------------------------------------------------------------------
 # The change tracker (pure)
@@ -153,33 +152,22 @@ class Receiver:
         self.bodies: list[dict[str, Any]] = []
         self.statuses: list[int] = []
         self.fail_first = fail_first
-        receiver = self
+        self.server = CannedServer(self._answer, name="webhook")
+        self.url = self.server.start() + "/hook"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                status = 500 if len(receiver.statuses) < receiver.fail_first else 200
-                receiver.statuses.append(status)
-                if status == 200:
-                    receiver.bodies.append(json.loads(body))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _answer(self, request: Request) -> Reply:
+        status = 500 if len(self.statuses) < self.fail_first else 200
+        self.statuses.append(status)
+        if status == 200:
+            self.bodies.append(json.loads(request.body))
+        return Reply(status, b"", None)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
 
 @pytest.fixture
-def receiver() -> Iterator[Any]:
+def receiver() -> Iterator[Callable[[int], Receiver]]:
     made: list[Receiver] = []
 
     def make(fail_first: int = 0) -> Receiver:

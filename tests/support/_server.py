@@ -127,6 +127,7 @@ class ThreadedTCPServer:
         listener = socket.socket(family, socket.SOCK_STREAM)
         try:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.bind_options(listener)
             listener.bind((self._host, self._requested_port))
             listener.listen(128)
             listener.setblocking(False)
@@ -141,6 +142,9 @@ class ThreadedTCPServer:
         )
         self._accept_thread.start()
         return self._port
+
+    def bind_options(self, listener: socket.socket) -> None:
+        """Socket options to set before ``bind`` (subclasses: e.g. ``IPV6_V6ONLY``)."""
 
     def _accept_loop(self) -> None:
         assert self._listener is not None and self._wake is not None
