@@ -11,6 +11,9 @@ the last N lines matter, and the cost is bounded whatever the source:
 - a stream (stdin, a FIFO, journalctl's output) is read forwards keeping a rolling tail of N
   lines, and stops after ``MAX_STREAM_BYTES`` or its deadline;
 - every line is cut at ``MAX_LINE_CHARS``; NUL bytes and invalid UTF-8 become nothing or U+FFFD.
+- lines keep their number in the source, as an editor shows it (``LogText.numbers``): a
+  file's older part is counted for newlines up to ``MAX_COUNT_BYTES``; past that, and for
+  journalctl, lines count from the first line read, and the output says so.
 
 Classifying
 -----------
@@ -19,7 +22,11 @@ a label. Ollama's own error strings (out of memory, runner crashes, load timeout
 models, GPU discovery, descriptors…) come from ``ollama_messages.MESSAGES``, the one table the
 warm-up probe and the pasted-error reader use too, so a line means the same cause wherever it
 is read; only the log's own lines are defined here (``Listening on``, ``server config``, load
-times, layer offload, GIN access lines, and the generic error/timeout/quota lines).
+times, layer offload, GIN access lines — 499, 5xx, 429, a 403 to a CORS preflight
+(``origin-forbidden``) or to another method (``forbidden``), a 404 on an inference route
+(``model-not-found``) or on a path that is none of Ollama's routes (``wrong-base-path``) — and
+the generic error/timeout/quota lines). A cause without a fix of its own from the log gets the
+catalogue's (``causes.CAUSES``), as ``check`` shows it.
 ``classify`` is pure: lines in, hits out (count, first and last line per
 signature) plus the facts a log holds (``Listening on ADDR (version V)``, the ``server config``
 environment, load times, layer offload). ``findings`` turns hits into one ``Finding`` per cause.
@@ -58,6 +65,9 @@ BLOCK = 64 * 1024
 MAX_LINE_CHARS = 4096
 MAX_LINE_BYTES = 4 * MAX_LINE_CHARS  # UTF-8: at most 4 bytes a character
 MAX_TAIL_BYTES = 16 * 1024 * 1024  # a file: at most this much read from its end
+# A file's older part is scanned for newlines (to number lines as the file does) only up to
+# this size: 64 MiB is a few tens of milliseconds; a 10 GB log is numbered from its tail.
+MAX_COUNT_BYTES = 64 * 1024 * 1024
 MAX_STREAM_BYTES = 256 * 1024 * 1024  # stdin / journalctl: at most this much consumed
 STREAM_SECONDS = 20.0  # and for at most this long
 QUOTE_CHARS = 300  # a line quoted as evidence
@@ -82,6 +92,9 @@ class LogText:
     stopped: str | None = None  # why a stream read stopped early (byte or time limit)
     error: str | None = None
     tried: list[dict[str, str]] = field(default_factory=list)  # sources tried before this one
+    # each line's number in the source (a file or stdin), as an editor shows it; None when only
+    # the tail is known (journalctl, a file too large to count): then lines count from 1
+    numbers: list[int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -90,7 +103,9 @@ class LogText:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": self.source, "kind": self.kind,
                                "lines_read": len(self.lines), "bytes_read": self.bytes_read,
-                               "complete": self.complete}
+                               "complete": self.complete,
+                               "line_numbers": "source" if self.numbers is not None
+                               else "lines read"}
         if self.long_lines:
             out["long_lines_cut"] = self.long_lines
         if self.stopped:
@@ -116,24 +131,29 @@ def _clean(raw: bytes) -> tuple[str, bool]:
     return text, long
 
 
-def split_lines(data: bytes, lines: int, *, drop_first: bool) -> tuple[list[str], int]:
-    """The last ``lines`` non-blank lines of ``data`` and how many were cut to length.
-    ``drop_first``: the data starts mid-line (read from the middle of a file), so its first
-    piece is a fragment, unless it is the only piece (one line longer than what was read)."""
+def split_lines(data: bytes, lines: int, *,
+                drop_first: bool) -> tuple[list[str], int, list[int]]:
+    """The last ``lines`` non-blank lines of ``data``, how many were cut to length, and each
+    one's 0-based line index within ``data`` (the fragment a mid-file read starts with counts
+    as line 0). ``drop_first``: the data starts mid-line (read from the middle of a file), so
+    its first piece is a fragment, unless it is the only piece (one line longer than what was
+    read)."""
     parts = data.split(b"\n")
-    if drop_first and len(parts) > 1:
-        parts = parts[1:]
+    first = 1 if drop_first and len(parts) > 1 else 0
     out: list[str] = []
+    where: list[int] = []
     cut = 0
-    for raw in reversed(parts):
+    for index in range(len(parts) - 1, first - 1, -1):
         if len(out) >= lines:
             break
-        text, long = _clean(raw)
+        text, long = _clean(parts[index])
         if text.strip():
             out.append(text)
+            where.append(index)
             cut += long
     out.reverse()
-    return out, cut
+    where.reverse()
+    return out, cut, where
 
 
 def tail_file(path: Path, lines: int = DEFAULT_LINES, shown: str | None = None) -> LogText:
@@ -186,8 +206,26 @@ def _tail_regular(fd: int, size: int, lines: int, name: str) -> LogText:
         read += len(data)
         newlines += data.count(b"\n")
     data = b"".join(reversed(chunks))
-    text, cut = split_lines(data, lines, drop_first=pos > 0)
-    return LogText(name, "file", text, read, complete=pos == 0, long_lines=cut)
+    text, cut, where = split_lines(data, lines, drop_first=pos > 0)
+    before = _count_lines(fd, pos)  # lines that start before what was read
+    numbers = None if before is None else [before + 1 + i if pos else i + 1 for i in where]
+    return LogText(name, "file", text, read, complete=pos == 0, long_lines=cut,
+                   numbers=numbers)
+
+
+def _count_lines(fd: int, end: int) -> int | None:
+    """Newlines in the file's first ``end`` bytes (``None`` past ``MAX_COUNT_BYTES``): the
+    number of the line the tail's first fragment belongs to, minus one."""
+    if end > MAX_COUNT_BYTES:
+        return None
+    count, offset = 0, 0
+    while offset < end:
+        data = _pread(fd, min(BLOCK * 16, end - offset), offset)
+        if not data:
+            return None
+        count += data.count(b"\n")
+        offset += len(data)
+    return count
 
 
 def tail_stream(stream: BinaryIO | IO[bytes], lines: int, name: str, kind: str,
@@ -195,7 +233,8 @@ def tail_stream(stream: BinaryIO | IO[bytes], lines: int, name: str, kind: str,
                 clock: Callable[[], float] = time.monotonic) -> LogText:
     """Read a stream forwards keeping its last ``lines`` lines; bounded in bytes and time (the
     time is checked between reads, so one read that blocks is not interrupted)."""
-    keep: deque[str] = deque(maxlen=max(lines, 0))
+    keep: deque[tuple[int, str]] = deque(maxlen=max(lines, 0))
+    seen = 0  # lines ended so far: the next line's number is seen + 1
     carry = b""
     carry_long = False
     read, cut = 0, 0
@@ -217,25 +256,26 @@ def tail_stream(stream: BinaryIO | IO[bytes], lines: int, name: str, kind: str,
             parts = (carry + chunk).split(b"\n")
             carry = parts.pop()
             for raw in parts:
+                seen += 1
                 text, long = _clean(raw)
                 if carry_long:
                     long, carry_long = True, False
                     if not text.endswith("…"):
                         text += "…"
                 if text.strip():
-                    keep.append(text)
+                    keep.append((seen, text))
                     cut += long
             if len(carry) > MAX_LINE_BYTES:  # a line without end: keep its start only
                 carry, carry_long = carry[:MAX_LINE_BYTES], True
     except (OSError, ValueError) as exc:
-        return LogText(name, kind, list(keep), read, error=f"read failed: {exc}")
+        return LogText(name, kind, [t for _, t in keep], read, error=f"read failed: {exc}")
     if carry and stopped is None:  # a stream cut short ends mid-line: that piece is dropped
         text, long = _clean(carry)
         if text.strip():
-            keep.append(text + ("…" if carry_long and not long else ""))
+            keep.append((seen + 1, text + ("…" if carry_long and not long else "")))
             cut += long or carry_long
-    return LogText(name, kind, list(keep), read, complete=complete, long_lines=cut,
-                   stopped=stopped)
+    return LogText(name, kind, [t for _, t in keep], read, complete=complete, long_lines=cut,
+                   stopped=stopped, numbers=[n for n, _ in keep])
 
 
 def tail_text_stream(stream: TextIO, lines: int, name: str = "stdin") -> LogText:
@@ -380,7 +420,7 @@ def read_journal(lines: int, env: Mapping[str, str], timeout: float,
                                      timeout, env)
     if result.error:
         return LogText(shown, "journal", error=result.error)
-    text, cut = split_lines(result.stdout, lines, drop_first=False)
+    text, cut, _ = split_lines(result.stdout, lines, drop_first=False)
     # "-- No entries --", "-- Journal begins at …" and journalctl's hints are not log lines
     text = [t for t in text if not t.startswith("-- ") and not t.startswith("Hint: ")]
     if result.code not in (0, None) and not text:
@@ -460,7 +500,28 @@ def _table(id_: str, rows: tuple[str, ...], severity: Severity, label: str, *, t
 
 
 _I = re.IGNORECASE
+# Ollama's routes (server/routes.go GenerateRoutes, v0.33): a 404 on an inference route is a
+# model the server does not have; on another route (``/api/show`` before a pull) it is routine;
+# on a path that is no route at all, the client's base URL or path is wrong.
+_INFERENCE_ROUTES = ("/api/generate", "/api/chat", "/api/embed", "/api/embeddings",
+                     "/v1/chat/completions", "/v1/completions", "/v1/embeddings",
+                     "/v1/responses", "/v1/messages")
+_OTHER_ROUTES = ("/", "/api/version", "/api/status", "/api/pull", "/api/push", "/api/tags",
+                 "/api/show", "/api/delete", "/api/me", "/api/signout", "/api/create",
+                 "/api/copy", "/api/ps", "/v1/audio/transcriptions", "/v1/models")
+_PARAM_ROUTES = ("/api/blobs/", "/v1/models/")
+
+
+def _paths(paths: Iterable[str], prefixes: Iterable[str] = ()) -> str:
+    """A GIN line's quoted path (query allowed) that is one of ``paths`` or under a prefix."""
+    exact = "|".join(re.escape(p) for p in paths)
+    under = "".join(f"|{re.escape(p)}[^\"?]+" for p in prefixes)
+    return f'"(?:{exact}{under})(?:\\?[^"]*)?"'
+
+
+_GIN_404 = r"\[GIN\][^|]*\|\s*404\s*\|"
 _WARN_OR_ERROR = r"^(?=.*\blevel=(?:WARN|ERROR)\b)"  # slog lines at warning level or worse
+
 
 SIGNATURES: tuple[Signature, ...] = (
     # -- facts ----------------------------------------------------------------------------------
@@ -514,6 +575,19 @@ SIGNATURES: tuple[Signature, ...] = (
          "HTTP 5xx answered"),
     _sig("http-429", r"\[GIN\][^|]*\|\s*429\s*\|", "rate-limited", Severity.INFO,
          "HTTP 429 answered (passed through from ollama.com)"),
+    # Ollama's own 403s come from its CORS and Host checks (server/routes.go, allowedHosts
+    # Middleware and gin-contrib/cors in GenerateRoutes, v0.33): a refused preflight (OPTIONS)
+    # is an Origin the server does not allow.
+    _sig("http-403-preflight", r'\[GIN\][^|]*\|\s*403\s*\|.*\|\s*OPTIONS\s+"', "origin-forbidden",
+         Severity.WARNING, "CORS preflight refused (HTTP 403 to OPTIONS)"),
+    _sig("http-403", r'\[GIN\][^|]*\|\s*403\s*\|(?!.*\|\s*OPTIONS\s+")', "forbidden",
+         Severity.INFO, "HTTP 403 answered (an Origin or Host the server does not allow)"),
+    # A 404 on one of Ollama's routes is a model it does not have; elsewhere, a wrong path.
+    _sig("http-404-model", _GIN_404 + ".*" + _paths(_INFERENCE_ROUTES), "model-not-found",
+         Severity.INFO, "HTTP 404 on an inference route (a model the server does not have)"),
+    _sig("http-404-path", _GIN_404 + "(?!.*" + _paths(_INFERENCE_ROUTES + _OTHER_ROUTES,
+                                                       _PARAM_ROUTES) + ').*"/',
+         "wrong-base-path", Severity.INFO, "HTTP 404 on a path that is none of Ollama's routes"),
     # -- the guide's generic search terms: info-level evidence only ------------------------------
     _sig("error-line", r"^(?!.*context canceled)(?:.*\blevel=ERROR\b|(?:.*\]:\s)?(?:Error|error|"
                        r"panic|fatal error):\s)",
@@ -533,12 +607,13 @@ _BY_TIER: tuple[Signature, ...] = tuple(sorted(SIGNATURES, key=lambda s: s.tier)
 # between causes of equal severity, layer and confidence): an OOM is why the runner died.
 CAUSE_ORDER: tuple[str, ...] = (
     "out-of-memory", "ollama-outdated", "fd-limit-low", "slow-model-load", "runner-crashed",
-    "wrong-instance", "gpu-offload", "prompt-truncated", "rate-limited", "server-error")
+    "wrong-instance", "origin-forbidden", "forbidden", "model-not-found", "wrong-base-path",
+    "gpu-offload", "prompt-truncated", "rate-limited", "server-error")
 
 
 @dataclass
 class Hit:
-    line: int  # 1-based, within the lines read
+    line: int  # the line's number in the source (LogText.numbers), else within the lines read
     text: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -596,10 +671,11 @@ class Classification:
         return out
 
 
-def quote(line: str, secrets: Iterable[str] = ()) -> str:
-    """A log line fit for evidence: secrets masked, at most QUOTE_CHARS characters."""
-    text = redact_line(line, secrets)
-    return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1] + "…"
+def quote(line: str, secrets: Iterable[str] = (),
+          signatures: Sequence[Signature] = ()) -> str:
+    """A log line fit for evidence: secrets masked, at most QUOTE_CHARS characters, cut
+    around what ``signatures`` matched (``headline``)."""
+    return headline(redact_line(line, secrets), signatures, QUOTE_CHARS)
 
 
 # ``NAME:value`` as Go prints a map (the ``server config`` line) and ``NAME=value``. Each name is
@@ -642,13 +718,17 @@ def redact_line(line: str, secrets: Iterable[str] = ()) -> str:
     return redact_text(scrubbed)
 
 
-def classify(lines: Sequence[str], secrets: Iterable[str] = ()) -> Classification:
+def classify(lines: Sequence[str], secrets: Iterable[str] = (),
+             numbers: Sequence[int] | None = None) -> Classification:
     """Match every line against ``SIGNATURES``. Pure: lines in, hits and facts out.
 
+    ``numbers``: each line's number in its source (``LogText.numbers``); else 1, 2, 3…
     Quoted text is redacted here, so nothing downstream sees a secret from the log."""
     secrets = list(secrets)
     out = Classification(lines_read=len(lines))
-    for number, line in enumerate(lines, start=1):
+    numbered = (zip(numbers, lines, strict=True) if numbers is not None
+                else enumerate(lines, start=1))
+    for number, line in numbered:
         matched: list[tuple[Signature, re.Match[str]]] = []
         explained = 3  # the lowest tier whose signature gave this line a cause
         for sig in _BY_TIER:
@@ -663,7 +743,7 @@ def classify(lines: Sequence[str], secrets: Iterable[str] = ()) -> Classificatio
         matched.sort(key=lambda item: _ORDER[item[0].id])
         if not matched:
             continue
-        text = quote(line, secrets)
+        text = quote(line, secrets, [sig for sig, _ in matched if sig.cause])
         for cause in {sig.cause for sig, m in matched if sig.cause and _is_evidence(sig, m)}:
             out.cause_lines[cause] = out.cause_lines.get(cause, 0) + 1
         for sig, m in matched:
@@ -829,6 +909,10 @@ _CAUSE_TEXT: dict[str, str] = {
     "wrong-instance": "a server could not bind its port because another process held it",
     "server-error": "the server logged errors",
     "rate-limited": "the server logged quota or rate limits",
+    "origin-forbidden": "the server refused a browser's CORS preflight (an Origin not allowed)",
+    "forbidden": "the server answered 403 (its Origin or Host check)",
+    "model-not-found": "requests for a model the server does not have (404)",
+    "wrong-base-path": "requests to paths Ollama does not serve (404)",
 }
 
 
@@ -878,7 +962,8 @@ def findings(cls: Classification, source: str) -> list[Finding]:
         detail = _detail(cause, cls)
         when = " (all before the server's last start)" if before_restart else ""
         message = (f"The server log ({source}) shows {what}{detail}: {count} line"
-                   f"{'s' if count != 1 else ''}{when}, the last: {_short(last.text)}")
+                   f"{'s' if count != 1 else ''}{when}, the last: "
+                   f"{headline(last.text, [h.signature for h in hits])}")
         generic = all(h.signature.generic for h in hits)
         confidence = (Confidence.LOW if generic or severity == Severity.INFO
                       else Confidence.MEDIUM)
@@ -891,13 +976,23 @@ def findings(cls: Classification, source: str) -> list[Finding]:
         if cause == "slow-model-load" and cls.load_seconds:
             evidence["load_seconds_max"] = max(cls.load_seconds)
         code = {"out-of-memory": 500, "runner-crashed": 500}.get(cause)
-        out.append(Finding(cause, severity, message, evidence, _fix(cause, hits, cls),
-                           confidence, code))
+        fix = _fix(cause, hits, cls) or list(_catalogue_fix(cause))
+        out.append(Finding(cause, severity, message, evidence, fix, confidence, code))
     return out
 
 
-def _short(text: str, limit: int = 160) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def headline(text: str, signatures: Sequence[Signature] = (), limit: int = 160) -> str:
+    """``text`` within ``limit`` characters, keeping the part a signature matched: a long
+    line is cut around its match (``… cudaMalloc failed: out of memory …``), never right
+    before the words that matter."""
+    if len(text) <= limit:
+        return text
+    match = next((m for m in (sig.pattern.search(text) for sig in signatures) if m), None)
+    if match is None or match.end() <= limit - 1:
+        return text[: limit - 1] + "…"
+    start = max(0, min(match.start() - limit // 4, len(text) - (limit - 2)))
+    end = start + limit - 2
+    return "…" + text[start:end] + ("…" if end < len(text) else "")
 
 
 def _detail(cause: str, cls: Classification) -> str:
@@ -906,6 +1001,15 @@ def _detail(cause: str, cls: Classification) -> str:
     if cause == "slow-model-load" and cls.load_seconds:
         return f" (loads took up to {max(cls.load_seconds):g} s)"
     return ""
+
+
+def _catalogue_fix(cause: str) -> tuple[FixStep, ...]:
+    """The cause's own remedy from the catalogue (what ``check`` shows for it), when the log
+    gives nothing more specific."""
+    from ollama_doctor.causes import CAUSES
+
+    entry = CAUSES.get(cause)
+    return entry.fix if entry is not None else ()
 
 
 def _fix(cause: str, hits: list[SignatureHits], cls: Classification) -> list[FixStep]:
@@ -1003,7 +1107,9 @@ def logs_text(doc: dict[str, Any]) -> str:
     doc = clean_tree(doc)
     log = doc["log"]
     lines = [f"Log: {log['source']} ({log['lines_read']} lines read, {log['bytes_read']} bytes"
-             + ("" if log["complete"] else ", older lines not read") + ")"]
+             + ("" if log["complete"] else ", older lines not read")
+             + ("" if log.get("line_numbers") == "source"
+                else "; line numbers count from the first line read") + ")"]
     if log.get("stopped"):
         lines.append(f"  note: {log['stopped']}")
     facts = doc.get("facts", {})
@@ -1053,7 +1159,7 @@ def run_logs_command(path: str | None, lines: int, json_out: bool, stdin: TextIO
         return 2, (f"{reason}" + (f" (tried {where})" if where else "")
                    + "; give --log-file PATH, or - to read stdin")
     secrets = _secrets_of(env)
-    cls = classify(log.lines, secrets)
+    cls = classify(log.lines, secrets, log.numbers)
     found = findings(cls, log.source)
     doc = logs_document(log, cls, found)
     code = 1 if any(f.severity.rank >= Severity.ERROR.rank for f in found) else 0

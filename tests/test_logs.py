@@ -64,8 +64,21 @@ LINE_TABLE: list[tuple[str, set[str]]] = [
      '"/api/chat"', {"http-5xx"}),
     ('[GIN] 2026/11/25 - 10:05:07 | 200 |          5m0s |       127.0.0.1 | POST     '
      '"/api/chat"', set()),
+    # "499" in a path is not a 499 status; the path is none of Ollama's routes
     ('[GIN] 2026/11/25 - 10:05:07 | 404 |     812.1µs |       127.0.0.1 | POST     '
-     '"/api/499"', set()),
+     '"/api/499"', {"http-404-path"}),
+    # a 404 on a model route is a missing model, on /api/show (before a pull) routine
+    ('[GIN] 2026/11/25 - 10:05:07 | 404 |     812.1µs |       127.0.0.1 | POST     '
+     '"/api/chat"', {"http-404-model"}),
+    ('[GIN] 2026/11/25 - 10:05:07 | 404 |     812.1µs |       127.0.0.1 | POST     '
+     '"/api/show"', set()),
+    ('[GIN] 2026/11/25 - 10:05:07 | 404 |     812.1µs |       127.0.0.1 | GET      '
+     '"/v1/models/llama3.2"', set()),
+    # Ollama's own 403: a refused CORS preflight is an Origin; other methods Origin or Host
+    ('[GIN] 2026/11/25 - 10:05:07 | 403 |      21.3µs |       127.0.0.1 | OPTIONS  '
+     '"/api/chat"', {"http-403-preflight"}),
+    ('[GIN] 2026/11/25 - 10:05:07 | 403 |      21.3µs |       127.0.0.1 | POST     '
+     '"/api/chat"', {"http-403"}),
     ("load_tensors: offloaded 33/33 layers to GPU", {"partial-offload"}),  # a fact only
     ('time=2026-11-25T10:00:00.000Z level=ERROR source=x.go:1 msg="truncating input prompt" '
      'limit=2048 prompt=5065', {"prompt-truncated"}),
@@ -424,7 +437,8 @@ def test_logs_command_reads_stdin_as_json(tmp_path: Path) -> None:
     doc = json.loads(out)
     assert code == 0
     assert doc["log"] == {"source": "stdin", "kind": "stdin", "lines_read": 1,
-                          "bytes_read": len(stdin.getvalue()), "complete": True}
+                          "bytes_read": len(stdin.getvalue()), "complete": True,
+                          "line_numbers": "source"}
     assert doc["lines"] == [{"line": 1, "text": lines_of("sig-prompt-truncated.log")[0],
                              "signatures": ["prompt-truncated"]}]
     assert [(c["cause"], c["severity"]) for c in doc["causes"]] == [("prompt-truncated",
@@ -510,3 +524,71 @@ def test_redact_line_masks_go_map_values() -> None:
     line = 'env="map[OLLAMA_API_KEY:abc123 OLLAMA_HOST:0.0.0.0 HTTPS_PROXY:http://u:pw@p:3128]"'
     assert redact_line(line) == ('env="map[OLLAMA_API_KEY:*** OLLAMA_HOST:0.0.0.0 '
                                  'HTTPS_PROXY:http://u:***@p:3128]"')
+
+
+# ---------------------------------------------------------------------------------------------
+# as good as check: file line numbers, the headline around the match, the catalogue's fixes
+
+
+OOM = ("ggml_backend_cuda_buffer_type_alloc_buffer: allocating 4608.00 MiB on device 0: "
+       "cudaMalloc failed: out of memory")
+
+
+@pytest.mark.parametrize("tail", [2, 50])
+def test_lines_are_numbered_as_in_the_file(tmp_path: Path, tail: int) -> None:
+    """Blank lines count, and a tail read (2 of 12 lines) still numbers from the file's start."""
+    path = tmp_path / "server.log"
+    path.write_text("\n".join(["time=x level=INFO msg=ok", "", ""] * 3 + ["", OOM, "last"]) + "\n")
+    log = logs.tail_file(path, tail)
+    assert log.numbers is not None and log.numbers[-2:] == [11, 12]
+    doc = logs.logs_document(log, cls := logs.classify(log.lines, (), log.numbers),
+                             logs.findings(cls, str(path)))
+    assert doc["lines"] == [{"line": 11, "text": OOM, "signatures": ["oom"]}]
+    assert doc["log"]["line_numbers"] == "source"
+
+
+def test_a_file_too_large_to_count_numbers_its_tail(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logs, "MAX_COUNT_BYTES", 10)
+    path = tmp_path / "server.log"
+    path.write_text("older line\n" * 5000 + OOM + "\n")  # more than one line's read budget
+    log = logs.tail_file(path, 1)
+    assert (log.numbers, log.complete, log.to_dict()["line_numbers"]) == (None, False,
+                                                                         "lines read")
+    assert logs.classify(log.lines, (), log.numbers).hits["oom"].last.line == 1
+
+
+def test_stdin_lines_keep_their_numbers() -> None:
+    stdin = io.StringIO("a\n\nb\n" + OOM + "\n")
+    log = logs.tail_text_stream(stdin, 1)
+    assert (log.lines, log.numbers) == ([OOM], [4])
+
+
+def test_headline_keeps_the_words_that_matter() -> None:
+    line = "level=ERROR " + "x=" + "y" * 300 + " " + OOM
+    cls = logs.classify([line])
+    (finding,) = logs.findings(cls, "server.log")
+    assert "cudaMalloc failed: out of memory" in finding.message
+    headline = finding.message.split("the last: ", 1)[1]
+    assert headline.startswith("…") and len(headline) <= 160
+    assert logs.headline("short", []) == "short"
+
+
+@pytest.mark.parametrize("cause", ["out-of-memory", "runner-crashed"])
+def test_log_causes_carry_the_catalogues_fix(cause: str) -> None:
+    from ollama_doctor.causes import CAUSES
+
+    fixture = {"out-of-memory": "sig-oom.log", "runner-crashed": "sig-runner-terminated.log"}
+    found = {f.cause: f for f in logs.findings(logs.classify(lines_of(fixture[cause])), "x")}
+    assert found[cause].fix == list(CAUSES[cause].fix) and found[cause].fix
+
+
+def test_gin_403_and_404_lines_become_causes(tmp_path: Path) -> None:
+    lines = (lines_of("sig-http-403-preflight.log") + lines_of("sig-http-404-model.log")
+             + lines_of("sig-http-404-path.log"))
+    found = logs.findings(logs.classify(lines), "server.log")
+    assert [(f.cause, f.severity.value) for f in found] == [
+        ("origin-forbidden", "warning"), ("model-not-found", "info"),
+        ("wrong-base-path", "info")]
+    assert found[0].fix == list(__import__("ollama_doctor.causes").causes.CAUSES[
+        "origin-forbidden"].fix)

@@ -547,7 +547,7 @@ def _read_log(ctx: Context, runner: logs.Runner | None,
                         journal=ctx.fs_root == Path("/"))
     if log is None or not log.ok:
         return log, None
-    return log, logs.classify(log.lines, ctx.secrets())
+    return log, logs.classify(log.lines, ctx.secrets(), log.numbers)
 
 
 def _log_belongs(cls: logs.Classification, server: ServerProcess,
