@@ -7,13 +7,15 @@
   ``pyproject.toml`` (PEP 621, Poetry and dependency groups), ``uv.lock``, ``poetry.lock``,
   ``package.json`` and ``package-lock.json`` (``NPM_PACKAGES``). TOML is read with ``tomllib``
   (``tomli`` on Python 3.10).
-- ``pitfalls(installed)`` turns each library and version into findings from ``PITFALLS``: the
-  rule, the versions it applies to, and the upgrade or setting that fixes it. Rules are keyed by
-  the client names of ``clients.CLIENTS`` where the library has a row there.
+- ``pitfalls(installed)`` turns each library and version into findings: the rule, the versions
+  it applies to, and the upgrade or setting that fixes it. Every package maps to one row of
+  ``clients.CLIENTS`` (``ClientFamily.packages``), and the rules are that row's ``pitfalls``:
+  one table, which ``ollama-doctor probes`` shows too.
 
 Cause ids emitted: ``server-unresponsive`` (no default timeout), ``proxy-captures-local``,
 ``proxy-unsupported``, ``wrong-port-scheme``, ``client-parsing-differs``, ``wrong-base-path``,
-``ipv6-localhost``, ``slow-model-load``, ``ollama-outdated``, ``bad-gateway``.
+``ipv6-localhost``, ``slow-model-load``, ``ollama-outdated``, ``bad-gateway``,
+``auth-required``.
 """
 
 from __future__ import annotations
@@ -31,22 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ollama_doctor.result import Confidence, Finding, FixStep, Severity
+from ollama_doctor.clients import BY_PACKAGE
+from ollama_doctor.result import Confidence, Finding, FixStep
 
 PYTHON_PACKAGES = ("ollama", "openai", "langchain-ollama", "llama-index-llms-ollama", "litellm")
 NPM_PACKAGES = ("ollama", "openai", "@langchain/ollama", "ollama-ai-provider")
-# The clients.CLIENTS row each library follows (None: no row there; the library's own rules).
-CLIENT_OF: dict[tuple[str, str], str | None] = {
-    ("pypi", "ollama"): "ollama-python",
-    ("pypi", "openai"): "openai-python",
-    ("pypi", "langchain-ollama"): "langchain-ollama",
-    ("pypi", "llama-index-llms-ollama"): None,
-    ("pypi", "litellm"): None,
-    ("npm", "ollama"): "ollama-js",
-    ("npm", "openai"): "openai-node",
-    ("npm", "@langchain/ollama"): None,
-    ("npm", "ollama-ai-provider"): None,
-}
+# The clients.CLIENTS row each package installs (every package above has one).
+CLIENT_OF: dict[tuple[str, str], str] = {
+    package: family.name for package, family in BY_PACKAGE.items()}
 TIMEOUT_S = 10.0
 MAX_OUTPUT = 64 * 1024
 MAX_FILE = 4 * 1024 * 1024
@@ -380,141 +374,16 @@ def in_range(version: str, range_text: str) -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class Pitfall:
-    id: str
-    ecosystem: str
-    package: str
-    versions: str  # "" = every version; else e.g. "<0.3.0"
-    cause: str
-    severity: Severity
-    message: str
-    fix: str
-    commands: tuple[str, ...] = ()
-    source: str = ""  # where the rule comes from (the library's own file)
-
-
-_W, _I = Severity.WARNING, Severity.INFO
-PITFALLS: tuple[Pitfall, ...] = (
-    # ollama-python (clients.py "ollama-python"): ollama/_client.py BaseClient.__init__.
-    Pitfall("ollama-python-no-timeout", "pypi", "ollama", "", "server-unresponsive", _W,
-            "ollama-python sets no timeout (httpx timeout=None): a stalled server or proxy "
-            "hangs the call forever.",
-            "Pass a timeout that outlasts a cold load.",
-            ("client = ollama.Client(timeout=120)",), "ollama/_client.py BaseClient.__init__"),
-    Pitfall("ollama-python-proxy-env", "pypi", "ollama", "", "proxy-captures-local", _W,
-            "ollama-python (httpx, trust_env) sends even http://127.0.0.1:11434 through "
-            "HTTP_PROXY/ALL_PROXY; NO_PROXY=localhost does not cover 127.0.0.1.",
-            "Exclude the Ollama host from proxying, by name and address.",
-            ("export NO_PROXY=localhost,127.0.0.1,::1",), "httpx/_utils.py"),
-    Pitfall("ollama-python-import-proxy", "pypi", "ollama", "", "proxy-unsupported", _I,
-            "`import ollama` builds a client at import time: a SOCKS proxy variable without "
-            "socksio, or an unknown proxy scheme, breaks the import itself.",
-            "Install SOCKS support, or unset the variable for the app.",
-            ("pip install 'httpx[socks]'",), "ollama/__init__.py"),
-    Pitfall("ollama-python-port-80", "pypi", "ollama", "", "wrong-port-scheme", _I,
-            "ollama-python reads OLLAMA_HOST: `http://host` without a port means port 80, not "
-            "11434.",
-            "Write the port in OLLAMA_HOST.", ("export OLLAMA_HOST=http://HOST:11434",),
-            "ollama/_client.py _parse_host"),
-    Pitfall("ollama-python-legacy-embeddings", "pypi", "ollama", "<0.3.0", "ollama-outdated", _W,
-            "ollama-python before 0.3.0 has only `embeddings()`, the legacy /api/embeddings "
-            "endpoint (one prompt per call, no truncate, no batch).",
-            "Upgrade and call `ollama.embed(model=…, input=[…])`.",
-            ("pip install -U 'ollama>=0.3'",), "ollama/_client.py (embed added in 0.3.0)"),
-    # openai-python (clients.py "openai-python").
-    Pitfall("openai-python-base-url", "pypi", "openai", "", "wrong-base-path", _I,
-            "openai-python does not read OLLAMA_HOST: base_url must be the server plus /v1, and "
-            "api_key must be set (any value; Ollama ignores it).",
-            "Point it at Ollama's OpenAI-compatible path.",
-            ('OpenAI(base_url="http://127.0.0.1:11434/v1", api_key="ollama")',),
-            "openai/_client.py"),
-    Pitfall("openai-python-retries", "pypi", "openai", "", "slow-model-load", _I,
-            "openai-python retries twice with a 600 s timeout: a 500 from a failed load is "
-            "tried three times, each one loading the model again.",
-            "Set max_retries=0 while diagnosing, or warm the model at start-up.",
-            ("OpenAI(…, max_retries=0)",), "openai/_constants.py"),
-    Pitfall("openai-python-proxy-env", "pypi", "openai", "", "proxy-captures-local", _I,
-            "openai-python (httpx, trust_env) sends a local base_url through HTTP_PROXY too.",
-            "Exclude the Ollama host from proxying.",
-            ("export NO_PROXY=localhost,127.0.0.1,::1",), "httpx/_utils.py"),
-    # langchain-ollama builds an ollama.Client: ollama-python's rules apply.
-    Pitfall("langchain-ollama-no-timeout", "pypi", "langchain-ollama", "", "server-unresponsive",
-            _W, "langchain-ollama uses ollama-python's client: no timeout by default, and "
-                "HTTP_PROXY applies to 127.0.0.1.",
-            "Pass a timeout through client_kwargs, and set NO_PROXY.",
-            ('ChatOllama(model=…, client_kwargs={"timeout": 120})',
-             "export NO_PROXY=localhost,127.0.0.1,::1"),
-            "langchain_ollama/chat_models.py"),
-    # llama-index-llms-ollama: its own defaults.
-    Pitfall("llama-index-timeout", "pypi", "llama-index-llms-ollama", "", "slow-model-load", _W,
-            "llama-index's Ollama has request_timeout 30 s by default: a cold load longer "
-            "than that fails with a read timeout, and each retry aborts the load.",
-            "Raise request_timeout above the model's load time, and warm the model.",
-            ("Ollama(model=…, request_timeout=120.0)",),
-            "llama_index/llms/ollama/base.py DEFAULT_REQUEST_TIMEOUT"),
-    Pitfall("llama-index-base-url", "pypi", "llama-index-llms-ollama", "", "ipv6-localhost", _I,
-            "llama-index's Ollama defaults to base_url http://localhost:11434 and does not read "
-            "OLLAMA_HOST: `localhost` may resolve to ::1 while Ollama listens on 127.0.0.1.",
-            "Give the base URL with an address.",
-            ('Ollama(model=…, base_url="http://127.0.0.1:11434")',),
-            "llama_index/llms/ollama/base.py"),
-    # litellm: its own provider code.
-    Pitfall("litellm-api-base", "pypi", "litellm", "", "client-parsing-differs", _I,
-            "litellm does not read OLLAMA_HOST: it uses api_base (or OLLAMA_API_BASE), default "
-            "http://localhost:11434; use the ollama_chat/ prefix for /api/chat.",
-            "Set the base explicitly.",
-            ('litellm.completion(model="ollama_chat/MODEL", api_base="http://127.0.0.1:11434")',),
-            "litellm/llms/ollama"),
-    Pitfall("litellm-connection-error", "pypi", "litellm", "", "bad-gateway", _I,
-            "litellm can report a provider failure it does not classify, such as a proxy's "
-            "HTML 502 page, as `APIConnectionError`: the network may be fine.",
-            "Read the status and body inside the message before debugging the connection; "
-            "run the doctor against the same base URL.",
-            ("ollama-doctor check --host http://127.0.0.1:11434",),
-            "litellm/litellm_core_utils/exception_mapping_utils.py"),
-    # ollama-js (clients.py "ollama-js").
-    Pitfall("ollama-js-host", "npm", "ollama", "", "client-parsing-differs", _I,
-            "ollama-js does not read OLLAMA_HOST: it calls http://127.0.0.1:11434 unless given "
-            "a host.",
-            "Pass the host explicitly.",
-            ("new Ollama({ host: process.env.OLLAMA_HOST })",), "src/browser.ts"),
-    Pitfall("ollama-js-headers-timeout", "npm", "ollama", "", "slow-model-load", _I,
-            "ollama-js uses Node's fetch (undici): a non-streamed answer that takes more than "
-            "300 s to start fails with UND_ERR_HEADERS_TIMEOUT; proxy variables are ignored "
-            "unless NODE_USE_ENV_PROXY=1.",
-            "Stream long generations, or warm the model first.", ("stream: true",),
-            "undici headersTimeout"),
-    # openai-node (clients.py "openai-node").
-    Pitfall("openai-node-base-url", "npm", "openai", "", "wrong-base-path", _I,
-            "openai-node needs baseURL ending in /v1 and an apiKey (it throws when "
-            "OPENAI_API_KEY is unset, though Ollama ignores the key).",
-            "Point it at Ollama's OpenAI-compatible path.",
-            ('new OpenAI({ baseURL: "http://127.0.0.1:11434/v1", apiKey: "ollama" })',),
-            "src/index.ts"),
-    Pitfall("langchain-js-host", "npm", "@langchain/ollama", "", "client-parsing-differs", _I,
-            "@langchain/ollama uses ollama-js: OLLAMA_HOST is not read and proxy variables are "
-            "ignored by Node's fetch.",
-            "Pass baseUrl explicitly.", ('new ChatOllama({ baseUrl: "http://127.0.0.1:11434" })',),
-            "libs/langchain-ollama"),
-    Pitfall("ollama-ai-provider-base-url", "npm", "ollama-ai-provider", "", "wrong-base-path", _I,
-            "ollama-ai-provider's baseURL includes /api (default http://127.0.0.1:11434/api): a "
-            "baseURL without /api answers `404 page not found`.",
-            "Give the base URL with /api.",
-            ('createOllama({ baseURL: "http://HOST:11434/api" })',), "src/ollama-provider.ts"),
-)
-
-
 def pitfalls(installed: Iterable[Installed]) -> list[Finding]:
-    """Findings for every library whose version a rule applies to. Pure."""
+    """Findings for every library whose version a rule of its ``clients.CLIENTS`` row applies
+    to. Pure."""
     findings: list[Finding] = []
     seen: set[tuple[str, str]] = set()
     for lib in installed:
         version = lib.version or spec_floor(lib.spec)
         exact = lib.version is not None
-        for rule in PITFALLS:
-            if (rule.ecosystem, rule.package) != (lib.ecosystem, lib.name):
-                continue
+        family = BY_PACKAGE.get((lib.ecosystem, lib.name))
+        for rule in family.pitfalls if family is not None else ():
             if rule.versions and (version is None or not in_range(version, rule.versions)):
                 continue
             if (rule.id, lib.source) in seen:

@@ -15,7 +15,6 @@ import pytest
 from ollama_doctor.causes import CAUSES
 from ollama_doctor.clientlibs import (
     NPM_PACKAGES,
-    PITFALLS,
     PYTHON_PACKAGES,
     ClientLibError,
     Installed,
@@ -26,7 +25,7 @@ from ollama_doctor.clientlibs import (
     pitfalls,
     spec_floor,
 )
-from ollama_doctor.clients import BY_NAME
+from ollama_doctor.clients import BY_NAME, CLIENTS
 
 PROJECTS = Path(__file__).parent / "data" / "projects"
 
@@ -180,7 +179,8 @@ def test_npm_package_json_and_lock_v3() -> None:
         ("npm", "@langchain/ollama", "0.1.2", "0.1.2", "package-lock.json"),
         ("npm", "ollama-ai-provider", "1.2.0", "1.2.0", "package-lock.json"),
     ]
-    assert {lib.client for lib in libs} == {"ollama-js", "openai-node", None}
+    assert {lib.client for lib in libs} == {"ollama-js", "openai-node", "langchain-js",
+                                            "ollama-ai-provider"}
 
 
 def test_npm_lock_v1_and_nothing_relevant() -> None:
@@ -216,16 +216,17 @@ def test_pitfalls_by_version() -> None:
 
 def test_every_pitfall_names_a_known_cause_and_client() -> None:
     packages = {("pypi", p) for p in PYTHON_PACKAGES} | {("npm", p) for p in NPM_PACKAGES}
-    for rule in PITFALLS:
-        assert rule.cause in CAUSES, rule.id
-        assert (rule.ecosystem, rule.package) in packages, rule.id
-        assert rule.fix and rule.source
-        if rule.versions:
-            in_range("1.0.0", rule.versions)  # parses
+    for family in CLIENTS:
+        for rule in family.pitfalls:
+            assert rule.cause in CAUSES, rule.id
+            assert set(family.packages) <= packages, rule.id
+            assert rule.fix and rule.source
+            if rule.versions:
+                in_range("1.0.0", rule.versions)  # parses
     for lib in from_project(PROJECTS / "npm") + from_project(PROJECTS / "requirements"):
-        if lib.client is not None:
-            assert lib.client in BY_NAME
-    assert {rule.package for rule in PITFALLS} == set(PYTHON_PACKAGES) | set(NPM_PACKAGES)
+        assert lib.client in BY_NAME
+    with_rules = {p for family in CLIENTS if family.pitfalls for p in family.packages}
+    assert with_rules == packages
 
 
 @pytest.mark.parametrize(("version", "rng", "inside"), [
