@@ -4,7 +4,9 @@ The ranking rule
 ----------------
 0. **Fact rules** (``ADJUSTMENTS``): evidence from one probe changes how far another probe's
    finding matters. When the user's client reaches the target only through its proxy, a failure
-   of the direct path is not what the client hits, so it becomes a note.
+   of the direct path is not what the client hits, so it becomes a note. An inferred
+   ``container-localhost`` (a refused loopback target in a container, the host not tried)
+   becomes a note once a probe has proved another cause.
 1. **Cross-probe rules** (``RULES``): a root cause absorbs the symptoms it explains. When
    a proxy captures local traffic, the 502 it produced is not also a ``bad-gateway``; when
    ``--discover`` proved the host's server answers, ``container-localhost`` absorbs
@@ -31,7 +33,15 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ollama_doctor.causes import CAUSES, Layer, retry_for
-from ollama_doctor.result import Confidence, Diagnosis, Finding, ProbeResult, Severity
+from ollama_doctor.result import (
+    Confidence,
+    Diagnosis,
+    Finding,
+    ProbeResult,
+    Severity,
+    Status,
+    status_of,
+)
 
 if TYPE_CHECKING:
     from ollama_doctor.errortext import ErrorAnalysis
@@ -109,9 +119,60 @@ def _proxy_carries_the_request(results: Sequence[ProbeResult]) -> list[ProbeResu
     return out
 
 
+def _container_localhost_note(results: Sequence[ProbeResult]) -> list[ProbeResult]:
+    """An inferred ``container-localhost`` is a note once a probe proved another cause.
+
+    The container probe infers it from three facts (a container, a loopback target, a refused
+    connect), so it comes with every refused loopback run in a container. When another probe
+    proved what is wrong (high confidence, error or worse) — a server on the other address
+    family, the wrong port, a proxy in the way — it is not the answer: listed as a note, and
+    the check that found it no longer fails for it. The refusal itself (``server-not-running``,
+    the symptom it may explain) is not such a proof; ``--discover`` finding the host's server
+    makes it proved (high confidence), and then it stays as it is.
+    """
+    cause = "container-localhost"
+    symptoms = {s for rule in RULES if rule.root == cause for s in rule.symptoms}
+    proved = next(((r.id, f.cause) for r in results for f in r.findings
+                   if f.cause != cause and f.cause not in symptoms
+                   and f.severity.rank >= Severity.ERROR.rank
+                   and f.confidence is Confidence.HIGH), None)
+    if proved is None:
+        return list(results)
+    probe, other = proved
+    def inferred(f: Finding) -> bool:
+        return (f.cause == cause and f.confidence is not Confidence.HIGH
+                and f.severity.rank > Severity.INFO.rank)
+
+    out = []
+    for result in results:
+        if not any(inferred(f) for f in result.findings):
+            out.append(result)
+            continue
+        findings = [
+            replace(f, severity=Severity.INFO, fix=[],
+                    message=f"{f.message} Noted only: the {probe} probe proved {other}, which "
+                            "comes first; look here only if fixing that does not help.")
+            if inferred(f) else f
+            for f in result.findings]
+        status = status_of(findings) if result.status is Status.FAIL else result.status
+        out.append(replace(result, findings=findings, status=status))
+    return out
+
+
 ADJUSTMENTS: tuple[Callable[[Sequence[ProbeResult]], list[ProbeResult]], ...] = (
     _proxy_carries_the_request,
+    _container_localhost_note,
 )
+
+
+def adjusted(results: Sequence[ProbeResult]) -> list[ProbeResult]:
+    """``results`` after the fact rules (``ADJUSTMENTS``): what ``rank`` ranks, and what a
+    report's ``checks[]`` should show, so a check does not fail for a finding the diagnosis
+    lists as a note."""
+    out = list(results)
+    for adjust in ADJUSTMENTS:
+        out = adjust(out)
+    return out
 
 
 def rank(results: Sequence[ProbeResult], rules: Iterable[Absorb] = RULES, *,
@@ -125,8 +186,7 @@ def rank(results: Sequence[ProbeResult], rules: Iterable[Absorb] = RULES, *,
     fell back to the default, the pasted finding says so (``unshown_target``).
     """
     rules = tuple(rules)
-    for adjust in ADJUSTMENTS:
-        results = adjust(results)
+    results = adjusted(results)
     ranked = _rank(results, rules)
     if error is None or not error.recognised:
         return ranked
@@ -458,8 +518,10 @@ def _why(diag: Diagnosis, position: int, all_: list[Diagnosis]) -> str:
                   "from its text), not reproduced by the live run")
     parts = [f"{diag.severity.value} at the {layer_name} layer, {proved}"]
     if position == 1 and len(all_) > 1:
-        below = [d for d in all_[1:] if CAUSES[d.cause].layer > layer]
-        if below and diag.severity.rank >= all_[1].severity.rank:
+        # notes do not count: "below the other causes" needs another cause worth fixing
+        others = [d for d in all_[1:] if d.severity.rank >= Severity.WARNING.rank]
+        below = [d for d in others if CAUSES[d.cause].layer > layer]
+        if below and diag.severity.rank >= others[0].severity.rank:
             parts.append("it sits below the other causes in the stack, so it blocks them")
     if "explains" in diag.evidence:
         names = sorted({e["cause"] for e in diag.evidence["explains"]})

@@ -3,39 +3,64 @@
 It renders the same report document that ``--json`` prints, so the screen and the export can
 never disagree. The layout leads with what a person fixing a failure at 2 a.m. needs: one line
 per check, then the top cause with its evidence and the commands that fix it, then the rest.
-Colour only on a terminal without ``NO_COLOR``; ``-v`` adds facts, evidence and info notes.
+Colour only on a terminal without ``NO_COLOR``; ``-v`` adds every probe's facts (as key/value
+tables: raw JSON belongs to ``--json``) and the info notes.
+
+Width: prose wraps at word boundaries to the console's width (the terminal's; ``COLUMNS`` when
+output is not a terminal; no wrapping when it is not a terminal and ``COLUMNS`` is unset),
+with a hanging indent under the column it started in. A word longer than a line (a URL, a
+path) is never split: it gets a line of its own. A command is never wrapped either: it must
+paste whole, so one that does not fit runs long and the terminal soft-wraps it.
 
 Every string of the document passes ``sanitize.clean`` (no escape sequence or control byte
-reaches the terminal) and then rich's ``escape`` (a server's ``[bold]`` shows literally).
+reaches the terminal); output is built from rich ``Text`` objects, never markup, so a server's
+``[bold]`` shows literally.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
+from ollama_doctor.report import check_summary
 from ollama_doctor.sanitize import clean, clean_tree
 
 GLYPH = {"pass": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red"),
          "skip": ("-", "dim"), "error": ("‼", "magenta")}
 SEVERITY_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "cyan"}
 STATUS_STYLE = {"healthy": "bold green", "degraded": "bold yellow", "failing": "bold red"}
+# Not a terminal and no COLUMNS: lines as long as they are (for grep, logs and pagers).
+UNWRAPPED = 100_000
+# The evidence shown under the top cause without -v: its first lines; the rest is in -v/--json.
+EVIDENCE_LINES = 8
+VALUE_CHARS = 200  # one evidence or fact value, without -v (-v: VALUE_CHARS_VERBOSE)
+VALUE_CHARS_VERBOSE = 600
+LIST_ITEMS = 10  # items of a list of objects shown in a facts table
 
 
-def console(file: IO[str] | None = None, *, stderr: bool = False) -> Console:
+def console(file: IO[str] | None = None, *, stderr: bool = False,
+            width: int | None = None) -> Console:
+    """The console to print on: the terminal's width on a terminal, else ``width``, else
+    ``COLUMNS``, else no wrapping. Colour only on a terminal without ``NO_COLOR``."""
     stream = file or (sys.stderr if stderr else sys.stdout)
-    no_color = "NO_COLOR" in os.environ or not stream.isatty()
-    width = None if stream.isatty() else int(os.environ.get("COLUMNS", "100") or 100)
+    tty = stream.isatty()
+    no_color = "NO_COLOR" in os.environ or not tty
+    if width is None and not tty:
+        columns = os.environ.get("COLUMNS", "")
+        width = int(columns) if columns.isdigit() and int(columns) > 0 else UNWRAPPED
     return Console(file=stream, no_color=no_color, highlight=False, soft_wrap=False,
                    width=width, emoji=False, markup=True,
-                   force_terminal=None if stream.isatty() else False)
+                   force_terminal=None if tty else False)
 
 
 @contextmanager
@@ -49,70 +74,54 @@ def progress(label: str) -> Iterator[Any]:
         yield lambda text: status.update(f"{label} {escape(clean(text))}")
 
 
-def report(doc: dict[str, Any], out: Console, *, verbose: bool = False) -> None:
-    doc = clean_tree(doc)
-    target = doc["target"]
-    model = f", model {target['model']}" if target.get("model") else ""
-    out.print(f"[bold]ollama-doctor {escape(doc['tool']['version'])}[/] — target "
-              f"{escape(target['url'])} (from {escape(target['source'])}{escape(model)})")
-    out.print()
-    width = max((len(c["id"]) for c in doc["checks"]), default=8)
-    for check in doc["checks"]:
-        glyph, style = GLYPH[check["status"]]
-        took = "" if check["status"] == "skip" else f"{check['duration_ms']:.0f} ms"
-        line = (f"  [{style}]{glyph}[/] {escape(check['id']):<{width}}  {took:>8}  "
-                f"{escape(check['summary'])}")
-        if check.get("prerequisite"):  # ran only because the probe asked for needs it
-            line = f"[dim]{line} (prerequisite)[/]"
-        out.print(line, soft_wrap=True)
-        if verbose:
-            _facts(check, out)
-    if "error_text" in doc:
-        pasted = doc["error_text"]
-        out.print()
-        client = f" from {pasted['client']}" if pasted.get("client") else ""
-        out.print(f"[bold]Your error{escape(client)}:[/] "
-                  f"{escape(pasted['explained_by']['message'])}", soft_wrap=True)
-        for item in pasted["explained_by"].get("hints", [])[:3]:
-            out.print(f"    [dim]to check {item['cause']}:[/] {escape(item['hint'])}",
-                      soft_wrap=True)
-    shown = [d for d in doc["diagnosis"] if verbose or d["severity"] != "info"]
-    if shown:
-        out.print()
-        out.print("[bold]Diagnosis[/]")
-        for position, diag in enumerate(shown):
-            _diagnosis(diag, out, full=position == 0 or verbose)
-    out.print()
-    summary = doc["summary"]
-    style = STATUS_STYLE[summary["status"]]
-    out.print(f"[{style}]{summary['status'].upper()}[/] — {escape(summary['headline'])} "
-              f"(exit {summary['exit_code']})", soft_wrap=True)
+# --------------------------------------------------------------------------------------------
+# Wrapping: words never split, commands never wrapped
+
+_WORD = re.compile(r"\S+")
 
 
-def _diagnosis(diag: dict[str, Any], out: Console, *, full: bool) -> None:
-    style = SEVERITY_STYLE[diag["severity"]]
-    code = f" · HTTP {diag['code']}" if diag["code"] is not None else ""
-    head = f"{diag['rank']}. {diag['cause']}"
-    out.print(f" [{style}]{escape(head)}[/] — {escape(diag['title'])} "
-              f"[dim]({diag['severity']} · {diag['confidence']} confidence{code})[/]",
-              soft_wrap=True)
-    out.print(f"    {escape(diag['explanation'])}", soft_wrap=True)
-    if not full:
-        for step in diag["fix"][:1]:
-            for command in step["commands"][:2]:
-                out.print(f"      {_command(step, command)}", soft_wrap=True)
-        return
-    out.print(f"    [dim]Why here:[/] {escape(diag['why_ranked'])}", soft_wrap=True)
-    out.print(f"    [dim]Retry:[/] {escape(diag['retry']['advice'])}", soft_wrap=True)
-    evidence = _evidence_line(diag["evidence"])
-    if evidence:
-        out.print(f"    [dim]Evidence:[/] {escape(evidence)}", soft_wrap=True)
-    if diag["fix"]:
-        out.print("    [dim]Fix:[/]")
-        for step in diag["fix"]:
-            out.print(f"      {escape(step['text'])}", soft_wrap=True)
-            for command in step["commands"]:
-                out.print(f"        {_command(step, command)}", soft_wrap=True)
+def _breaks(plain: str, first: int, rest: int, glue: int | None = None) -> list[int]:
+    """Offsets where ``plain`` starts a new line: greedy, at word boundaries, ``first`` cells
+    on the first line and ``rest`` on the others; a word wider than a line stands alone.
+    From offset ``glue`` on, the text is one unit (``(exit 1)`` stays whole)."""
+    words = [(m.start(), m.end()) for m in _WORD.finditer(plain)]
+    if glue is not None:
+        words = [w for w in words if w[1] <= glue] + [(glue, len(plain))]
+    offsets: list[int] = []
+    start, avail = 0, first
+    for begin, end in words:
+        if begin > start and cell_len(plain[start:end]) > avail:
+            offsets.append(begin)
+            start, avail = begin, rest
+    return offsets
+
+
+def _say(out: Console, text: Text, *, indent: int = 0, hang: int | None = None,
+         glue: str = "") -> None:
+    """Print ``text`` + ``glue`` wrapped to the console's width: the first line at ``indent``,
+    the others at ``hang`` (a hanging indent; ``indent`` when not given); ``glue`` (a
+    parenthesis) is never split."""
+    hang = indent if hang is None else hang
+    width = out.width
+    first, rest = max(width - indent, 16), max(width - hang, 16)
+    at = len(text.plain) + (len(glue) - len(glue.lstrip()))
+    text = text + Text(glue, style="dim") if glue else text
+    lines = (text.divide(_breaks(text.plain, first, rest, at if glue else None))
+             if width < UNWRAPPED else [text])
+    for number, line in enumerate(lines):
+        line.rstrip()
+        out.print(Text(" " * (indent if number == 0 else hang)) + line, soft_wrap=True)
+
+
+def _command_line(out: Console, step: dict[str, Any], command: str, indent: int) -> None:
+    """One command, whole: it pastes as printed. Too long for the line, it runs long (the
+    terminal soft-wraps it; a copy still holds one line)."""
+    kind = step.get("kind") or "shell"
+    if kind == "shell":
+        prompt = Text.assemble(("$", "bold"), " ")
+    else:
+        prompt = Text(f"{KIND_LABEL.get(kind, kind)}: ", style="dim")
+    out.print(Text(" " * indent) + prompt + Text(command), soft_wrap=True)
 
 
 # A fix step's kind decides how its lines look: a prompt only for what is typed into a shell;
@@ -121,32 +130,202 @@ KIND_LABEL = {"python": "python", "javascript": "js", "nginx": "nginx", "json": 
               "systemd": "unit", "env": "env", "config": "config"}
 
 
-def _command(step: dict[str, Any], command: str) -> str:
-    kind = step.get("kind") or "shell"
-    if kind == "shell":
-        return f"[bold]$[/] {escape(command)}"
-    label = KIND_LABEL.get(kind, kind)
-    return f"[dim]{escape(label)}:[/] {escape(command)}"
+# --------------------------------------------------------------------------------------------
+# The report
 
 
-def _evidence_line(evidence: dict[str, Any]) -> str:
-    """A one-line digest of the evidence; the whole of it is in ``-v`` and the JSON."""
-    text = json.dumps({k: v for k, v in evidence.items() if k != "explains"},
-                      ensure_ascii=False, separators=(", ", ": "))
-    return text if len(text) <= 240 else text[:240] + "…"
+def report(doc: dict[str, Any], out: Console, *, verbose: bool = False) -> None:
+    doc = clean_tree(doc)
+    target = doc["target"]
+    model = f", model {target['model']}" if target.get("model") else ""
+    _say(out, Text.assemble((f"ollama-doctor {doc['tool']['version']}", "bold"),
+                            f" — target {target['url']} (from {target['source']}{model})"),
+         hang=2)
+    out.print()
+    _checks(doc["checks"], out, verbose=verbose)
+    shown = [d for d in doc["diagnosis"] if verbose or d["severity"] != "info"]
+    if "error_text" in doc:
+        _pasted(doc["error_text"], shown, out)
+    if shown:
+        out.print()
+        out.print(Text("Diagnosis", style="bold"))
+        for position, diag in enumerate(shown):
+            _diagnosis(diag, out, full=position == 0 or verbose, verbose=verbose)
+    out.print()
+    summary = doc["summary"]
+    style = STATUS_STYLE[summary["status"]]
+    _say(out, Text.assemble((summary["status"].upper(), style), " — ",
+                            _verdict(summary, shown)),
+         glue=f" (exit {summary['exit_code']})", hang=2)
+
+
+def _verdict(summary: dict[str, Any], shown: list[dict[str, Any]]) -> str:
+    """The verdict's sentence; when it would repeat the top cause's explanation printed just
+    above, the cause and its title instead."""
+    top = shown[0] if shown else None
+    if top is not None and summary["headline"] == top["explanation"]:
+        return f"{top['cause']}: {top['title']}."
+    return str(summary["headline"])
+
+
+def _checks(checks: list[dict[str, Any]], out: Console, *, verbose: bool) -> None:
+    width = max((len(c["id"]) for c in checks), default=8)
+    took = {c["id"]: "" if c["status"] == "skip" else f"{c['duration_ms']:.0f} ms"
+            for c in checks}
+    took_width = max((len(t) for t in took.values()), default=4)
+    for check in checks:
+        glyph, style = GLYPH[check["status"]]
+        prefix = Text.assemble("  ", (glyph, style),
+                               f" {check['id']:<{width}}  {took[check['id']]:>{took_width}}  ")
+        hang = len(prefix.plain)
+        if out.width - hang < 24:  # too narrow for a column: continue under the id instead
+            hang = 4
+        line = prefix + Text(check_summary(check, full=verbose))
+        if check.get("prerequisite"):  # ran only because the probe asked for needs it
+            line.append(" (prerequisite)")
+            line.stylize("dim")
+        _say(out, line, hang=hang)
+        if verbose:
+            _facts(check, out)
+
+
+def _pasted(pasted: dict[str, Any], shown: list[dict[str, Any]], out: Console) -> None:
+    """The pasted error's verdict; when a diagnosis entry below says it all, a pointer to it
+    instead of the same sentence twice."""
+    explained = pasted["explained_by"]
+    out.print()
+    client = f" from {pasted['client']}" if pasted.get("client") else ""
+    listed = next((d for d in shown if d["cause"] == explained.get("cause")
+                   and d["rank"] == explained.get("rank")), None)
+    if listed is not None and explained["verdict"] == "confirmed":
+        message = (f"explained by diagnosis {listed['rank']}, {listed['cause']} "
+                   "(the live run found it too).")
+    elif listed is not None and explained["message"] == listed["explanation"]:
+        message = (f"not reproduced by the live run; diagnosis {listed['rank']}, "
+                   f"{listed['cause']}, says what it points to.")
+    else:
+        message = explained["message"]
+    _say(out, Text.assemble((f"Your error{client}:", "bold"), " ", message), hang=4)
+    said = listed["explanation"] if listed is not None else ""
+    for item in [h for h in explained.get("hints", []) if h["hint"] not in said][:3]:
+        _say(out, Text.assemble((f"to check {item['cause']}:", "dim"), " ", item["hint"]),
+             indent=4, hang=6)
+
+
+def _diagnosis(diag: dict[str, Any], out: Console, *, full: bool, verbose: bool) -> None:
+    style = SEVERITY_STYLE[diag["severity"]]
+    code = f" · HTTP {diag['code']}" if diag["code"] is not None else ""
+    _say(out, Text.assemble(" ", (f"{diag['rank']}. {diag['cause']}", style),
+                            f" — {diag['title']}"),
+         glue=f" ({diag['severity']} · {diag['confidence']} confidence{code})", hang=4)
+    _say(out, Text(diag["explanation"]), indent=4)
+    if not full:
+        for step in diag["fix"][:1]:
+            for command in step["commands"][:2]:
+                _command_line(out, step, command, 6)
+        return
+    _say(out, Text.assemble(("Why here:", "dim"), " ", diag["why_ranked"]), indent=4, hang=6)
+    _say(out, Text.assemble(("Retry:", "dim"), " ", diag["retry"]["advice"]), indent=4, hang=6)
+    rows = evidence_rows(diag["evidence"], verbose=verbose)
+    if rows:
+        out.print(Text("    ") + Text("Evidence:", style="dim"))
+        limit = len(rows) if verbose else EVIDENCE_LINES
+        for key, value in rows[:limit]:
+            _say(out, Text.assemble((f"{key}:", "dim"), " ", value), indent=6, hang=8)
+        if len(rows) > limit:
+            _say(out, Text(f"… {len(rows) - limit} more (-v, or --json for all of it)",
+                           style="dim"), indent=6)
+    if diag["fix"]:
+        out.print(Text("    ") + Text("Fix:", style="dim"))
+        for step in diag["fix"]:
+            _say(out, Text(step["text"]), indent=6, hang=8)
+            for command in step["commands"]:
+                _command_line(out, step, command, 8)
+
+
+# --------------------------------------------------------------------------------------------
+# Evidence and facts as key: value rows
+
+
+def evidence_rows(evidence: dict[str, Any], *, verbose: bool = False) -> list[tuple[str, str]]:
+    """The evidence as short ``key: value`` rows: nested objects as dotted keys, lists of
+    values joined, an HTTP exchange as one line; the causes it explains last."""
+    limit = VALUE_CHARS_VERBOSE if verbose else VALUE_CHARS
+    rows = _rows({k: v for k, v in evidence.items() if k != "explains"}, limit)
+    for item in evidence.get("explains") or []:
+        if isinstance(item, dict):
+            rows.append(("explains", _cut(f"{item.get('cause')} ({item.get('probe')}): "
+                                          f"{item.get('why')}", limit)))
+    return rows
+
+
+def _rows(value: dict[str, Any], limit: int, prefix: str = "",
+          depth: int = 0) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, dict) and item and not _exchange(item) and depth < 2:
+            rows.extend(_rows(item, limit, f"{name}.", depth + 1))
+        elif isinstance(item, list) and item and all(isinstance(i, dict) for i in item):
+            shown = item[:LIST_ITEMS]
+            for number, entry in enumerate(shown, start=1):
+                rows.append((f"{name}[{number}]" if len(item) > 1 else name,
+                             _cut(_value(entry), limit)))
+            if len(item) > len(shown):
+                rows.append((name, f"… {len(item) - len(shown)} more (--json)"))
+        else:
+            rows.append((name, _cut(_value(item), limit)))
+    return rows
+
+
+def _exchange(item: dict[str, Any]) -> bool:
+    """An HTTP call as probes record it: ``request`` ("POST URL") and ``status``."""
+    return isinstance(item.get("request"), str) and "status" in item
+
+
+def _value(item: Any) -> str:
+    if isinstance(item, str):
+        return item if item else '""'
+    if item is None:
+        return "none"
+    if isinstance(item, bool):
+        return "yes" if item else "no"
+    if isinstance(item, list):
+        if not item:
+            return "(none)"
+        if all(not isinstance(i, (dict, list)) for i in item):
+            return ", ".join(_value(i) for i in item)
+    if isinstance(item, dict):
+        if _exchange(item):
+            answer = (f"HTTP {item['status']}" if item["status"] is not None
+                      else str(item.get("error") or "no answer"))
+            body = item.get("body")
+            return f"{item['request']} → {answer}" + (f": {body}" if body else "")
+        if not item:
+            return "(none)"
+        return ", ".join(f"{k}=[{_value(v)}]" if isinstance(v, list) and v else f"{k}={_value(v)}"
+                         for k, v in item.items())
+    if isinstance(item, (int, float)):
+        return str(item)
+    return json.dumps(item, ensure_ascii=False)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _facts(check: dict[str, Any], out: Console) -> None:
-    if check["facts"]:
-        text = json.dumps(check["facts"], indent=2, ensure_ascii=False)
-        for line in text.splitlines():
-            out.print(f"        [dim]{escape(line)}[/]", soft_wrap=True)
-    for finding in check["findings"]:
-        out.print(f"        [dim]finding {finding['cause']} ({finding['severity']}): "
-                  f"{escape(finding['message'])}[/]", soft_wrap=True)
+    """A probe's facts as a two-column table under its check line (``-v``)."""
+    rows = _rows(check["facts"], VALUE_CHARS_VERBOSE) if check["facts"] else []
+    key_width = min(max((len(k) for k, _ in rows), default=0), 28)
+    indent = 6
+    for key, value in rows:
+        cell = f"{key:<{key_width}}  "
+        hang = indent + len(cell) if out.width - indent - len(cell) >= 24 else indent + 2
+        _say(out, Text.assemble((cell, "dim"), value), indent=indent, hang=hang)
     if check.get("error"):
-        out.print(f"        [magenta]{escape(check['error']['type'])}: "
-                  f"{escape(check['error']['message'])}[/]", soft_wrap=True)
+        _say(out, Text(f"{check['error']['type']}: {check['error']['message']}",
+                       style="magenta"), indent=indent, hang=indent + 2)
 
 
 def plain(text: str, out: Console) -> None:

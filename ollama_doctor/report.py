@@ -45,11 +45,42 @@ def build(ctx: Context, results: Sequence[ProbeResult], diagnosis: Sequence[Diag
     }
     if ctx.error is not None:
         from ollama_doctor.diagnosis import explain_error
+        from ollama_doctor.redact import redact_text
 
+        # redacted whole, then cut: a secret astride the cut cannot survive as half a secret
         doc["error_text"] = {**ctx.error.to_dict(),
+                             "excerpt": excerpt(redact_text(ctx.error.text)),
                              "explained_by": explain_error(ctx.error, diagnosis, target=ctx.target)}
     redacted: dict[str, Any] = scrub(doc, Redactor(ctx.secrets()))
     return redacted
+
+
+# The pasted error kept in reports: its first lines (what the client was doing) and its last
+# lines, the larger share, because a traceback ends with the exception that matters.
+EXCERPT_HEAD = 800
+EXCERPT_TAIL = 2400
+
+
+def excerpt(text: str, head: int = EXCERPT_HEAD, tail: int = EXCERPT_TAIL) -> str:
+    """``text`` whole when short, else its head and its tail with a line between them saying
+    how much was cut (``… 37 lines cut …``). Cuts fall between lines where a line ends near
+    the limit, inside a line otherwise (one huge line). At most ``head + tail`` characters of
+    the text are kept, so every line of the result is bounded too."""
+    text = text.strip()
+    if len(text) <= head + tail:
+        return text
+    head_end = text.rfind("\n", 0, head + 1)
+    head_end = head_end if head_end >= head // 2 else head
+    tail_start = text.find("\n", len(text) - tail - 1)
+    tail_start = tail_start + 1 if 0 <= tail_start <= len(text) - tail // 2 else len(text) - tail
+    cut = text[head_end:tail_start]
+    whole_lines = text[head_end] == "\n" and text[tail_start - 1] == "\n"
+    if whole_lines:
+        count = cut.strip("\n").count("\n") + 1
+        marker = f"… {count} line{'s' if count != 1 else ''} cut …"
+    else:
+        marker = f"… {len(cut)} characters cut ({cut.count(chr(10))} line breaks) …"
+    return f"{text[:head_end].rstrip()}\n{marker}\n{text[tail_start:].lstrip(chr(10))}"
 
 
 def scrub(doc: Any, redactor: Redactor) -> Any:
@@ -89,6 +120,31 @@ def to_json(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
+SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
+
+
+def check_summary(check: dict[str, Any], *, full: bool = False) -> str:
+    """A check's summary as a person reads it: for a failed or warning check, what it found
+    (the titles of its worst findings), never the probe's success sentence beside a ✗ (``Ollama
+    answers at …``); ``full`` adds the probe's own summary after a dash."""
+    from ollama_doctor.causes import CAUSES
+
+    summary = str(check["summary"])
+    if check["status"] not in ("fail", "warn") or not check["findings"]:
+        return summary
+    worst = max(SEVERITY_RANK.get(f["severity"], 0) for f in check["findings"])
+    if worst < SEVERITY_RANK["warning"]:
+        return summary
+    titles: list[str] = []
+    for finding in check["findings"]:
+        entry = CAUSES.get(finding["cause"])
+        title = f"{entry.title} ({finding['cause']})" if entry else str(finding["cause"])
+        if SEVERITY_RANK.get(finding["severity"], 0) == worst and title not in titles:
+            titles.append(title)
+    said = "; ".join(titles[:2]) + (f" (+{len(titles) - 2} more)" if len(titles) > 2 else "")
+    return f"{said} — {summary}" if full else said
+
+
 def to_markdown(doc: dict[str, Any]) -> str:
     """A paste-ready bug-report section: the top cause in one sentence, its evidence and fix
     first, then every check, then the rest of the diagnosis.
@@ -104,11 +160,15 @@ def to_markdown(doc: dict[str, Any]) -> str:
     target = doc["target"]
     lines.append("## ollama-doctor report")
     lines.append("")
-    lines.append(f"**{t(summary['status'].upper())}** — {t(summary['headline'])}")
-    lines.append("")
     diagnosis = [d for d in doc["diagnosis"] if d["severity"] != "info"]
-    if diagnosis:
-        top = diagnosis[0]
+    top = diagnosis[0] if diagnosis else None
+    # the top cause's explanation follows: the verdict names it rather than say it twice
+    headline = (f"{code_span(top['cause'])}: {t(top['title'])}"
+                if top is not None and summary["headline"] == top["explanation"]
+                else t(summary["headline"]))
+    lines.append(f"**{t(summary['status'].upper())}** — {headline}")
+    lines.append("")
+    if top is not None:
         code = f" (HTTP {top['code']})" if top["code"] is not None else ""
         lines.append(f"### Most likely cause: {code_span(top['cause'])}{code} — "
                      f"{t(top['title'])}")
@@ -140,7 +200,11 @@ def to_markdown(doc: dict[str, Any]) -> str:
         lines.append("")
         lines.extend(md_fence(pasted["excerpt"], "text"))
         lines.append("")
-        lines.append(t(pasted["explained_by"]["message"]))
+        explained = pasted["explained_by"]
+        lines.append(f"Explained by the most likely cause above, {code_span(top['cause'])}."
+                     if top is not None and explained["verdict"] == "confirmed"
+                     and explained.get("cause") == top["cause"]
+                     else t(explained["message"]))
         lines.append("")
     lines.append("### Checks")
     lines.append("")
@@ -149,7 +213,7 @@ def to_markdown(doc: dict[str, Any]) -> str:
     for check in doc["checks"]:
         glyph = STATUS_GLYPH[check["status"]]
         lines.append(f"| {glyph} | {t(check['id'])} | {check['status']} | "
-                     f"{check['duration_ms']:.0f} ms | {t(check['summary'])} |")
+                     f"{check['duration_ms']:.0f} ms | {t(check_summary(check, full=True))} |")
     lines.append("")
     rest = doc["diagnosis"][1:] if diagnosis else doc["diagnosis"]
     if rest:

@@ -9,6 +9,7 @@ from ollama_doctor.errortext import analyse
 from ollama_doctor.result import (
     Confidence,
     Finding,
+    FixStep,
     ProbeResult,
     Severity,
     Status,
@@ -330,3 +331,49 @@ def test_a_gateway_page_the_live_run_read_as_a_server_error_is_the_gateway_timeo
                    result("warmup", f("gateway-timeout", E, MED))], error=analyse(text))
     assert [d.cause for d in ranked] == ["gateway-timeout"]
     assert set(ranked[0].probes) == {"warmup", "v1", PASTED}
+
+
+def test_an_inferred_container_localhost_is_a_note_once_another_cause_is_proved() -> None:
+    """A refused loopback target in a container brings container-localhost on every run; a
+    proved cause (here: the server listens on ::1 only) makes it a note, and its check stops
+    failing for it, so `container ✗` does not sit beside the real answer."""
+    from ollama_doctor.diagnosis import adjusted
+
+    container = result("container", Finding("container-localhost", E, "in a container",
+                                            {}, [FixStep("rerun", ("ollama-doctor check",))],
+                                            MED))
+    runs = [result("reach", f("server-not-running", C), f("ipv6-localhost", E, HIGH)),
+            container]
+    ranked = rank(runs)
+    by_cause = {d.cause: d for d in ranked}
+    assert by_cause["container-localhost"].severity is INFO
+    assert ranked[-1].cause == "container-localhost"
+    assert "Noted only: the reach probe proved ipv6-localhost" in \
+        by_cause["container-localhost"].explanation
+    assert "ollama-doctor check" not in [c for s in by_cause["container-localhost"].fix
+                                         for c in s.commands]
+    checks = {r.id: r for r in adjusted(runs)}
+    assert checks["container"].status is Status.PASS
+    assert checks["reach"].status is Status.FAIL
+    twice = adjusted(adjusted(runs))
+    assert [r.findings for r in twice] == [r.findings for r in adjusted(runs)]
+
+
+@pytest.mark.parametrize(("others", "kept"), [
+    ([f("server-not-running", C, HIGH)], E),  # the refusal itself proves nothing else
+    ([f("high-latency", W, HIGH)], E),  # a warning is not the answer
+    ([f("bound-to-loopback", E, MED)], E),  # inferred, not proved
+    ([f("wrong-port-scheme", E, HIGH)], INFO),
+    ([f("proxy-captures-local", C, HIGH)], INFO),
+])
+def test_what_demotes_an_inferred_container_localhost(others: list[Finding],
+                                                      kept: Severity) -> None:
+    ranked = rank([result("reach", *others),
+                   result("container", f("container-localhost", E, MED))])
+    assert next(d for d in ranked if d.cause == "container-localhost").severity is kept
+
+
+def test_a_container_localhost_proved_by_discovery_stays_and_leads() -> None:
+    ranked = rank([result("reach", f("server-not-running", C), f("wrong-port-scheme", E)),
+                   result("container", f("container-localhost", C, HIGH))])
+    assert (ranked[0].cause, ranked[0].severity) == ("container-localhost", C)
