@@ -7,14 +7,16 @@ rich, psutil, dnspython) are imported inside the commands, so ``--help`` stays i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal, NoReturn
 
 import typer
+import typer.core
 
 from ollama_doctor import __version__
 
@@ -33,9 +35,105 @@ Exit codes: 0 = no error-level cause (warnings allowed); 1 = an error-level caus
 a probe crashed (--strict: warnings too); 2 = bad usage or input.
 """
 
-app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=True,
-                  pretty_exceptions_enable=False, rich_markup_mode=None,
-                  context_settings={"help_option_names": ["-h", "--help"]})
+
+def examples(*pairs: tuple[str, str]) -> str:
+    """An "Examples:" epilog, each example a ``# why`` line over the command to paste. Click
+    reflows help paragraphs, except one whose first line is ``\\b`` (click.formatting.wrap_text):
+    commands are printed whole, as written, at every terminal width."""
+    lines = "\n".join(f"  # {why}\n  {command}" for why, command in pairs)
+    return f"\b\nExamples:\n{lines}"
+
+
+@contextlib.contextmanager
+def _plain_help() -> Iterator[None]:
+    """Format help as plain text that wraps between words only.
+
+    - typer escapes the ``[`` of ``[default: 5]`` for rich markup whenever rich is installed,
+      even with ``rich_markup_mode=None`` (typer/core.py, ``TyperOption.get_help_record``,
+      0.12-0.19): the help would read ``\\[default: 5]`` and ``--help`` would import rich.
+      typer reads its ``HAS_RICH`` flag at call time: it is lowered while help is formatted.
+    - click wraps with ``textwrap``'s default ``break_on_hyphens``, which splits option names
+      (``--client-`` / ``timeout``): its wrapper, looked up at each call of
+      ``click.formatting.wrap_text``, keeps hyphenated words whole meanwhile.
+    """
+    patches: list[tuple[Any, str, Any]] = [(typer.core, "HAS_RICH", False)]
+    try:
+        import click._textwrap as click_textwrap
+
+        class WholeWords(click_textwrap.TextWrapper):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **{**kwargs, "break_on_hyphens": False})
+
+        patches.append((click_textwrap, "TextWrapper", WholeWords))
+    except (ImportError, AttributeError):  # another click layout: hyphens may split
+        pass
+    saved = [(module, name, getattr(module, name)) for module, name, _ in patches
+             if hasattr(module, name)]
+    try:
+        for module, name, value in patches:
+            if hasattr(module, name):
+                setattr(module, name, value)
+        yield
+    finally:
+        for module, name, value in saved:
+            setattr(module, name, value)
+
+
+class HelpCommand(typer.core.TyperCommand):
+    """A command whose help is plain text (see ``_plain_help``) and shows what its arguments
+    are (see ``_argument_help``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _argument_help(self)
+
+    def format_arguments(self, ctx: Any, formatter: Any) -> None:
+        """Nothing: typer's ``format_options`` lists the arguments already (click ≥ 8.5 would
+        list them a second time, as "Positional arguments")."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        with _plain_help():
+            super().format_help(ctx, formatter)
+
+
+def _argument_help(command: Any) -> None:
+    """Give each argument back the help typer was given for it. click ≥ 8.3 takes ``help`` in
+    ``Argument.__init__`` and so resets the one typer sets just before calling it
+    (typer/core.py, ``TyperArgument.__init__``, 0.19): ``Arguments:`` would list bare names."""
+    import typing
+
+    import click
+
+    missing = [p for p in command.params if isinstance(p, click.Argument) and not p.help]
+    if not missing or command.callback is None:
+        return
+    hints = typing.get_type_hints(command.callback, include_extras=True)
+    for param in missing:
+        for meta in getattr(hints.get(param.name), "__metadata__", ()):
+            if isinstance(getattr(meta, "help", None), str):
+                param.help = meta.help
+
+
+class HelpGroup(typer.core.TyperGroup):
+    """The command group, with plain-text help (see ``_plain_help``)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        with _plain_help():
+            super().format_help(ctx, formatter)
+
+
+app = typer.Typer(
+    cls=HelpGroup, help=HELP, add_completion=True, invoke_without_command=True,
+    pretty_exceptions_enable=False, rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=examples(
+        ("why do my calls fail? every probe, then a ranked diagnosis",
+         "ollama-doctor check -m llama3.2"),
+        ("start from the error your app printed",
+         "ollama-doctor check --error-file traceback.txt"),
+        ("what a status or a cause means, offline", "ollama-doctor explain 502"),
+        ("tab completion for your shell (bash, zsh, fish, PowerShell)",
+         "ollama-doctor --install-completion")))
 
 
 class UsageProblem(Exception):
@@ -54,10 +152,80 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """Find out why calls to an Ollama server fail."""
+    if ctx.invoked_subcommand is None:  # no arguments: the help, and success (as gh, uv)
+        print(ctx.get_help())
+        raise typer.Exit(EXIT_OK)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shell completion (`ollama-doctor --install-completion`): each function gets what the user has
+# typed of the value so far and returns (value, one-line help) pairs. They import what they list
+# only when the shell asks, so no command pays for them.
+
+Candidates = list[tuple[str, str]]
+
+
+def complete_probe(incomplete: str) -> Candidates:
+    """Probe names, for ``probe NAME``."""
+    from ollama_doctor.registry import REGISTRY
+
+    return [(s.id, s.title + (" (opt-in)" if s.opt_in else "")) for s in REGISTRY
+            if s.id.startswith(incomplete)]
+
+
+def complete_probe_list(incomplete: str) -> Candidates:
+    """``--probes a,b,c``: the names not given yet, after the ones typed so far."""
+    from ollama_doctor.registry import REGISTRY
+
+    done, _, last = incomplete.rpartition(",")
+    given = set(done.split(","))
+    prefix = done + "," if done else ""
+    return [(prefix + s.id, s.title) for s in REGISTRY
+            if s.id.startswith(last) and s.id not in given]
+
+
+def complete_topic(incomplete: str) -> Candidates:
+    """``explain TOPIC``: the documented HTTP codes, the cause ids, and ``retry``."""
+    from ollama_doctor.causes import CATALOGUE, CODES
+
+    topics = [(str(row.code), row.name) for row in CODES]
+    topics += [(c.id, c.title) for c in CATALOGUE]
+    topics.append(("retry", "the recommended retry policy"))
+    return [(value, text) for value, text in topics if value.startswith(incomplete.lower())]
+
+
+def complete_client(incomplete: str) -> Candidates:
+    """``--client``: the client families (``probes`` lists their rules)."""
+    from ollama_doctor.clients import CLIENTS
+
+    return [(c.name, c.label) for c in CLIENTS if c.name.startswith(incomplete.lower())]
+
+
+def complete_capability(incomplete: str) -> Candidates:
+    """``--needs``: the capability names Ollama's /api/show reports."""
+    from ollama_doctor.probes.models import CAPABILITIES
+
+    return [(cap, "") for cap in CAPABILITIES if cap.startswith(incomplete.lower())]
+
+
+def complete_load_call(incomplete: str) -> Candidates:
+    """``--load-call``: what the load probe can send (probes/load.py, ``START_RATE``)."""
+    calls = [("version", "GET /api/version: finds a gateway's rate limit"),
+             ("generate", "POST /api/generate: fills the model's queue (needs -m)")]
+    return [c for c in calls if c[0].startswith(incomplete)]
+
+
+def complete_fault(incomplete: str) -> Candidates:
+    """``emulate --fault``: the fault names (``NAME=`` for those that take a value)."""
+    from ollama_doctor.emulator import FAULTS
+
+    return [(f.name + ("=" if f.value_help else ""), f.description) for f in FAULTS
+            if f.name.startswith(incomplete)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,72 +240,82 @@ def _opt(name: str, annotation: Any, default: Any) -> None:
 
 
 _opt("host", Annotated[str | None, typer.Option(
-    "--host", help="Server URL as the client uses it (OLLAMA_HOST rules). Default: the "
-                   "pasted error's URL, else the client's own variable ($OLLAMA_HOST, or "
-                   "$OPENAI_BASE_URL for OpenAI clients), else http://127.0.0.1:11434.")], None)
+    "--host", metavar="URL",
+    help="Server URL as the client uses it (OLLAMA_HOST rules). Default: the pasted error's "
+         "URL, else the client's own variable ($OLLAMA_HOST, or $OPENAI_BASE_URL for OpenAI "
+         "clients), else http://127.0.0.1:11434.")], None)
 _opt("client", Annotated[str | None, typer.Option(
-    "--client", help="The client library your app uses; its proxy, OLLAMA_HOST, API-key, "
-                     "base-path, timeout and retry rules apply (see `ollama-doctor probes`). "
-                     "Default: the one that printed the pasted error, else ollama-python.")],
-    None)
+    "--client", metavar="NAME", autocompletion=complete_client,
+    help="The client library your app uses; its proxy, OLLAMA_HOST, API-key, base-path, "
+         "timeout and retry rules apply (see `ollama-doctor probes`). Default: the one that "
+         "printed the pasted error, else ollama-python.")], None)
 _opt("model", Annotated[str | None, typer.Option(
-    "--model", "-m", help="The model your calls use. Warm-up loads it into memory "
-                          "(it never pulls one).")], None)
-_opt("timeout", Annotated[float, typer.Option(
-    "--timeout", help="Seconds per network operation.")], 5.0)
-_opt("client_timeout", Annotated[float | None, typer.Option(
-    "--client-timeout", help="The timeout your own client uses, in seconds, if known.")], None)
-_opt("load_timeout", Annotated[float, typer.Option(
-    "--load-timeout", help="Seconds to wait for a model load (Ollama's own limit is 300).")],
-    300.0)
-_opt("header", Annotated[list[str] | None, typer.Option(
-    "--header", help="A header your client sends, 'Name: value' (repeatable).")], None)
-_opt("origin", Annotated[str | None, typer.Option(
-    "--origin", help="The Origin your app sends (browser extension, web page, desktop app).")],
+    "--model", "-m", metavar="NAME",
+    help="The model your calls use. Warm-up loads it into memory (it never pulls one).")],
     None)
+_opt("timeout", Annotated[float, typer.Option(
+    "--timeout", metavar="SECONDS", help="Seconds per network operation.")], 5.0)
+_opt("client_timeout", Annotated[float | None, typer.Option(
+    "--client-timeout", metavar="SECONDS",
+    help="The timeout your own client uses, in seconds, if known.")], None)
+_opt("load_timeout", Annotated[float, typer.Option(
+    "--load-timeout", metavar="SECONDS",
+    help="Seconds to wait for a model load (Ollama's own limit is 300).")], 300.0)
+_opt("header", Annotated[list[str] | None, typer.Option(
+    "--header", metavar="'NAME: VALUE'",
+    help="A header your client sends (repeatable).")], None)
+_opt("origin", Annotated[str | None, typer.Option(
+    "--origin", metavar="ORIGIN",
+    help="The Origin your app sends (browser extension, web page, desktop app).")], None)
 _opt("samples", Annotated[int, typer.Option(
-    "--samples", help="Latency samples per phase.")], 5)
+    "--samples", metavar="N", help="Latency samples per phase.")], 5)
 _opt("latency_threshold", Annotated[float | None, typer.Option(
-    "--latency-threshold", help="Milliseconds of median time-to-first-byte that count as "
-                                "high latency.")], None)
+    "--latency-threshold", metavar="MS",
+    help="Milliseconds of median time-to-first-byte that count as high latency.")], None)
 _opt("needs", Annotated[list[str] | None, typer.Option(
-    "--needs", help="A capability your call needs: completion, tools, vision, embedding, "
-                    "thinking, insert (repeatable).")], None)
+    "--needs", metavar="CAP", autocompletion=complete_capability,
+    help="A capability your call needs: completion, tools, vision, embedding, thinking, "
+         "insert (repeatable).")], None)
 _opt("cold", Annotated[bool, typer.Option(
     "--cold", help="Unload the model first, to time a true cold load.")], False)
 _opt("discover", Annotated[bool, typer.Option(
     "--discover", help="In a container, also try where the host's server usually is "
                        "(host.docker.internal, the default gateway): one connect each.")], False)
 _opt("nameserver", Annotated[list[str] | None, typer.Option(
-    "--nameserver", help="DNS server to ask besides the system resolver, ADDR[:PORT] "
-                         "(repeatable).")], None)
+    "--nameserver", metavar="ADDR[:PORT]",
+    help="DNS server to ask besides the system resolver (repeatable).")], None)
 _opt("log_file", Annotated[str | None, typer.Option(
-    "--log-file", help="An Ollama server log to read ('-' for stdin).")], None)
+    "--log-file", metavar="FILE", help="An Ollama server log to read ('-' for stdin).")], None)
 _opt("log_lines", Annotated[int, typer.Option(
-    "--log-lines", help="How many of the log's last lines to read.")], 2000)
+    "--log-lines", metavar="N", help="How many of the log's last lines to read.")], 2000)
 _opt("concurrency", Annotated[int | None, typer.Option(
-    "--concurrency", help="How many calls your app makes at once.")], None)
+    "--concurrency", metavar="N", help="How many calls your app makes at once.")], None)
 _opt("load", Annotated[bool, typer.Option(
     "--load", help="check: also run the opt-in load probe.")], False)
 _opt("load_call", Annotated[str, typer.Option(
-    "--load-call", help="What the load probe sends: version (finds gateway limits) or "
-                        "generate (fills the model queue).")], "version")
+    "--load-call", metavar="CALL", autocompletion=complete_load_call,
+    help="What the load probe sends: version (finds gateway limits) or generate (fills the "
+         "model queue).")], "version")
 _opt("load_max_rate", Annotated[float, typer.Option(
-    "--load-max-rate", help="Highest request rate the load probe tries, per second.")], 500.0)
+    "--load-max-rate", metavar="PER_SECOND",
+    help="Highest request rate the load probe tries.")], 500.0)
 _opt("load_max_requests", Annotated[int, typer.Option(
-    "--load-max-requests", help="Most requests the load probe sends in all.")], 2000)
+    "--load-max-requests", metavar="N", help="Most requests the load probe sends in all.")],
+    2000)
 _opt("load_max_seconds", Annotated[float, typer.Option(
-    "--load-max-seconds", help="Longest the load probe runs.")], 20.0)
+    "--load-max-seconds", metavar="SECONDS", help="Longest the load probe runs.")], 20.0)
 _opt("error", Annotated[str | None, typer.Option(
-    "--error", help="The error your client printed; its host becomes the target unless "
-                    "--host is given.")], None)
+    "--error", metavar="MESSAGE",
+    help="The error your client printed; its host becomes the target unless --host is "
+         "given.")], None)
 _opt("error_file", Annotated[str | None, typer.Option(
-    "--error-file", help="A file holding the error your client printed ('-' for stdin).")],
-    None)
+    "--error-file", metavar="FILE",
+    help="A file holding the error your client printed ('-' for stdin).")], None)
 _opt("json_out", Annotated[bool, typer.Option(
     "--json", help="Print the JSON report to stdout, and nothing else there.")], False)
 _opt("output", Annotated[str | None, typer.Option(
-    "--output", "-o", help="Also write the report to FILE (.json or .md), atomically.")], None)
+    "--output", "-o", metavar="FILE",
+    help="Also write the report to FILE (.json or .md), atomically.")], None)
 _opt("verbose", Annotated[bool, typer.Option(
     "--verbose", "-v", help="Show facts, evidence and info notes.")], False)
 _opt("strict", Annotated[bool, typer.Option(
@@ -145,12 +323,14 @@ _opt("strict", Annotated[bool, typer.Option(
 _opt("debug", Annotated[bool, typer.Option(
     "--debug", help="Show tracebacks of crashed probes.")], False)
 _opt("server_pid", Annotated[list[int] | None, typer.Option(
-    "--server-pid", hidden=True, help="Treat this process as the Ollama server.")], None)
+    "--server-pid", metavar="PID", hidden=True,
+    help="Treat this process as the Ollama server.")], None)
 _opt("fs_root", Annotated[str | None, typer.Option(
-    "--fs-root", hidden=True, help="Read /proc, /sys and /etc under this folder.")], None)
+    "--fs-root", metavar="DIR", hidden=True,
+    help="Read /proc, /sys and /etc under this folder.")], None)
 _opt("candidate", Annotated[list[str] | None, typer.Option(
-    "--candidate", hidden=True, help="A host --discover tries instead of the usual ones.")],
-    None)
+    "--candidate", metavar="HOST", hidden=True,
+    help="A host --discover tries instead of the usual ones.")], None)
 
 
 def with_common(func: Callable[..., int]) -> Callable[..., None]:
@@ -179,41 +359,55 @@ def with_common(func: Callable[..., int]) -> Callable[..., None]:
 # check / probe
 
 
-@app.command()
+@app.command(
+    cls=HelpCommand, short_help="Run every probe; print a ranked diagnosis.",
+    epilog=examples(
+        ("every probe against $OLLAMA_HOST or 127.0.0.1:11434, then the diagnosis",
+         "ollama-doctor check"),
+        ("start from the error your app printed, with the model it calls",
+         "ollama-doctor check --error-file traceback.txt -m llama3.2"),
+        ("a remote server, as the OpenAI client sees it, as JSON",
+         "ollama-doctor check --host http://gpu:11434 --client openai-python --json"),
+        ("do your client's timeout and retries survive the model's load?",
+         "ollama-doctor check -m llama3.2 --client-timeout 10 --client-retries 2")))
 @with_common
 def check(
     common: dict[str, Any],
     targets: Annotated[str | None, typer.Option(
-        "--targets", help="Check every server in FILE instead (one URL a line, optional "
-                          "model=NAME; or Prometheus file_sd JSON) with the fleet probes.")]
-    = None,
+        "--targets", metavar="FILE",
+        help="Check every server in FILE instead (one URL a line, optional model=NAME; or "
+             "Prometheus file_sd JSON) with the fleet probes.")] = None,
     parallel: Annotated[int, typer.Option(
-        "--parallel", help="With --targets: how many servers to check at once.")] = 32,
+        "--parallel", metavar="N",
+        help="With --targets: how many servers to check at once.")] = 32,
     v1: Annotated[bool, typer.Option(
         "--v1", help="Also check the OpenAI-compatible API (/v1) as an OpenAI client would "
                      "(implied by --client openai-python/openai-node and by a /v1 target).")]
     = False,
     request: Annotated[str | None, typer.Option(
-        "--request", help="A JSON request body your app sends (FILE, '-' for stdin): checked "
-                          "field by field the way Ollama parses it.")] = None,
+        "--request", metavar="FILE",
+        help="A JSON request body your app sends ('-' for stdin): checked field by field "
+             "the way Ollama parses it.")] = None,
     endpoint: Annotated[str | None, typer.Option(
-        "--endpoint", help="With --request: the endpoint it goes to (/api/chat, "
-                           "/v1/chat/completions, …); guessed from the body when not given.")]
-    = None,
+        "--endpoint", metavar="PATH",
+        help="With --request: the endpoint it goes to (/api/chat, /v1/chat/completions, …); "
+             "guessed from the body when not given.")] = None,
     send: Annotated[bool, typer.Option(
         "--send", help="With --request: also send the body to the server once and compare "
                        "the answer with the prediction.")] = False,
     python: Annotated[str | None, typer.Option(
-        "--python", help="Your app's Python interpreter: list the Ollama client libraries "
-                         "installed for it, and their known pitfalls.")] = None,
+        "--python", metavar="INTERPRETER",
+        help="Your app's Python interpreter: list the Ollama client libraries installed for "
+             "it, and their known pitfalls.")] = None,
     project: Annotated[str | None, typer.Option(
-        "--project", help="Your app's project folder: the client libraries it pins "
-                          "(requirements, pyproject, uv/poetry locks, package.json), and "
-                          "their known pitfalls.")] = None,
+        "--project", metavar="DIR",
+        help="Your app's project folder: the client libraries it pins (requirements, "
+             "pyproject, uv/poetry locks, package.json), and their known pitfalls.")] = None,
     client_retries: Annotated[int | None, typer.Option(
-        "--client-retries", help="How many times your client retries a failed call "
-                                 "(default: the --client family's own, e.g. openai: 2); "
-                                 "judged against the measured model load.")] = None,
+        "--client-retries", metavar="N",
+        help="How many times your client retries a failed call (default: the --client "
+             "family's own, e.g. openai: 2); judged against the measured model load.")]
+    = None,
 ) -> int:
     """Run every probe in order and print a ranked diagnosis."""
     from ollama_doctor.registry import REGISTRY
@@ -405,49 +599,85 @@ class _CheckExtras:
                                           + " ".join(self.verdict.advice))
 
 
-@app.command()
+# The options a probe reads besides those every probe that calls the server reads (--host,
+# --client, --timeout, --header, --origin): shown by `probe -h`, kept true by test_cli_help.
+PROBE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "dns": ("--nameserver",),
+    "latency": ("--samples", "--latency-threshold", "--client-timeout"),
+    "container": ("-m", "--discover"),
+    "server": ("--log-file", "--log-lines"),
+    "ulimit": ("--concurrency",),
+    "resources": ("-m",),
+    "models": ("-m", "--needs"),
+    "auth": ("-m",),
+    "warmup": ("-m", "--cold", "--load-timeout", "--client-timeout"),
+    "v1": ("-m", "--needs", "--load-timeout"),
+    "load": ("-m", "--load-call", "--load-max-rate", "--load-max-requests",
+             "--load-max-seconds", "--load-timeout"),
+}
+
+
+class ProbeHelp(HelpCommand):
+    """``probe -h``: the probe names, one line each with the options each reads, before the
+    examples (the registry is read when the help is printed, not on every command)."""
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        from ollama_doctor.registry import REGISTRY
+
+        rows = []
+        for spec in REGISTRY:
+            text = spec.title + (" (opt-in)" if spec.opt_in else "")
+            if PROBE_OPTIONS.get(spec.id):
+                text += "; reads " + ", ".join(PROBE_OPTIONS[spec.id])
+            rows.append((spec.id, text))
+        with formatter.section("Probes (`ollama-doctor probes` says what each finds)"):
+            formatter.write_dl(rows)
+            formatter.write_paragraph()
+            formatter.write_text("Every probe that calls the server reads --host, --client, "
+                                 "--timeout, --header and --origin.")
+        super().format_epilog(ctx, formatter)
+
+
+@app.command(
+    cls=ProbeHelp, short_help="Run one probe and diagnose what it finds.",
+    epilog=examples(
+        ("is a server there, and is it Ollama?",
+         "ollama-doctor probe reachability --host http://gpu-box:11434"),
+        ("does the model have what the call needs?",
+         "ollama-doctor probe models -m llama3.2 --needs tools"),
+        ("how long does a true cold load take?", "ollama-doctor probe warmup -m llama3.2 --cold"),
+        ("what the system resolver and your DNS server answer",
+         "ollama-doctor probe dns --host http://gpu-box:11434 --nameserver 192.168.1.1")))
 @with_common
 def probe(
-    name: Annotated[str, typer.Argument(help="The probe to run (see `ollama-doctor probes`).")],
     common: dict[str, Any],
+    name: Annotated[str | None, typer.Argument(
+        metavar="NAME", autocompletion=complete_probe,
+        help="The probe to run (listed below).")] = None,
 ) -> int:
-    """Run one probe (and, silently, what it needs) with its own diagnosis."""
+    """Run one probe, after the probes it needs (shown as prerequisites), with a diagnosis
+    about the probe asked for."""
     from ollama_doctor import registry
 
-    if name not in registry.BY_ID:
+    if name not in registry.BY_ID:  # a missing name too: the message lists the valid ones
         valid = ", ".join(s.id for s in registry.REGISTRY)
-        fail_usage(f"unknown probe {name!r}; valid probes: {valid}")
+        given = f"unknown probe {name!r}" if name is not None else "probe needs a NAME"
+        fail_usage(f"{given}; valid probes: {valid}")
     needed = [p for p in registry.closure(name) if p != name]
     return _run(f"probe {name}", [name], needed, common)
 
 
 def _run(command: str, ids: list[str], prerequisites: list[str], common: dict[str, Any],
          extras: _CheckExtras | None = None) -> int:
+    """Run the probes, diagnose, print (and write ``-o``) the report; the exit code."""
     ctx = _context(common)
     if extras is not None and extras.wants_v1(ctx) and "v1" not in ids:
         ids = [*ids, "v1"]
-    if common["output"]:
-        from ollama_doctor.report import OutputError, check_writable
-
-        try:
-            check_writable(common["output"])
-        except OutputError as exc:
-            fail_usage(str(exc))
+    _check_output(common["output"])
 
     from ollama_doctor import diagnosis, report
-    from ollama_doctor.runner import run_probes
 
-    if common["json_out"]:  # nothing but the document on stdout, and no rich to import
-        results = run_probes(ctx, ids, prerequisites=prerequisites)
-    else:
-        from ollama_doctor import render
-
-        with render.progress("Diagnosing") as update:
-            def on_event(name: str, result: Any) -> None:
-                if result is None:
-                    update(name)
-
-            results = run_probes(ctx, ids, prerequisites=prerequisites, on_event=on_event)
+    results = _probe_results(ctx, ids, prerequisites, quiet=common["json_out"])
     if extras is not None:
         results = [*results, *extras.results(ctx, results)]
     ranked = diagnosis.rank(results, error=ctx.error, target=ctx.target)
@@ -455,35 +685,71 @@ def _run(command: str, ids: list[str], prerequisites: list[str], common: dict[st
         ranked = _focus(ranked, results, set(ids))
     if extras is not None:
         extras.adjust(ranked)
-    summary = diagnosis.summary(ranked, results, strict=common["strict"])
-    doc = report.build(ctx, results, ranked, summary, command=command)
+    # the checks as the diagnosis judged them (a container-localhost demoted to a note no
+    # longer fails its check); rank() itself must see the original results
+    shown = diagnosis.adjusted(results)
+    summary = diagnosis.summary(ranked, shown, strict=common["strict"])
+    doc = report.build(ctx, shown, ranked, summary, command=command)
     if extras is not None and extras.request_doc is not None:
         from ollama_doctor.redact import Redactor
 
         doc["request"] = report.scrub(extras.request_doc, Redactor(ctx.secrets()))
+    _print_report(ctx, doc, shown, common, extras)
+    _write_output(doc, common["output"])
+    return int(summary["exit_code"])
+
+
+def _probe_results(ctx: Any, ids: list[str], prerequisites: list[str], *,
+                   quiet: bool) -> list[Any]:
+    """The probes' results, with a progress line on the terminal unless ``quiet``."""
+    from ollama_doctor.runner import run_probes
+
+    if quiet:  # nothing but the document on stdout, and no rich to import
+        return run_probes(ctx, ids, prerequisites=prerequisites)
+    from ollama_doctor import render
+
+    with render.progress("Diagnosing") as update:
+        def on_event(name: str, result: Any) -> None:
+            if result is None:
+                update(name)
+
+        return run_probes(ctx, ids, prerequisites=prerequisites, on_event=on_event)
+
+
+def _print_report(ctx: Any, doc: dict[str, Any], results: list[Any], common: dict[str, Any],
+                  extras: _CheckExtras | None) -> None:
+    """The report on stdout: the JSON document (``--json``), or the rendered screen with the
+    request check's own text and, with ``--debug``, crashed probes' tracebacks on stderr."""
+    from ollama_doctor import report
 
     if common["json_out"]:
         sys.stdout.write(report.to_json(doc))
-    else:
-        from ollama_doctor import render
+        return
+    from ollama_doctor import render
 
-        render.report(doc, render.console(), verbose=common["verbose"])
-        if extras is not None and extras.request_text is not None:
-            from ollama_doctor.redact import Redactor
+    render.report(doc, render.console(), verbose=common["verbose"])
+    if extras is not None and extras.request_text is not None:
+        from ollama_doctor.redact import Redactor
 
-            print("\n" + Redactor(ctx.secrets()).scrub(extras.request_text))
-        if common["debug"]:
-            for result in results:
-                if result.error and result.error.traceback:
-                    sys.stderr.write(f"--- {result.id}\n{result.error.traceback}")
-    if common["output"]:
-        fmt = report.output_format(common["output"])
-        text = report.to_json(doc) if fmt == "json" else report.to_markdown(doc)
-        try:
-            report.write_atomic(common["output"], text)
-        except OSError as exc:
-            fail_usage(f"cannot write {common['output']!r}: {exc.strerror or exc}")
-    return int(summary["exit_code"])
+        print("\n" + Redactor(ctx.secrets()).scrub(extras.request_text))
+    if common["debug"]:
+        for result in results:
+            if result.error and result.error.traceback:
+                sys.stderr.write(f"--- {result.id}\n{result.error.traceback}")
+
+
+def _write_output(doc: dict[str, Any], path: str | None) -> None:
+    """``-o FILE``: the report as JSON or Markdown (by the name), written atomically."""
+    if not path:
+        return
+    from ollama_doctor import report
+
+    fmt = report.output_format(path)
+    text = report.to_json(doc) if fmt == "json" else report.to_markdown(doc)
+    try:
+        report.write_atomic(path, text)
+    except OSError as exc:
+        fail_usage(f"cannot write {path!r}: {exc.strerror or exc}")
 
 
 def _focus(ranked: list[Any], results: list[Any], asked: set[str]) -> list[Any]:
@@ -504,13 +770,47 @@ def _focus(ranked: list[Any], results: list[Any], asked: set[str]) -> list[Any]:
 
 
 def _context(common: dict[str, Any]) -> Any:
+    """The run's context from the shared options, each value checked first (exit 2): the
+    target, the client family and what the pasted error tells."""
     _validate(common, os.environ)
+    _check_values(common)
+    headers = _headers(common["header"])
     from pathlib import Path
 
     from ollama_doctor.context import Context, Options
-    from ollama_doctor.target import TargetError, parse_target
 
     env = dict(os.environ)
+    error_text = _error_text(common)
+    analysis = None
+    if error_text is not None:
+        from ollama_doctor.errortext import analyse
+
+        analysis = analyse(error_text)
+    client = _client(common["client"], analysis)
+    target = _target(common["host"], analysis, client, env)
+    model, client_timeout = _model_and_timeout(common, analysis, client)
+    options = Options(
+        timeout=common["timeout"], client_timeout=client_timeout,
+        load_timeout=common["load_timeout"], model=model, headers=tuple(headers),
+        origin=common["origin"], samples=common["samples"],
+        latency_threshold_ms=common["latency_threshold"], needs=tuple(common["needs"] or ()),
+        cold=common["cold"], discover=common["discover"],
+        candidates=tuple(common["candidate"] or ()),
+        nameservers=tuple(common["nameserver"] or ()), log_file=common["log_file"],
+        log_lines=common["log_lines"],
+        concurrency=common["concurrency"], load=common["load"], load_call=common["load_call"],
+        load_max_rate=common["load_max_rate"], load_max_requests=common["load_max_requests"],
+        load_max_seconds=common["load_max_seconds"],
+        server_pids=tuple(common["server_pid"] or ()), error_text=error_text,
+        debug=common["debug"], client=client.name)
+    ctx = Context(target=target, options=options, env=env,
+                  fs_root=Path(common["fs_root"] or "/"), error=analysis)
+    ctx.deadline = ctx.clock() + 2 * options.timeout
+    return ctx
+
+
+def _check_values(common: dict[str, Any]) -> None:
+    """Numbers in range and capability names Ollama knows, or a usage error naming them."""
     for name in ("timeout", "load_timeout"):
         if not common[name] > 0:
             fail_usage(f"--{name.replace('_', '-')} must be a positive number of seconds, "
@@ -531,36 +831,46 @@ def _context(common: dict[str, Any]) -> Any:
     for name in ("load_max_rate", "load_max_requests", "load_max_seconds"):
         if not common[name] > 0:
             fail_usage(f"--{name.replace('_', '-')} must be positive, not {common[name]}")
+
+
+def _headers(given: list[str] | None) -> list[tuple[str, str]]:
+    """``--header 'Name: value'`` → (name, value) pairs; anything else is a usage error."""
     headers: list[tuple[str, str]] = []
-    for raw in common["header"] or []:
+    for raw in given or []:
         name, sep, value = raw.partition(":")
         if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
             fail_usage(f"invalid --header {raw!r}: expected 'Name: value'")
         headers.append((name.strip(), value.strip()))
+    return headers
 
-    error_text = _error_text(common)
-    analysis = None
-    if error_text is not None:
-        from ollama_doctor.errortext import analyse, target_from
 
-        analysis = analyse(error_text)
-    client = _client(common["client"], analysis)
+def _target(host: str | None, analysis: Any, client: Any, env: dict[str, str]) -> Any:
+    """The target: --host, the URL the pasted error shows, the client's own variable
+    ($OLLAMA_HOST, or $OPENAI_BASE_URL for OpenAI clients), the default."""
+    from ollama_doctor.target import TargetError, parse_target
+
+    host_env: Literal["OLLAMA_HOST", "OPENAI_BASE_URL", ""] = (
+        "OLLAMA_HOST" if client.host_env == "OLLAMA_HOST" else
+        "OPENAI_BASE_URL" if client.host_env == "OPENAI_BASE_URL" else "")
     try:
-        # --host, the URL the pasted error shows, the client's own variable, the default.
-        host_env: Literal["OLLAMA_HOST", "OPENAI_BASE_URL", ""] = (
-            "OLLAMA_HOST" if client.host_env == "OLLAMA_HOST" else
-            "OPENAI_BASE_URL" if client.host_env == "OPENAI_BASE_URL" else "")
-        if common["host"] is not None:
-            target = parse_target(common["host"], "option")
-        elif analysis is not None and target_from(analysis.extracted):
-            target = parse_target(target_from(analysis.extracted), "error-text")
-        elif host_env and env.get(host_env, "").strip():
-            target = parse_target(env[host_env], host_env)
-        else:
-            target = parse_target(None)
+        if host is not None:
+            return parse_target(host, "option")
+        if analysis is not None:
+            from ollama_doctor.errortext import target_from
+
+            if target_from(analysis.extracted):
+                return parse_target(target_from(analysis.extracted), "error-text")
+        if host_env and env.get(host_env, "").strip():
+            return parse_target(env[host_env], host_env)
+        return parse_target(None)
     except TargetError as exc:
         fail_usage(str(exc))
 
+
+def _model_and_timeout(common: dict[str, Any], analysis: Any,
+                       client: Any) -> tuple[str | None, float | None]:
+    """The model and the client's timeout: as given, else what the pasted error holds, else
+    (the timeout) the client family's own default."""
     model, client_timeout = common["model"], common["client_timeout"]
     if analysis is not None:  # facts the pasted error holds fill in what was not given
         model = model or analysis.extracted.get("model")
@@ -569,24 +879,7 @@ def _context(common: dict[str, Any]) -> Any:
             client_timeout = float(analysis.extracted["elapsed_s"])
     if client_timeout is None and client.default_timeout_s is not None:
         client_timeout = client.default_timeout_s  # the client's own default (httpx: 5 s)
-    options = Options(
-        timeout=common["timeout"], client_timeout=client_timeout,
-        load_timeout=common["load_timeout"], model=model, headers=tuple(headers),
-        origin=common["origin"], samples=common["samples"],
-        latency_threshold_ms=common["latency_threshold"], needs=tuple(common["needs"] or ()),
-        cold=common["cold"], discover=common["discover"],
-        candidates=tuple(common["candidate"] or ()),
-        nameservers=tuple(common["nameserver"] or ()), log_file=common["log_file"],
-        log_lines=common["log_lines"],
-        concurrency=common["concurrency"], load=common["load"], load_call=common["load_call"],
-        load_max_rate=common["load_max_rate"], load_max_requests=common["load_max_requests"],
-        load_max_seconds=common["load_max_seconds"],
-        server_pids=tuple(common["server_pid"] or ()), error_text=error_text,
-        debug=common["debug"], client=client.name)
-    ctx = Context(target=target, options=options, env=env,
-                  fs_root=Path(common["fs_root"] or "/"), error=analysis)
-    ctx.deadline = ctx.clock() + 2 * options.timeout
-    return ctx
+    return model, client_timeout
 
 
 def _client(name: str | None, analysis: Any) -> Any:
@@ -674,7 +967,11 @@ def _error_text(common: dict[str, Any]) -> str | None:
 # offline commands
 
 
-@app.command("probes")
+@app.command(
+    "probes", cls=HelpCommand, short_help="List the probes and the client families.",
+    epilog=examples(("what each probe needs and can find", "ollama-doctor probes"),
+                    ("the same as JSON, e.g. the causes each probe can report",
+                     "ollama-doctor probes --json | jq '.probes[] | {id, causes}'")))
 def probes_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
@@ -731,23 +1028,37 @@ def _client_rules(client: Any) -> list[str]:
     return lines
 
 
-@app.command()
+@app.command(
+    cls=HelpCommand, short_help="Explain a status code, cause or error.",
+    epilog=examples(
+        ("what a status means, who sends it, whether to retry", "ollama-doctor explain 429"),
+        ("one cause: what it means and how to fix it",
+         "ollama-doctor explain proxy-captures-local"),
+        ("the causes an error message points to, most likely first",
+         "ollama-doctor explain --error 'ConnectError: [Errno 111] Connection refused'"),
+        ("every status code and cause id", "ollama-doctor explain --list")))
 def explain(
     topic: Annotated[str | None, typer.Argument(
-        help="An HTTP status (400, 401, 403, 404, 429, 500, 502, 503, 504), a cause id, or "
-             "'retry' (the recommended retry policy).")]
+        metavar="[CODE|CAUSE|retry]", autocompletion=complete_topic,
+        help="An HTTP status (400, 401, 403, 404, 429, 500, 502, 503, 504), a cause id (see "
+             "--list), or 'retry' (the recommended retry policy).")]
     = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    list_all: Annotated[bool, typer.Option(
+        "--list", help="List every status code and cause id, one line each.")] = False,
     error: Annotated[str | None, typer.Option(
-        "--error", help="A client error message to read (offline: no network).")] = None,
+        "--error", metavar="MESSAGE",
+        help="A client error message to read (offline: no network).")] = None,
     error_file: Annotated[str | None, typer.Option(
-        "--error-file", help="A file holding the error ('-' for stdin).")] = None,
+        "--error-file", metavar="FILE", help="A file holding the error ('-' for stdin).")]
+    = None,
     request: Annotated[str | None, typer.Option(
-        "--request", help="A JSON request body (FILE, '-' for stdin) to check the way Ollama "
-                          "parses it (offline: no capabilities, no network).")] = None,
+        "--request", metavar="FILE",
+        help="A JSON request body ('-' for stdin) to check the way Ollama parses it "
+             "(offline: no capabilities, no network).")] = None,
     endpoint: Annotated[str | None, typer.Option(
-        "--endpoint", help="With --request: the endpoint it goes to; guessed when not "
-                           "given.")] = None,
+        "--endpoint", metavar="PATH",
+        help="With --request: the endpoint it goes to; guessed when not given.")] = None,
 ) -> None:
     """Look up a status code or cause offline: meaning, what to check, what to do, retry.
 
@@ -757,6 +1068,11 @@ def explain(
     """
     from ollama_doctor import explain as explainer
 
+    if list_all:
+        if any(v is not None for v in (topic, error, error_file, request, endpoint)):
+            fail_usage("--list takes no topic, --error or --request")
+        _explain_list(json_out)
+        return
     if request is not None or endpoint is not None:
         _explain_request(topic, error, error_file, request, endpoint, json_out)
         return
@@ -764,12 +1080,7 @@ def explain(
             and error_file is None:
         from ollama_doctor import retry
 
-        if json_out:
-            import json
-
-            print(json.dumps(retry.policy(), indent=2, ensure_ascii=False))
-        else:
-            print(retry.policy_text())
+        _show(retry.policy(), lambda _: retry.policy_text(), json_out)
         return
     if error is not None or error_file is not None:
         if topic is not None:
@@ -777,27 +1088,55 @@ def explain(
         text = _error_text({"error": error, "error_file": error_file, "log_file": None})
         from ollama_doctor.errortext import analyse
 
-        data = explainer.error_report(analyse(text or ""))
-        if json_out:
-            import json
-
-            print(json.dumps(data, indent=2, ensure_ascii=False))
-        else:
-            print(explainer.error_as_text(data))
+        _show(explainer.error_report(analyse(text or "")), explainer.error_as_text, json_out)
         return
     if topic is None:
         fail_usage("explain needs a status code or a cause id, e.g. `explain 429`, "
-                   "or --error TEXT")
+                   "or --error TEXT (`explain --list` lists them)")
     try:
         data = explainer.lookup(topic)
     except KeyError as exc:
         fail_usage(str(exc.args[0]))
+    _show(data, explainer.as_text, json_out)
+
+
+def _show(data: dict[str, Any], as_text: Callable[[dict[str, Any]], str], json_out: bool) -> None:
+    """Print a lookup's result: the JSON document, or ``as_text`` of it."""
     if json_out:
         import json
 
         print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        print(explainer.as_text(data))
+        print(as_text(data))
+
+
+PRODUCED_BY = {"ollama": "sent by Ollama", "intermediary": "sent by a proxy or gateway",
+               "both": "sent by Ollama or a proxy"}
+
+
+def _explain_list(json_out: bool) -> None:
+    """``explain --list``: every documented status code and every cause id, from the same
+    tables ``explain TOPIC`` reads (``causes.CODES``, ``causes.CATALOGUE``)."""
+    from ollama_doctor.causes import CATALOGUE, CODES
+
+    data: dict[str, Any] = {
+        "codes": [{"code": row.code, "name": row.name, "produced_by": row.source}
+                  for row in CODES],
+        "causes": [{"cause": c.id, "code": c.code, "title": c.title,
+                    "layer": c.layer.name.lower()} for c in CATALOGUE]}
+    if json_out:
+        import json
+
+        _show(data, json.dumps, json_out=True)
+        return
+    width = max(len(c["cause"]) for c in data["causes"])
+    lines = ["HTTP status codes (explain CODE):"]
+    lines += [f"  {row['code']}  {row['name']} ({PRODUCED_BY.get(row['produced_by'], '?')})"
+              for row in data["codes"]]
+    lines += ["", "Causes (explain CAUSE), with the HTTP status a client sees:"]
+    lines += [f"  {c['cause']:<{width}}  {c['code'] or '-':<3}  {c['title']}"
+              for c in data["causes"]]
+    print("\n".join(lines))
 
 
 def _explain_request(topic: str | None, error: str | None, error_file: str | None,
@@ -823,12 +1162,24 @@ def _explain_request(topic: str | None, error: str | None, error_file: str | Non
     raise typer.Exit(EXIT_FAIL if report.prediction is not None else EXIT_OK)
 
 
-@app.command()
+@app.command(
+    cls=HelpCommand, short_help="Classify an Ollama server log.",
+    epilog=examples(
+        ("the server's own log: journalctl -u ollama, else ~/.ollama/logs/server.log",
+         "ollama-doctor logs"),
+        ("a log file, reading more of its tail", "ollama-doctor logs --log-file server.log "
+                                                "--log-lines 10000"),
+        ("today's journal, from stdin", "journalctl -u ollama --since today | "
+                                        "ollama-doctor logs --log-file -"),
+        ("as JSON", "ollama-doctor logs --log-file server.log --json")))
 def logs(
     log_file: Annotated[str | None, typer.Option(
-        "--log-file", help="The server log to read ('-' for stdin). Default: journalctl -u "
-                           "ollama, ~/.ollama/logs/server.log, /var/log/ollama/.")] = None,
-    lines: Annotated[int, typer.Option("--lines", help="How many of the last lines.")] = 2000,
+        "--log-file", metavar="FILE",
+        help="The server log to read ('-' for stdin). Default: journalctl -u ollama, "
+             "~/.ollama/logs/server.log, /var/log/ollama/.")] = None,
+    lines: Annotated[int, typer.Option(
+        "--log-lines", "--lines", metavar="N",
+        help="How many of the log's last lines to read (as check --log-lines).")] = 2000,
     json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Read an Ollama server log and print the lines that explain failures, classified.
@@ -847,7 +1198,12 @@ def logs(
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(
+    cls=HelpCommand, short_help="Print the JSON Schema of the report.",
+    epilog=examples(("save it next to the reports it describes",
+                     "ollama-doctor schema > ollama-doctor.schema.json"),
+                    ("the report's top-level keys",
+                     "ollama-doctor schema | jq '.properties | keys'")))
 def schema() -> None:
     """Print the JSON Schema of the report."""
     import json
@@ -857,26 +1213,37 @@ def schema() -> None:
     print(json.dumps(load(), indent=2))
 
 
-@app.command()
+@app.command(
+    cls=HelpCommand, short_help="Run an Ollama look-alike with faults.",
+    epilog=examples(
+        ("a slow first load, on a free port (the first line printed is its URL)",
+         "ollama-doctor emulate --port 0 --fault cold-load=20"),
+        ("a model with tools, answering 503 as a busy server does",
+         "ollama-doctor emulate -m 'qwen3:8b;caps=completion,tools' --fault busy"),
+        ("an empty model store, on IPv6 and IPv4", "ollama-doctor emulate --no-models --bind ::"),
+        ("the faults it can inject", "ollama-doctor emulate --list-faults")))
 def emulate(
-    bind: Annotated[str, typer.Option("--bind", help=(
-        "Address to listen on. '::' listens on IPv6 and IPv4 (like Go's [::]); "
-        "0.0.0.0, :: or a LAN address turns the Host-header check off, as in Ollama."))]
+    bind: Annotated[str, typer.Option(
+        "--bind", metavar="ADDR",
+        help="Address to listen on. '::' listens on IPv6 and IPv4 (like Go's [::]); 0.0.0.0, "
+             ":: or a LAN address turns the Host-header check off, as in Ollama.")]
     = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port (0 picks a free one).")] = 11434,
+    port: Annotated[int, typer.Option(
+        "--port", metavar="PORT", help="Port (0 picks a free one).")] = 11434,
     model: Annotated[list[str] | None, typer.Option(
-        "--model", help="A model to serve, NAME[:TAG][;size=2G;caps=completion,tools;ctx=4096] "
-                        "(repeatable; default llama3.2:latest).")] = None,
+        "--model", "-m", metavar="SPEC",
+        help="A model to serve, NAME[:TAG][;size=2G;caps=completion,tools;ctx=4096] "
+             "(repeatable; default llama3.2:latest).")] = None,
     no_models: Annotated[bool, typer.Option(
         "--no-models", help="Serve an empty model store (/api/tags lists no models).")] = False,
     fault: Annotated[list[str] | None, typer.Option(
-        "--fault", help="A fault to inject, NAME[=VALUE] (repeatable; see --list-faults).")]
-    = None,
+        "--fault", metavar="NAME[=VALUE]", autocompletion=complete_fault,
+        help="A fault to inject (repeatable; see --list-faults).")] = None,
     list_faults: Annotated[bool, typer.Option("--list-faults", help="List faults.")] = False,
     log_file: Annotated[str | None, typer.Option(
-        "--log-file", help="Append Ollama-format log lines here.")] = None,
-    version: Annotated[str, typer.Option("--server-version", help="Version to report.")]
-    = "0.33.0",
+        "--log-file", metavar="FILE", help="Append Ollama-format log lines here.")] = None,
+    version: Annotated[str, typer.Option(
+        "--server-version", metavar="VERSION", help="Version to report.")] = "0.33.0",
 ) -> None:
     """Run an Ollama look-alike with injectable faults, to see how your client copes.
 
@@ -912,31 +1279,47 @@ def emulate(
 # watch / exporter
 
 
-@app.command()
+@app.command(
+    cls=HelpCommand, short_help="Check again and again; print what changed.",
+    epilog=examples(
+        ("one server and its model, every minute",
+         "ollama-doctor watch --host http://gpu-box:11434 -m llama3.2 --interval 60"),
+        ("three quick rounds, each appended as one JSON line",
+         "ollama-doctor watch --count 3 --interval 5 --jsonl rounds.jsonl"),
+        ("POST each change to a chat webhook",
+         "ollama-doctor watch --webhook https://hooks.example.com/ollama"),
+        ("run a command on each change (the change as JSON on stdin)",
+         "ollama-doctor watch --on-change 'logger -t ollama \"$OLLAMA_DOCTOR_CAUSE\"'")))
 @with_common
 def watch(
     common: dict[str, Any],
     interval: Annotated[float, typer.Option(
-        "--interval", help="Seconds between rounds (fractions allowed).")] = 60.0,
+        "--interval", metavar="SECONDS",
+        help="Seconds between rounds (fractions allowed).")] = 60.0,
     count: Annotated[int | None, typer.Option(
-        "--count", help="Stop after N rounds (default: run until stopped).")] = None,
-    warmup_every: Annotated[int, typer.Option(
-        "--warmup-every", help="Run the warmup probe (with -m) and --load every N rounds; "
-                               "0 = never.")] = 10,
-    confirm: Annotated[int, typer.Option(
-        "--confirm", help="Rounds in a row a cause must show before it is announced.")] = 2,
-    state: Annotated[str | None, typer.Option(
-        "--state", help="State FILE kept across restarts (default: under $XDG_STATE_HOME, "
-                        "~/.local/state/ollama-doctor/watch/).")] = None,
-    jsonl: Annotated[str | None, typer.Option(
-        "--jsonl", help="Append one JSON object per round to FILE (the report, plus round "
-                        "and changes).")] = None,
-    on_change: Annotated[str | None, typer.Option(
-        "--on-change", help="Shell command run for each change, the change as JSON on stdin "
-                            "and OLLAMA_DOCTOR_EVENT/CAUSE/SEVERITY/CODE/TARGET/ROUND set.")]
+        "--count", metavar="N", help="Stop after N rounds (default: run until stopped).")]
     = None,
+    warmup_every: Annotated[int, typer.Option(
+        "--warmup-every", metavar="N",
+        help="Run the warmup probe (with -m) and --load every N rounds; 0 = never.")] = 10,
+    confirm: Annotated[int, typer.Option(
+        "--confirm", metavar="N",
+        help="Rounds in a row a cause must show before it is announced.")] = 2,
+    state: Annotated[str | None, typer.Option(
+        "--state", metavar="FILE",
+        help="State FILE kept across restarts (default: under $XDG_STATE_HOME, "
+             "~/.local/state/ollama-doctor/watch/).")] = None,
+    jsonl: Annotated[str | None, typer.Option(
+        "--jsonl", metavar="FILE",
+        help="Append one JSON object per round to FILE (the report, plus round and "
+             "changes).")] = None,
+    on_change: Annotated[str | None, typer.Option(
+        "--on-change", metavar="COMMAND",
+        help="Shell command run for each change, the change as JSON on stdin and "
+             "OLLAMA_DOCTOR_EVENT/CAUSE/SEVERITY/CODE/TARGET/ROUND set.")] = None,
     webhook: Annotated[str | None, typer.Option(
-        "--webhook", help="POST each change as JSON to URL (retried with backoff).")] = None,
+        "--webhook", metavar="URL",
+        help="POST each change as JSON to URL (retried with backoff).")] = None,
 ) -> int:
     """Run the probes every --interval seconds and print only what changed.
 
@@ -945,25 +1328,8 @@ def watch(
     """
     from ollama_doctor import watch as watcher
 
-    if not interval > 0:
-        fail_usage(f"--interval must be a positive number of seconds, not {interval}")
-    if count is not None and count < 1:
-        fail_usage(f"--count must be at least 1, not {count}")
-    if warmup_every < 0:
-        fail_usage(f"--warmup-every must be 0 (never) or more, not {warmup_every}")
-    if confirm < 1:
-        fail_usage(f"--confirm must be at least 1, not {confirm}")
-    if state is not None and (problem := watcher.state_writable(state)):
-        fail_usage(problem)
-    if webhook is not None and not webhook.startswith(("http://", "https://")):
-        fail_usage(f"--webhook must be an http:// or https:// URL, not {webhook!r}")
-    if common["output"]:
-        from ollama_doctor.report import OutputError, check_writable
-
-        try:
-            check_writable(common["output"])
-        except OutputError as exc:
-            fail_usage(str(exc))
+    _check_watch_options(interval, count, warmup_every, confirm, state, webhook)
+    _check_output(common["output"])
     ctx = _context(common)
     config = watcher.WatchConfig(
         target=ctx.target, options=ctx.options, env=ctx.env, fs_root=str(ctx.fs_root),
@@ -973,26 +1339,71 @@ def watch(
     return watcher.watch(config)
 
 
-@app.command()
+def _check_watch_options(interval: float, count: int | None, warmup_every: int, confirm: int,
+                         state: str | None, webhook: str | None) -> None:
+    """``watch``'s own numbers, state file and URL, refused before the first round (exit 2)."""
+    from ollama_doctor.watch import state_writable
+
+    if not interval > 0:
+        fail_usage(f"--interval must be a positive number of seconds, not {interval}")
+    if count is not None and count < 1:
+        fail_usage(f"--count must be at least 1, not {count}")
+    if warmup_every < 0:
+        fail_usage(f"--warmup-every must be 0 (never) or more, not {warmup_every}")
+    if confirm < 1:
+        fail_usage(f"--confirm must be at least 1, not {confirm}")
+    if state is not None and (problem := state_writable(state)):
+        fail_usage(problem)
+    if webhook is not None and not webhook.startswith(("http://", "https://")):
+        fail_usage(f"--webhook must be an http:// or https:// URL, not {webhook!r}")
+
+
+def _check_output(path: str | None) -> None:
+    """``-o FILE``: refused before any probe runs when it could not be written (exit 2)."""
+    if not path:
+        return
+    from ollama_doctor.report import OutputError, check_writable
+
+    try:
+        check_writable(path)
+    except OutputError as exc:
+        fail_usage(str(exc))
+
+
+@app.command(
+    cls=HelpCommand, short_help="Serve Prometheus /probe and /metrics.",
+    epilog=examples(
+        ("serve on 127.0.0.1:9765; Prometheus scrapes /probe?target=URL",
+         "ollama-doctor exporter"),
+        ("what a scrape of one server returns",
+         "curl 'http://127.0.0.1:9765/probe?target=http://gpu-box:11434'"),
+        ("keep checking two servers in the background, for /metrics",
+         "ollama-doctor exporter --target http://a:11434 --target http://b:11434"),
+        ("only the probes that need no model",
+         "ollama-doctor exporter --probes proxy,reachability,dns,latency")))
 def exporter(
     listen: Annotated[str, typer.Option(
-        "--listen", help="HOST:PORT to serve /probe, /metrics and /healthz on.")]
-    = "127.0.0.1:9765",
+        "--listen", metavar="HOST:PORT",
+        help="Where to serve /probe, /metrics and /healthz.")] = "127.0.0.1:9765",
     target: Annotated[list[str] | None, typer.Option(
-        "--target", help="A server to check in the background for /metrics (repeatable).")]
-    = None,
+        "--target", metavar="URL",
+        help="A server to check in the background for /metrics (repeatable).")] = None,
     model: Annotated[str | None, typer.Option(
-        "--model", "-m", help="The model the --target servers should have.")] = None,
+        "--model", "-m", metavar="NAME",
+        help="The model the --target servers should have.")] = None,
     interval: Annotated[float, typer.Option(
-        "--interval", help="Seconds between background checks of --target servers.")] = 60.0,
+        "--interval", metavar="SECONDS",
+        help="Seconds between background checks of --target servers.")] = 60.0,
     timeout: Annotated[float, typer.Option(
-        "--timeout", help="Seconds per network operation of a check.")] = 5.0,
+        "--timeout", metavar="SECONDS", help="Seconds per network operation of a check.")]
+    = 5.0,
     max_concurrent: Annotated[int, typer.Option(
-        "--max-concurrent", help="Checks that may run at once; more scrapes wait, then get "
-                                 "503.")] = 8,
+        "--max-concurrent", metavar="N",
+        help="Checks that may run at once; more scrapes wait, then get 503.")] = 8,
     probes: Annotated[str | None, typer.Option(
-        "--probes", help="Probes to run, a,b,c (default: the fleet set proxy, reachability, "
-                         "dns, latency, models, auth).")] = None,
+        "--probes", metavar="NAMES", autocompletion=complete_probe_list,
+        help="Probes to run, comma-separated (default: the fleet set proxy, reachability, "
+             "dns, latency, models, auth).")] = None,
     probe_api_key: Annotated[bool, typer.Option(
         "--probe-api-key", help="Also send $OLLAMA_API_KEY to /probe targets (they come "
                                 "from whoever scrapes; --target servers always get it).")]
