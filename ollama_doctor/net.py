@@ -146,41 +146,70 @@ def _httpx_kinds() -> tuple[tuple[type[BaseException], ErrorKind], ...]:
 
 
 def classify(exc: BaseException) -> NetError:
-    """Map any exception from a network call to an ``ErrorKind`` with a readable message."""
+    """Map any exception from a network call to an ``ErrorKind`` with a readable message.
+
+    In order: TLS and resolver errors anywhere in the exception's chain, httpx's own classes
+    (``isinstance``, most specific first), a missing SOCKS extra, ``errno`` values and socket
+    timeouts in the chain, and last the message's words (for exceptions that carry no type
+    worth reading).
+    """
     message = _message(exc)
     chain = _chain(exc)
-    name = type(exc).__name__
+    kind = (_chain_kind(chain) or _httpx_kind(exc, message) or _proxy_setup_kind(exc, message)
+            or _os_kind(exc, chain) or _message_kind(message))
+    return NetError(kind, message, type(exc).__name__)
+
+
+def _chain_kind(chain: list[BaseException]) -> ErrorKind | None:
+    """TLS verification, plain HTTP spoken to a TLS client, or a resolver failure."""
     for item in chain:
         if isinstance(item, ssl.SSLCertVerificationError):
-            return NetError("tls-verify", message, name)
+            return "tls-verify"
         if isinstance(item, ssl.SSLError):
             text = str(item).upper()
             plain = ("WRONG_VERSION_NUMBER" in text or "RECORD_LAYER" in text
                      or "PACKET_LENGTH_TOO_LONG" in text or "HTTP_REQUEST" in text)
-            return NetError("tls-plain" if plain else "tls-verify", message, name)
+            return "tls-plain" if plain else "tls-verify"
         if isinstance(item, socket.gaierror):
-            return NetError("dns", message, name)
-    if "httpx" in sys.modules:  # an httpx exception is only possible once httpx is imported
-        for cls, kind in _httpx_kinds():
-            if isinstance(exc, cls):
-                if kind == "proxy" and "SOCKS" in message.upper():
-                    return NetError("proxy-unsupported", message, name)
-                return NetError(kind, message, name)
+            return "dns"
+    return None
+
+
+def _httpx_kind(exc: BaseException, message: str) -> ErrorKind | None:
+    if "httpx" not in sys.modules:  # an httpx exception is only possible once httpx is imported
+        return None
+    for cls, kind in _httpx_kinds():
+        if isinstance(exc, cls):
+            if kind == "proxy" and "SOCKS" in message.upper():
+                return "proxy-unsupported"
+            return kind
+    return None
+
+
+def _proxy_setup_kind(exc: BaseException, message: str) -> ErrorKind | None:
+    """httpx without its ``socks`` extra, or a proxy URL it cannot use."""
     if isinstance(exc, ImportError) and "socks" in message.lower():
-        return NetError("proxy-unsupported", message, name)
+        return "proxy-unsupported"
     if isinstance(exc, ValueError) and "proxy" in message.lower():
-        return NetError("proxy-unsupported", message, name)
+        return "proxy-unsupported"
+    return None
+
+
+def _os_kind(exc: BaseException, chain: list[BaseException]) -> ErrorKind | None:
     for item in chain:
         if isinstance(item, OSError) and item.errno in _ERRNO_KINDS:
-            return NetError(_ERRNO_KINDS[item.errno], message, name)
+            return _ERRNO_KINDS[item.errno]
         if isinstance(item, (TimeoutError, socket.timeout)):
-            return NetError("connect-timeout" if _is_connect(exc) else "read-timeout",
-                            message, name)
+            return "connect-timeout" if _is_connect(exc) else "read-timeout"
+    return None
+
+
+def _message_kind(message: str) -> ErrorKind:
     low = message.lower()
     for needle, kind in _MESSAGE_KINDS:
         if needle in low:
-            return NetError(kind, message, name)
-    return NetError("other", message, name)
+            return kind
+    return "other"
 
 
 def _is_connect(exc: BaseException) -> bool:
@@ -556,7 +585,7 @@ def request(
     verify: bool | ssl.SSLContext = True,
     connect_timeout: float | None = None,
     total: float | None = None,
-    body_timeout: float | None = None,
+    body_timeout: float | Callable[[], float] | None = None,
 ) -> HttpReply:
     """One HTTP exchange, bounded in time and bytes. Never raises for network trouble.
 
@@ -584,7 +613,8 @@ def request(
 def exchange(client: Any, method: str, url: str, *, timeout: float, connect_timeout: float,
              headers: dict[str, str], json_body: Any = None, content: bytes | None = None,
              max_bytes: int = MAX_BODY, started: float | None = None,
-             total: float | None = None, body_timeout: float | None = None) -> HttpReply:
+             total: float | None = None,
+             body_timeout: float | Callable[[], float] | None = None) -> HttpReply:
     """One bounded exchange on an existing ``httpx.Client``; never raises for network trouble.
 
     Timed from ``started`` (default: now), so a caller that times a model load can leave out
@@ -593,7 +623,9 @@ def exchange(client: Any, method: str, url: str, *, timeout: float, connect_time
     Bounds: ``total`` seconds for everything (default: the longer of ``timeout`` and
     ``connect_timeout``), enforced by a ``Cutoff`` whatever the server trickles;
     ``body_timeout`` seconds for the body once headers are in (a model load may wait
-    ``--load-timeout`` for its headers, its body only ``--timeout``); ``max_bytes`` of body.
+    ``--load-timeout`` for its headers, its body only ``--timeout``; default the thread's
+    policy, see ``set_policy``) — a callable is asked when the headers arrive, for a limit
+    that depends on how long they took; ``max_bytes`` of body.
     A body cut by the deadline keeps its status and the bytes that came, with a
     ``read-timeout`` error.
     """
@@ -612,14 +644,15 @@ def exchange(client: Any, method: str, url: str, *, timeout: float, connect_time
         kwargs["content"] = content
     chunks: list[bytes] = []
     wait = _HeaderWait(whole)
-    if body_timeout is None:
-        body_timeout = wait.policy
     try:
         with client.stream(method, url, **kwargs) as response:
             wait.done()
             cutoff.adopt_response(response)
-            if body_timeout is not None:
-                cutoff.limit(body_timeout)
+            body_limit = body_timeout() if callable(body_timeout) else body_timeout
+            if body_limit is None:
+                body_limit = wait.policy
+            if body_limit is not None:
+                cutoff.limit(body_limit)
             reply.ttfb_ms = (time.perf_counter() - started) * 1000
             reply.status = response.status_code
             reply.headers = {k.lower(): v for k, v in response.headers.items()}

@@ -744,3 +744,111 @@ def test_no_model_is_chosen_when_the_server_has_several(emulator: Any, cli: Any,
     warm = next(c for c in doc["checks"] if c["id"] == "warmup")
     assert warm["status"] == "skip"
     assert run.code == 1  # the pasted 500 still fails the run
+
+
+# -- one deadline per call, and what a cut warm-up keeps --------------------------------------
+
+
+def test_a_stream_whose_status_line_trickles_is_cut_at_its_total_deadline() -> None:
+    """httpx's read timeout restarts with every byte: only the call's total deadline (the
+    ``net.Cutoff`` every exchange has) ends a status line sent one byte at a time."""
+    import httpx
+
+    from tests.support.trickle import TrickleServer
+
+    with TrickleServer("status", 0.2) as server, httpx.Client(trust_env=False) as client:
+        started = time.monotonic()
+        out = warmup.stream_call(client, server.url + "/api/generate", {"model": "m"},
+                                 headers={}, timeout=1.0, connect_timeout=1.0,
+                                 body_wall_s=5.0)
+        elapsed = time.monotonic() - started
+        server.stop()
+    assert out.status is None and out.lines == 0
+    assert out.error is not None
+    assert (out.error.kind, out.error.exception) == ("read-timeout", "DeadlineExceeded")
+    assert elapsed < 10  # generous: the old per-read timeout never ended it
+
+
+def test_an_endless_stream_is_cut_at_its_byte_cap_when_that_comes_first() -> None:
+    import httpx
+
+    with _endless_ndjson() as url, httpx.Client(trust_env=False) as client:
+        out = warmup.stream_call(client, url + "/api/generate", {"model": "m"}, headers={},
+                                 timeout=30, connect_timeout=5, max_bytes=2000,
+                                 body_wall_s=60.0)
+    assert out.status == 200 and out.truncated and out.final is None
+    assert out.error is None  # the cap, not a deadline or the server, ended it
+    assert 0 < out.lines <= 2000 // 40
+
+
+def test_calls_end_before_the_runs_deadline_plus_excused_load_waits() -> None:
+    now = [100.0]
+    ctx = Context(parse_target("127.0.0.1:1"), Options(timeout=5), clock=lambda: now[0])
+    r = warmup._Run(ctx, "m", "http://127.0.0.1:1", {}, None)
+    assert (r.limit(), r.body_limit(), r.cut_short) == (5, 5, False)  # no deadline: --timeout
+    ctx.deadline = 110.0
+    assert r.limit() == 5
+    now[0] = 107.5
+    assert (r.body_limit(), r.cut_short) == (2.5, True)
+    now[0] = 120.0
+    assert r.limit() == 1.0  # past the deadline: the floor every operation keeps
+    error = warmup.net.NetError("read-timeout", "cut", "StreamDeadline")
+    assert r.out_of_time(200, error)
+    assert not r.out_of_time(None, error)  # no headers: not a body the deadline cut
+    r.body_limit()
+    now[0] = 100.0
+    r.body_limit()
+    assert not r.out_of_time(200, error)  # given its full --timeout: the server's doing
+
+
+def _warmup_only() -> tuple[Any, ...]:
+    from ollama_doctor.registry import REGISTRY, ProbeSpec
+
+    spec = next(s for s in REGISTRY if s.id == "warmup")
+    return (ProbeSpec(spec.id, spec.title, spec.description),)  # without its prerequisites
+
+
+def test_a_warmup_cut_at_its_budget_keeps_what_it_had_established(emulator: Any) -> None:
+    from ollama_doctor.runner import run_probes
+
+    emu = emulator(cold_load="0.3", slow_generate="60")  # headers at once, a token in 60 s
+    ctx = Context(parse_target(emu.url), Options(model="llama3.2", timeout=10,
+                                                 load_timeout=30, client_timeout=0.1))
+    (result,) = run_probes(ctx, ["warmup"], registry=_warmup_only(), budget=2.0)
+    assert result.status is Status.ERROR
+    assert result.error is not None and result.error.type == "Timeout"
+    head, _, rest = result.summary.partition("; ")
+    assert head.startswith("timed out after ")
+    assert rest.startswith("llama3.2 loaded cold in 0.3")
+    assert "; warm call 1 answered HTTP 200 after " in rest
+    assert rest.endswith(" ms, then no complete answer")
+    facts = result.facts
+    assert (facts["model"], facts["loaded_before"], facts["load_kind"]) == ("llama3.2", False,
+                                                                             "cold")
+    assert facts["load_s"] >= 0.3
+    assert {k: facts["warm_call_pending"][k] for k in ("call", "status")} == {"call": 1,
+                                                                              "status": 200}
+    # the load was judged against the client's 0.1 s before the warm calls began
+    assert [(f.cause, f.severity.value) for f in result.findings] == [("slow-model-load",
+                                                                       "error")]
+    assert result.findings[0].message.startswith("A cold load of llama3.2 takes 0.3 s, longer "
+                                                 "than the client's 0.1 s timeout.")
+
+
+def test_a_body_the_runs_deadline_cuts_is_not_blamed_on_the_server(emulator: Any) -> None:
+    """A stream cut short by the run's deadline (less than --timeout) ends the probe with what
+    it knows, before the runner's cut, and names no server cause."""
+    from ollama_doctor.runner import run_probes
+
+    emu = emulator(slow_generate="60")
+    ctx = Context(parse_target(emu.url), Options(model="llama3.2", timeout=10,
+                                                 load_timeout=30))
+    ctx.deadline = ctx.clock() + 100  # narrowed by the runner to 85 % of the budget
+    (result,) = run_probes(ctx, ["warmup"], registry=_warmup_only(), budget=6.0)
+    assert result.status is Status.WARN, result.summary
+    assert result.error is None
+    assert result.summary.startswith("stopped at the run's deadline (reading the answer to warm "
+                                     "call 1); llama3.2 loaded cold in ")
+    assert result.facts["stopped"] == "reading the answer to warm call 1"
+    assert result.facts["load_kind"] == "cold"
+    assert not result.findings

@@ -215,3 +215,85 @@ def test_a_marked_header_wait_is_excused_and_an_unmarked_one_is_not() -> None:
     results = run_probes(ctx, ["t_marked", "t_unmarked"], registry=registry, budget=0.4)
     assert [(r.status, r.summary[:9]) for r in results] == [(Status.PASS, "loaded"),
                                                              (Status.ERROR, "timed out")]
+
+
+def test_reachability_cut_while_get_is_unanswered_still_says_server_unresponsive(
+        emulator: object) -> None:
+    """A probe cut at its budget keeps what it had established: an unanswered request is
+    still ``server-unresponsive``, and the diagnosis can name it."""
+    emu = emulator(hang="")  # type: ignore[operator]
+    ctx = Context(parse_target(emu.url), Options(timeout=30))
+    (result,) = run_probes(ctx, ["reachability"], budget=2.0)
+    assert result.status is Status.ERROR
+    assert result.error is not None and result.error.type == "Timeout"
+    head, _, rest = result.summary.partition("; ")
+    assert head.startswith("timed out after ")
+    assert rest == f"GET / to {emu.url} had no answer"
+    assert [(f.cause, f.severity.value) for f in result.findings] == [("server-unresponsive",
+                                                                       "critical")]
+    assert result.facts["addresses"] == ["127.0.0.1"]
+    assert result.facts["connects"][0]["ok"] is True
+
+
+PLANTED = "sk-PLANTEDtracebackkey0123456789"
+HOSTILE = (f"upstream said Authorization: Bearer {PLANTED} \x1b]0;pwned\x07\x1b[2Jdone\x9b31m"
+           "\r\nsecond line")
+
+
+def test_a_crash_under_debug_records_no_secret_and_no_escape(ctx: Context) -> None:
+    def hostile(c: Context) -> Outcome:
+        raise RuntimeError(HOSTILE)
+
+    install("t_hostile", hostile)
+    registry = (ProbeSpec("t_hostile", "Hostile", ""),)
+    (result,) = run_probes(ctx, ["t_hostile"], registry=registry)
+    assert result.error is not None and result.error.traceback is not None
+    assert result.error.message == "upstream said Authorization: Bearer *** done"
+    assert result.summary == f"probe crashed: RuntimeError: {result.error.message}"
+    trace = result.error.traceback
+    assert trace.startswith("Traceback (most recent call last):\n")
+    assert trace.endswith("\nRuntimeError: upstream said Authorization: Bearer *** done\n"
+                          "second line\n")  # lines kept, a stray \r dropped
+    for text in (trace, result.summary, result.error.message):
+        assert PLANTED not in text and "pwned" not in text
+        assert not any(ch in text for ch in "\x1b\x07\x9b\r")
+
+
+def test_classify_keeps_its_table() -> None:
+    """The order ``net.classify`` reads an exception in: TLS and resolver errors anywhere in
+    the chain, httpx's classes, a missing SOCKS extra, errno and timeouts, then words."""
+    import errno
+    import socket
+    import ssl
+
+    import httpx
+
+    from ollama_doctor import net
+
+    def chained(outer: BaseException, inner: BaseException) -> BaseException:
+        outer.__cause__ = inner
+        return outer
+
+    table: list[tuple[BaseException, str]] = [
+        (ssl.SSLCertVerificationError(1, "certificate verify failed"), "tls-verify"),
+        (ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number"), "tls-plain"),
+        (chained(httpx.ConnectError("x"), ssl.SSLError(1, "[SSL: RECORD_LAYER_FAILURE]")),
+         "tls-plain"),
+        (chained(httpx.ConnectError("[Errno -2] Name or service not known"),
+                 socket.gaierror(-2, "Name or service not known")), "dns"),
+        (ImportError("Using SOCKS proxy, but the 'socksio' package is not installed"),
+         "proxy-unsupported"),
+        (ValueError("Unknown scheme for proxy URL"), "proxy-unsupported"),
+        (OSError(errno.ENETUNREACH, "Network is unreachable"), "unreachable"),
+        (chained(httpx.ConnectError("[Errno 111] Connection refused"),
+                 ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")), "refused"),
+        (TimeoutError("timed out"), "read-timeout"),
+        (chained(httpx.ConnectError("timed out"), TimeoutError("timed out")), "connect-timeout"),
+        (RuntimeError("no route to host"), "unreachable"),
+        (httpx.ConnectError("All connection attempts failed"), "other"),
+        (RuntimeError(""), "other"),
+    ]
+    for exc, kind in table:
+        error = net.classify(exc)
+        assert (error.kind, error.exception) == (kind, type(exc).__name__), exc
+    assert net.classify(RuntimeError("")).message == "RuntimeError"

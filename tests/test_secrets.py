@@ -186,3 +186,45 @@ def test_api_key_with_a_stray_character_is_a_finding() -> None:
                                 "stray_character": "a carriage return (\\r) at the end",
                                 "length": 14}
     assert "PLANTED" not in repr(finding)
+
+
+# --------------------------------------------------------------------------------------------
+# A crashed probe's message and --debug traceback: redacted and sanitised where recorded
+
+CRASH_KEY = "sk-PLANTEDcrashkey0123456789abcd"
+# The real command line with one probe replaced by one that raises an exception whose message
+# carries a bearer token and a server's escape sequences (a title change, a screen clear).
+CRASHING_CLI = (
+    "import sys\n"
+    "import ollama_doctor.probes.ulimit as probe\n"
+    "def run(ctx):\n"
+    f"    raise RuntimeError('upstream said Authorization: Bearer {CRASH_KEY} '\n"
+    "                       '\\x1b]0;pwned\\x07\\x1b[2J and more')\n"
+    "probe.run = run\n"
+    "from ollama_doctor.cli import main\n"
+    "main(sys.argv[1:])\n"
+)
+
+
+def _crashing_cli(*args: str, env: dict[str, str] | None = None) -> CliRun:
+    import subprocess
+    import sys
+
+    from tests.conftest import clean_environ
+
+    proc = subprocess.run([sys.executable, "-c", CRASHING_CLI, *args], capture_output=True,
+                          text=True, env=clean_environ(env), timeout=60)
+    return CliRun(proc.returncode, proc.stdout, proc.stderr)
+
+
+def test_a_crash_traceback_carries_no_secret_and_no_escape_in_any_output(
+        tmp_path: Path, emulator: Any) -> None:
+    texts = outputs(_crashing_cli, tmp_path, emulator().url, "--debug")
+    joined = "\n".join(texts)
+    assert "RuntimeError: upstream said Authorization: Bearer *** " in joined
+    assert "Traceback (most recent call last):" in joined  # --debug shows it
+    for text in texts:
+        for secret in [CRASH_KEY, *SECRETS]:
+            assert secret not in text
+        assert "\x1b" not in text and "\\u001b" not in text and "\x07" not in text
+        assert "pwned" not in text

@@ -27,6 +27,9 @@ Cause ids: ``unspecified-address``, ``wrong-port-scheme``, ``client-parsing-diff
 ``tls-error``, ``not-ollama``, ``bad-gateway``, ``gateway-timeout``, ``wrong-base-path``;
 along a proxy path also ``proxy-unreachable``, ``proxy-unsupported``, ``proxy-blocks``.
 401 and 403 at the root are left to the ``auth`` probe, which re-probes before naming a cause.
+
+A probe cut at its budget keeps what it had established (``runner.partial_key``): cut while
+``GET /`` is unanswered, its result still says ``server-unresponsive``.
 """
 
 from __future__ import annotations
@@ -123,11 +126,16 @@ def _identity(ctx: Context, facts: dict[str, Any], findings: list[Finding]) -> O
     target = ctx.target
     # 4. identity
     headers = ctx.client_headers(with_origin=False)
+    _partial(ctx, Outcome(Status.FAIL, f"GET / to {target.root_url} had no answer", facts,
+                          [*findings, _unanswered(ctx)]))
     root = ctx.http("GET", target.root_url + "/", headers=headers, max_bytes=64 * 1024)
     facts["root"] = root.to_evidence()
     outcome = _proxy_error(ctx, root, facts, findings) or _judge_root(ctx, root, facts, findings)
     if outcome is not None:
         return outcome
+    _partial(ctx, Outcome.from_findings(
+        f"a server answers GET / at {target.root_url}; the rest had not answered", facts,
+        findings))
     if facts.get("access_refused"):
         code = facts["access_refused"]
         return Outcome(Status.WARN, f"a server answers at {target.root_url} but refuses access "
@@ -153,6 +161,26 @@ def _identity(ctx: Context, facts: dict[str, Any], findings: list[Finding]) -> O
     if facts.get("intermediary"):
         summary += f" (through {facts['intermediary']})"
     return Outcome.from_findings(summary, facts, findings)
+
+
+def _partial(ctx: Context, outcome: Outcome) -> None:
+    """What is established so far, kept by the runner if the probe is cut at its budget
+    (``runner.partial_key``; a copy of the facts, which the probe goes on filling)."""
+    from ollama_doctor.runner import partial_key
+
+    outcome.facts = dict(outcome.facts)
+    outcome.findings = list(outcome.findings)
+    ctx.memo[partial_key("reachability")] = outcome
+
+
+def _unanswered(ctx: Context) -> Finding:
+    """A cut probe's ``GET /`` that had no answer: still ``server-unresponsive``."""
+    target = ctx.target
+    return Finding(
+        "server-unresponsive", Severity.CRITICAL,
+        f"GET / to {target.root_url} had no answer when the probe's time ran out.",
+        {"request": f"GET {target.root_url}/", "path": ctx.route().describe()},
+        R.unresponsive_fix(target.port))
 
 
 def _target_findings(ctx: Context) -> list[Finding]:

@@ -30,9 +30,15 @@ and maps the answer: 401 (with ``signin_url``) → ``cloud-signin-required``; 40
 is disabled`` → ``cloud-disabled``; 429 (``… reached your … usage limit``) → ``rate-limited``;
 502 (the server could not reach ollama.com) → ``bad-gateway`` with the upstream's words.
 
-A streamed answer is bounded twice once its headers have arrived: by ``STREAM_MAX_BYTES`` and by
-a wall clock of ``--timeout`` (a stream that never ends, or stalls after its headers, is cut
-there and reported as such, not read for minutes).
+Every call has one total deadline (``net.Cutoff``, as every exchange of the doctor). A streamed
+answer is bounded twice once its headers have arrived: by ``STREAM_MAX_BYTES`` and by a wall
+clock of ``--timeout``, cut to what is left of the run's deadline (a stream that never ends, or
+stalls after its headers, is cut there and reported as such, not read for minutes, and the
+probe ends before the runner's cut).
+
+What the probe has established is left for the runner as it goes (``runner.partial_key``): the
+model's state before, the load's time and its judgement, the warm calls' timings; a probe cut
+at its budget keeps them and its summary says how far it got.
 
 Every call the doctor makes sends a keep-alive (``"10m"``, or what the model already had when
 that is longer) so that measuring does not shorten how long the user's model stays loaded.
@@ -43,7 +49,9 @@ streamed line) or ``total_ms`` (an embedding model: request sent → answer comp
 ``tokens_per_s``, ``warm_load_ms`` (the
 ``load_duration`` of each warm call), ``prompt_eval_count``, ``ps_before``/``ps`` (size,
 size_vram, processor, context_length, expires_at, expires_in_s), ``keep_alive_sent``,
-``client_timeout`` comparison, ``truncation`` test.
+``client_timeout`` comparison, ``truncation`` test; ``stopped`` (what the run's deadline
+interrupted) when it ended the probe; in a cut probe's partial outcome also
+``warm_call_pending`` (a warm call that had answered its headers, and when).
 
 Cause ids: ``slow-model-load``, ``reload-churn``, ``prompt-truncated``, ``gpu-offload``,
 ``runner-crashed``, ``out-of-memory``, ``server-busy``, ``server-error``, ``model-capability``,
@@ -54,18 +62,21 @@ Cause ids: ``slow-model-load``, ``reload-churn``, ``prompt-truncated``, ``gpu-of
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import math
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ollama_doctor import modelname, net, ollama_messages
 from ollama_doctor import remedies as R
-from ollama_doctor.context import Context
+from ollama_doctor.context import OP_FLOOR, Context
 from ollama_doctor.probes import v1
 from ollama_doctor.result import Confidence, Finding, FixStep, Outcome, Severity, Status
 from ollama_doctor.target import base_path_kind
@@ -348,90 +359,90 @@ STREAM_MAX_BYTES = 256 * 1024
 
 
 def exchange(client: Any, method: str, url: str, *, timeout: float, connect_timeout: float,
-             headers: dict[str, str], json_body: Any = None,
-             max_bytes: int = 1 << 20) -> net.HttpReply:
+             headers: dict[str, str], json_body: Any = None, max_bytes: int = 1 << 20,
+             body_timeout: float | Callable[[], float] | None = None) -> net.HttpReply:
     """One bounded exchange on ``client`` (an ``httpx.Client``), timed from the request only:
     building a client loads CA certificates, which would add tens of ms to a measured load."""
     return net.exchange(client, method, url, timeout=timeout, connect_timeout=connect_timeout,
-                        headers=headers, json_body=json_body, max_bytes=max_bytes)
+                        headers=headers, json_body=json_body, max_bytes=max_bytes,
+                        body_timeout=body_timeout)
 
 
 def stream_call(client: Any, url: str, body: dict[str, Any], *, headers: dict[str, str],
-                timeout: float, connect_timeout: float,
-                max_bytes: int = STREAM_MAX_BYTES, body_wall_s: float | None = None) -> Stream:
+                timeout: float, connect_timeout: float, max_bytes: int = STREAM_MAX_BYTES,
+                body_wall_s: float | Callable[[], float] | None = None,
+                on_headers: Callable[[Stream], None] | None = None) -> Stream:
     """POST ``body`` and read the NDJSON answer line by line, bounded in time and bytes.
 
-    ``timeout`` bounds the wait for the headers (a load may take that long); once they have
-    arrived, ``body_wall_s`` bounds the whole body read by the wall clock: a watchdog shuts the
-    socket down when it is up, so a stream that never ends or stalls is cut there.
+    One ``net.Cutoff`` bounds the exchange, as it bounds every other one: ``timeout`` (or
+    ``connect_timeout`` when longer) up to the response headers — a model load may take that
+    long, and a wait longer than ``--timeout`` is excused time for the runner
+    (``net.header_wait``) — then ``body_wall_s`` seconds from the headers for the body (a
+    callable is asked when they arrive). A stream that never ends or stalls is cut at that
+    wall clock, one that outgrows ``max_bytes`` at that size, whichever comes first.
+    ``on_headers`` is told as soon as the headers are in.
     """
     import httpx
 
     out = Stream()
     started = time.perf_counter()
+    whole = max(timeout, connect_timeout)
+    cutoff = net.Cutoff(whole)
     limits = httpx.Timeout(timeout, connect=connect_timeout)
-    watchdog: threading.Timer | None = None
-    fired = threading.Event()
     try:
-        with client.stream("POST", url, json=body, headers=headers,
-                           timeout=limits) as response:
+        with net.header_wait(whole) as wait, client.stream(
+                "POST", url, json=body, headers=headers, timeout=limits,
+                extensions=cutoff.extensions()) as response:
+            wait.done()
+            cutoff.adopt_response(response)
             out.headers_ms = (time.perf_counter() - started) * 1000
             out.status = response.status_code
             out.intermediary = response.headers.get("server") or response.headers.get("via")
-            if body_wall_s is not None:
-                watchdog = threading.Timer(body_wall_s, _cut, (response, fired))
-                watchdog.daemon = True
-                watchdog.start()
-            buffer = b""
-            size = 0
-            for chunk in response.iter_raw():
-                if fired.is_set():
-                    break
-                if out.first_chunk_ms is None and chunk:
-                    out.first_chunk_ms = (time.perf_counter() - started) * 1000
-                size += len(chunk)
-                if size > max_bytes:
-                    out.truncated = True
-                    break
-                buffer += chunk
-                if response.status_code != 200:
-                    continue
-                *complete, buffer = buffer.split(b"\n")
-                for line in complete:
-                    _take_line(out, line)
-            if response.status_code == 200:
-                _take_line(out, buffer)
-            else:
-                reply = net.HttpReply("POST", url, status=response.status_code, body=buffer)
-                out.body_error = reply.error_message() or reply.snippet()
+            wall = body_wall_s() if callable(body_wall_s) else body_wall_s
+            if wall is not None:
+                cutoff.limit(wall)
+            if on_headers is not None:
+                on_headers(out)
+            _read_stream(out, response, url, started, max_bytes)
     except Exception as exc:
         out.error = net.classify(exc)
     finally:
-        if watchdog is not None:
-            watchdog.cancel()
-    if fired.is_set() and out.final is None:
+        cutoff.close()
+    if cutoff.fired and out.final is None:
         out.truncated = True
-        out.error = net.NetError(
-            "read-timeout", f"the stream did not end within {body_wall_s:g} s of its headers "
-            f"({out.lines} lines read)", "StreamDeadline")
+        out.error = cutoff.error()
+        if cutoff.body_limit is not None:
+            out.error = net.NetError(
+                "read-timeout", f"the stream did not end within "
+                f"{round(cutoff.body_limit, 2):g} s of its headers ({out.lines} lines read)",
+                "StreamDeadline")
     out.elapsed_ms = (time.perf_counter() - started) * 1000
     return out
 
 
-def _cut(response: Any, fired: threading.Event) -> None:
-    """The body's wall clock ran out: shut the socket down so a blocked read returns now."""
-    import socket
-
-    fired.set()
-    stream = response.extensions.get("network_stream")
-    sock = stream.get_extra_info("socket") if stream is not None else None
-    try:
-        if sock is not None:
-            sock.shutdown(socket.SHUT_RDWR)
-        else:
-            response.close()
-    except Exception:
-        pass  # already closed: the read has ended anyway
+def _read_stream(out: Stream, response: Any, url: str, started: float, max_bytes: int) -> None:
+    """Read a streamed answer into ``out``: NDJSON lines of a 200, the error of anything
+    else; at most ``max_bytes`` (then ``out.truncated``)."""
+    buffer = b""
+    size = 0
+    for chunk in response.iter_raw():
+        if out.first_chunk_ms is None and chunk:
+            out.first_chunk_ms = (time.perf_counter() - started) * 1000
+        size += len(chunk)
+        if size > max_bytes:
+            out.truncated = True
+            break
+        buffer += chunk
+        if response.status_code != 200:
+            continue
+        *complete, buffer = buffer.split(b"\n")
+        for line in complete:
+            _take_line(out, line)
+    if response.status_code == 200:
+        _take_line(out, buffer)
+    else:
+        reply = net.HttpReply("POST", url, status=response.status_code, body=buffer)
+        out.body_error = reply.error_message() or reply.snippet()
 
 
 def _take_line(out: Stream, line: bytes) -> None:
@@ -475,22 +486,53 @@ class _Run:
     embedding: bool = False
     keep_alive: str | int = KEEP_ALIVE
     others: list[str] = field(default_factory=list)  # other models /api/ps lists
+    cut_short: bool = False  # the last body limit was below --timeout: the run's deadline
+    # Judged for a cut probe's partial outcome before the probe itself records them.
+    provisional_facts: dict[str, Any] = field(default_factory=dict)
+    provisional: list[Finding] = field(default_factory=list)
 
     @property
     def quick(self) -> float:
-        # Ordinary calls after a load: --timeout, not the run's deadline, which a load of
-        # --load-timeout seconds is allowed to outlast (issue 2: loads are bounded separately).
         return self.ctx.options.timeout
+
+    def limit(self) -> float:
+        """Seconds for an ordinary call, or a body once its headers are in: ``--timeout``, cut
+        to what is left before the run's deadline (``Context.deadline``), so that the probe
+        ends, and reports what it found, before the runner cuts it. Time this thread spent
+        waiting for a model load's headers (``net.excused``) moves that deadline as it moves
+        the runner's cut: a load of ``--load-timeout`` seconds may outlast the run's budget
+        (issue 2: loads are bounded separately). Past the deadline a call still gets
+        ``min(--timeout, OP_FLOOR)``, as ``Context.op_timeout`` gives."""
+        left = self.ctx.remaining()
+        if left is None:
+            return self.quick
+        left += net.excused(threading.get_ident())
+        return min(self.quick, max(left, min(self.quick, OP_FLOOR)))
+
+    def body_limit(self) -> float:
+        """``limit`` for a body, asked when its headers arrive; remembers whether the run's
+        deadline made it shorter than ``--timeout`` (see ``out_of_time``)."""
+        value = self.limit()
+        self.cut_short = value < self.quick
+        return value
+
+    def out_of_time(self, status: int | None, error: net.NetError | None) -> bool:
+        """Was a body cut by the doctor's own deadline, shortened for the run's, rather than
+        given its full ``--timeout``? Then the server is not to blame."""
+        return (self.cut_short and status is not None and error is not None
+                and error.exception in ("DeadlineExceeded", "StreamDeadline"))
 
     def call(self, method: str, path: str, body: Any = None, *,
              timeout: float | None = None) -> net.HttpReply:
-        return exchange(self.client, method, self.api + path, timeout=timeout or self.quick,
-                        connect_timeout=self.quick, headers=self.headers, json_body=body)
+        return exchange(self.client, method, self.api + path, timeout=timeout or self.limit(),
+                        connect_timeout=self.limit(), headers=self.headers, json_body=body,
+                        body_timeout=self.body_limit)
 
-    def stream(self, body: dict[str, Any], timeout: float) -> Stream:
+    def stream(self, body: dict[str, Any], timeout: float,
+               on_headers: Callable[[Stream], None] | None = None) -> Stream:
         return stream_call(self.client, self.api + "/api/generate", body, headers=self.headers,
-                           timeout=timeout, connect_timeout=self.quick,
-                           body_wall_s=self.quick)
+                           timeout=timeout, connect_timeout=self.limit(),
+                           body_wall_s=self.body_limit, on_headers=on_headers)
 
     def ps(self) -> tuple[PsEntry | None, net.HttpReply]:
         reply = self.call("GET", "/api/ps")
@@ -498,6 +540,18 @@ class _Run:
         if reply.ok:
             self.others = other_models(data, self.model)
         return find_ps_entry(data, self.model, datetime.now(timezone.utc)), reply
+
+    def checkpoint(self, summary: str, **extra: Any) -> None:
+        """Leave what is established so far, and ``extra`` facts, for the runner: if the probe
+        is cut at its budget, its result keeps these facts and findings, and ``summary`` says
+        how far it got (``runner.partial_key``). A copy: the probe goes on changing its own."""
+        from ollama_doctor.runner import partial_key
+
+        facts = copy.deepcopy(self.facts)
+        facts.update(copy.deepcopy(self.provisional_facts))
+        facts.update(extra)
+        self.ctx.memo[partial_key("warmup")] = Outcome.from_findings(
+            summary, facts, [*self.findings, *self.provisional])
 
     def free_memory_fix(self, what: str) -> FixStep:
         stops = tuple(R.sh(f"ollama stop {R.q(name)}") for name in self.others[:3])
@@ -526,7 +580,29 @@ def _run(ctx: Context) -> Outcome:
         if not ctx.options.model:
             r.facts["model_chosen"] = ("the server's only model, since the pasted error names "
                                        "none and only a load can reproduce it")
-        return _probe(r)
+        try:
+            return _probe(r)
+        except _OutOfTime as exc:
+            return _out_of_time(r, str(exc))
+
+
+class _OutOfTime(Exception):
+    """The run's deadline, not the server, ended a call: stop and report what is known."""
+
+
+def _out_of_time(r: _Run, what: str) -> Outcome:
+    """The last partial outcome, said to be one: at least a warning, since the probe could
+    not finish, and no finding blames the server for the doctor's own deadline."""
+    from ollama_doctor.runner import partial_key
+
+    partial = r.ctx.memo.get(partial_key("warmup"))
+    head = f"stopped at the run's deadline ({what})"
+    if not isinstance(partial, Outcome):
+        return Outcome.from_findings(head, r.facts, r.findings, floor=Status.WARN)
+    facts = dict(partial.facts)
+    facts["stopped"] = what
+    return Outcome.from_findings(f"{head}; {partial.summary}", facts, list(partial.findings),
+                                 floor=Status.WARN)
 
 
 # Causes a pasted error may show that only a model load or a generation can reproduce.
@@ -644,6 +720,7 @@ def _probe(r: _Run) -> Outcome:
     r.facts["warmed_with"] = "/api/embed" if r.embedding else "/api/generate"
 
     loaded = before is not None
+    r.checkpoint(f"{_state_before(r, ps_reply)}; the load had not finished")
     if ctx.options.cold and loaded:
         stop = _unload(r)
         if stop is not None:
@@ -669,12 +746,15 @@ def _probe(r: _Run) -> Outcome:
         r.facts["load_kind"] = "reload"
     else:
         r.facts["load_kind"] = "warm"
+    _checkpoint_load(r, load_s)
 
     # 4. two warm calls: first-token time, speed, and whether they reload
     calls = _warm_calls(r)
+    r.checkpoint(f"{_summary(r)}; /api/ps after the warm calls had not answered")
     after, _ = r.ps()
     r.facts["ps"] = after.to_dict() if after else None
 
+    r.provisional_facts, r.provisional = {}, []  # judged for real now
     if r.facts["load_kind"] in ("cold", "reload"):
         _judge_load_time(r, load_s)
     else:
@@ -686,8 +766,29 @@ def _probe(r: _Run) -> Outcome:
     if after is not None:
         _judge_offload(r, after)
     if calls and after is not None and not r.embedding:
+        r.checkpoint(f"{_summary(r)}; the prompt-truncation test had not finished")
         _truncation_test(r, after, calls[0])
     return _outcome(r)
+
+
+def _state_before(r: _Run, ps_reply: net.HttpReply) -> str:
+    if r.facts["loaded_before"]:
+        return f"{r.model} was loaded already"
+    if ps_reply.ok:
+        return f"{r.model} was not loaded"
+    return f"{r.model}'s state is unknown (/api/ps: {ps_reply.describe()})"
+
+
+def _checkpoint_load(r: _Run, load_s: float) -> None:
+    """The load is timed: with its judgement against the client's timeout (made for real
+    after the warm calls, whose findings come first), it is what a cut probe keeps."""
+    if r.facts["load_kind"] in ("cold", "reload"):
+        scratch = dataclasses.replace(r, facts={"load_kind": r.facts["load_kind"]},
+                                      findings=[])
+        _judge_load_time(scratch, load_s)
+        del scratch.facts["load_kind"]
+        r.provisional_facts, r.provisional = scratch.facts, scratch.findings
+    r.checkpoint(f"{_summary(r)}; the warm calls had not finished")
 
 
 def _embedding_only(r: _Run) -> bool:
@@ -738,6 +839,8 @@ def _warm_calls(r: _Run) -> list[dict[str, Any]]:
                            {"model": r.model, "input": "warm-up", "keep_alive": r.keep_alive},
                            timeout=r.ctx.options.load_timeout)
             if not reply.ok:
+                if r.out_of_time(reply.status, reply.error):
+                    raise _OutOfTime(f"reading the answer to warm call {len(out) + 1}")
                 _call_failed(r, reply.status, reply.error_message() or reply.snippet(),
                              reply.error, {"embed": reply.to_evidence()})
                 break
@@ -748,8 +851,10 @@ def _warm_calls(r: _Run) -> list[dict[str, Any]]:
             continue
         stream = r.stream({"model": r.model, "prompt": WARM_PROMPT, "stream": True,
                            "options": {"num_predict": 1}, "keep_alive": r.keep_alive},
-                          r.ctx.options.load_timeout)
+                          r.ctx.options.load_timeout, on_headers=_on_warm_headers(r, out))
         if stream.status == 200 and stream.error is not None and stream.stream_error is None:
+            if r.out_of_time(stream.status, stream.error):
+                raise _OutOfTime(f"reading the answer to warm call {len(out) + 1}")
             _stream_cut(r, stream)
             break
         if stream.error is not None or stream.status != 200 or stream.stream_error is not None:
@@ -783,13 +888,30 @@ def _warm_calls(r: _Run) -> list[dict[str, Any]]:
     return out
 
 
+def _on_warm_headers(r: _Run, done: list[dict[str, Any]]) -> Callable[[Stream], None]:
+    """A warm call's headers are in: say so in the partial outcome (no token has come yet),
+    with the timings of the warm calls ``done`` before it."""
+    def seen(stream: Stream) -> None:
+        headers_ms = round(stream.headers_ms or 0.0, 1)
+        call = len(done) + 1
+        extra: dict[str, Any] = {"warm_calls": list(done)} if done else {}
+        r.checkpoint(f"{_summary(r)}; warm call {call} answered HTTP {stream.status} "
+                     f"after {headers_ms:g} ms, then no complete answer",
+                     warm_call_pending={"call": call, "status": stream.status,
+                                        "headers_ms": headers_ms}, **extra)
+    return seen
+
+
 # -- failures ---------------------------------------------------------------------------------
 
 
 def _load_failed(r: _Run, reply: net.HttpReply, during: str = "loading") -> Outcome:
     ctx = r.ctx
+    if r.out_of_time(reply.status, reply.error):
+        raise _OutOfTime("reading the answer to the "
+                         f"{'unload' if during == 'unloading' else 'load'}")
     evidence = {"request": reply.to_evidence()}
-    if reply.error is not None and reply.error.kind == "read-timeout":
+    if reply.error is not None and reply.error.kind == "read-timeout" and reply.status is None:
         limit = ctx.options.load_timeout
         r.findings.append(Finding(
             "slow-model-load", Severity.ERROR,
