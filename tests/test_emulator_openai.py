@@ -161,9 +161,18 @@ def test_completions_empty_prompt_loads_the_model(emu: Emulator) -> None:
          "string", "application/json; charset=utf-8"),
         ({"model": "llama3.2", "prompt": "a", "stop": ["x", 1]}, 400,
          "invalid type for 'stop' field: float64", "application/json; charset=utf-8"),
+        # max_tokens is *int: Go's UnmarshalTypeError names the pointed-to type, as for
+        # ChatCompletionRequest.temperature (*float64) in test_request_check's Go table.
         ({"model": "llama3.2", "prompt": "a", "max_tokens": "9"}, 400,
          "json: cannot unmarshal string into Go struct field CompletionRequest.max_tokens of "
-         "type *int", "application/json; charset=utf-8"),
+         "type int", "application/json; charset=utf-8"),
+        # temperature is *float32: decoded by the same Go rules as every other field
+        ({"model": "llama3.2", "prompt": "a", "temperature": "hot"}, 400,
+         "json: cannot unmarshal string into Go struct field CompletionRequest.temperature of "
+         "type float32", "application/json; charset=utf-8"),
+        # the middleware's struct is openai's, and Go names its package
+        ([1], 400, "json: cannot unmarshal array into Go value of type "
+         "openai.CompletionRequest", "application/json; charset=utf-8"),
         # GenerateHandler's errors through BaseWriter.writeError
         ({"prompt": "a"}, 404, "model '' not found", "application/json"),
         ({"model": "nope", "prompt": "a"}, 404, "model 'nope' not found", "application/json"),

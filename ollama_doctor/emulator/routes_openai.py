@@ -21,7 +21,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from .decode import OPENAI_CHAT_FIELDS, bind_json
+from ollama_doctor.godecode import go_type_name
+
+from .decode import (
+    OPENAI_CHAT_FIELDS,
+    OPENAI_COMPLETION_FIELDS,
+    OPENAI_EMBEDDING_FIELDS,
+    bind_json,
+)
 from .generation import DoneOnly, Producer, completion, run_model
 from .models import ModelSpec
 from .routes_native import embed, show_model
@@ -31,30 +38,6 @@ from .wire import CT_PLAIN_JSON, CT_SSE, Ctx, HTTPError, fail, go_json, openai_e
 if TYPE_CHECKING:
     from .server import Emulator, Handler
 
-# openai.CompletionRequest (openai/openai.go): json name -> (kind, Go type).
-COMPLETION_FIELDS = {
-    "model": ("string", "string"),
-    "prompt": ("string", "string"),
-    "frequency_penalty": ("any", "float32"),
-    "max_tokens": ("int", "*int"),
-    "presence_penalty": ("any", "float32"),
-    "seed": ("any", "*int"),
-    "stop": ("any", "interface {}"),
-    "stream": ("bool", "bool"),
-    "stream_options": ("object", "openai.StreamOptions"),
-    "temperature": ("any", "*float32"),
-    "top_p": ("any", "float32"),
-    "suffix": ("string", "string"),
-    "logprobs": ("any", "*int"),
-}
-# openai.EmbedRequest
-EMBEDDING_FIELDS = {
-    "input": ("any", "interface {}"),
-    "model": ("string", "string"),
-    "dimensions": ("int", "int"),
-    "encoding_format": ("string", "string"),
-}
-_GO_TYPES = {bool: "bool", int: "float64", float: "float64", dict: "map[string]interface {}"}
 
 
 async def _write_json(ctx: Ctx, body: dict[str, Any]) -> None:
@@ -237,7 +220,7 @@ def _from_chat_request_error(raw: dict[str, Any]) -> str | None:
                     return ("image URLs are not currently supported, please use base64 "
                             "encoded data instead")
         elif content is not None and not isinstance(content, str):
-            return f"invalid message content type: {_go_type(content)}"
+            return f"invalid message content type: {go_type_name(content)}"
     reasoning = raw.get("reasoning")
     effort = raw.get("reasoning_effort", "")
     if isinstance(reasoning, dict):
@@ -252,7 +235,8 @@ def _from_chat_request_error(raw: dict[str, Any]) -> str | None:
 
 async def h_chat(app: Emulator, ctx: Ctx) -> None:
     try:
-        raw = bind_json(ctx.req.body, "ChatCompletionRequest", OPENAI_CHAT_FIELDS)
+        raw = bind_json(ctx.req.body, "ChatCompletionRequest", OPENAI_CHAT_FIELDS,
+                        package="openai")
     except HTTPError as err:
         await fail(ctx, 400, err.message, middleware=True)
         return
@@ -363,13 +347,6 @@ def _completions_done_only(ident: str) -> DoneOnly:
     return done
 
 
-def _go_type(value: Any) -> str:
-    """fmt's %T of a decoded JSON value."""
-    if value is None:
-        return "<nil>"
-    return _GO_TYPES.get(type(value), "[]interface {}" if isinstance(value, list) else "string")
-
-
 def _completion_options(raw: dict[str, Any]) -> dict[str, Any]:
     """openai.FromCompleteRequest's options (only what the emulator reads, plus the check)."""
     options: dict[str, Any] = {}
@@ -377,7 +354,7 @@ def _completion_options(raw: dict[str, Any]) -> dict[str, Any]:
     if isinstance(stop, list):
         for item in stop:
             if not isinstance(item, str):
-                raise HTTPError(400, f"invalid type for 'stop' field: {_go_type(item)}")
+                raise HTTPError(400, f"invalid type for 'stop' field: {go_type_name(item)}")
     max_tokens = raw.get("max_tokens")
     if isinstance(max_tokens, int):
         options["num_predict"] = max_tokens
@@ -387,7 +364,8 @@ def _completion_options(raw: dict[str, Any]) -> dict[str, Any]:
 async def h_completions(app: Emulator, ctx: Ctx) -> None:
     """CompletionsMiddleware + GenerateHandler."""
     try:
-        raw = bind_json(ctx.req.body, "CompletionRequest", COMPLETION_FIELDS)
+        raw = bind_json(ctx.req.body, "CompletionRequest", OPENAI_COMPLETION_FIELDS,
+                        package="openai")
         options = _completion_options(raw)
     except HTTPError as err:
         await fail(ctx, 400, err.message, middleware=True)
@@ -448,7 +426,8 @@ def _encode(values: list[float], fmt: str) -> list[float] | str:
 async def h_embeddings(app: Emulator, ctx: Ctx) -> None:
     """EmbeddingsMiddleware + EmbedHandler, answered by openai.ToEmbeddingList."""
     try:
-        raw = bind_json(ctx.req.body, "EmbedRequest", EMBEDDING_FIELDS)
+        raw = bind_json(ctx.req.body, "EmbedRequest", OPENAI_EMBEDDING_FIELDS,
+                        package="openai")
         request = _embed_request(raw)
     except HTTPError as err:
         await fail(ctx, 400, err.message, middleware=True)
