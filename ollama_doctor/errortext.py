@@ -493,42 +493,17 @@ def _order_connect(causes: tuple[str, ...], text: str,
 
 def _status_causes(status: int, text: str, extracted: dict[str, Any],
                    client: str | None) -> tuple[str, ...]:
-    html = bool(extracted.get("html"))
-    loop = _loopback(extracted)
     if extracted.get("proxy_status") == status:
         return ("proxy-blocks", "proxy-captures-local") if status == 403 else (
             "proxy-captures-local", "proxy-blocks")
     if status == 403:
-        if html:  # a page is a proxy's or gateway's: Ollama's own 403s are empty or JSON
-            return (("proxy-blocks", "proxy-captures-local") if loop is False
-                    else ("proxy-captures-local", "proxy-blocks"))
-        if client == "browser":
-            return ("origin-forbidden", "host-forbidden", "proxy-blocks", "forbidden")
-        host = str(extracted.get("host") or "")
-        if host and _host_allowed(host):
-            # Ollama's Host check lets this name through, and only browsers send an Origin:
-            # the 403 is something in between (server/routes.go allowedHostsMiddleware)
-            first = ("proxy-captures-local", "proxy-blocks") if loop else (
-                "proxy-blocks", "proxy-captures-local")
-            return (*first, "origin-forbidden", "forbidden")
-        if host:
-            return ("host-forbidden", "proxy-blocks", "origin-forbidden", "forbidden")
-        if extracted.get("empty_body"):  # Ollama's own 403s are empty (AbortWithStatus)
-            return ("host-forbidden", "origin-forbidden", "proxy-captures-local",
-                    "proxy-blocks", "forbidden")
-        return ("host-forbidden", "proxy-captures-local", "proxy-blocks", "origin-forbidden",
-                "forbidden")
+        return _forbidden_causes(extracted, client)
     if status == 502:
-        if loop:  # Ollama answers 502 only for cloud models (server/cloud_proxy.go)
+        if _loopback(extracted):  # Ollama answers 502 only for cloud models (server/cloud_proxy.go)
             return ("proxy-captures-local", "bad-gateway")
         return STATUS_CAUSES[502]
     if status == 404:
-        path = str(extracted.get("path") or "")
-        if extracted.get("empty_body") or extracted.get("non_json_body") or re.search(
-                r"/api/api/|/v1/api/|/v1/v1/", path):
-            # Ollama's missing model is always a JSON error: without one it is the path
-            return ("wrong-base-path", "model-not-found", "wrong-instance")
-        return STATUS_CAUSES[404]
+        return _not_found_causes(extracted)
     if status == 401 and _cloud_model(extracted):
         return ("cloud-signin-required", "auth-required")
     if status in STATUS_CAUSES:
@@ -539,6 +514,39 @@ def _status_causes(status: int, text: str, extracted: dict[str, Any],
         return ("server-error",)
     del text
     return ()
+
+
+def _forbidden_causes(extracted: dict[str, Any], client: str | None) -> tuple[str, ...]:
+    """A 403 the client printed: Ollama's Host or Origin check, or something in between."""
+    loop = _loopback(extracted)
+    if extracted.get("html"):  # a page is a proxy's or gateway's: Ollama's own 403s are empty
+        return (("proxy-blocks", "proxy-captures-local") if loop is False
+                else ("proxy-captures-local", "proxy-blocks"))
+    if client == "browser":
+        return ("origin-forbidden", "host-forbidden", "proxy-blocks", "forbidden")
+    host = str(extracted.get("host") or "")
+    if host and _host_allowed(host):
+        # Ollama's Host check lets this name through, and only browsers send an Origin:
+        # the 403 is something in between (server/routes.go allowedHostsMiddleware)
+        first = ("proxy-captures-local", "proxy-blocks") if loop else (
+            "proxy-blocks", "proxy-captures-local")
+        return (*first, "origin-forbidden", "forbidden")
+    if host:
+        return ("host-forbidden", "proxy-blocks", "origin-forbidden", "forbidden")
+    if extracted.get("empty_body"):  # Ollama's own 403s are empty (AbortWithStatus)
+        return ("host-forbidden", "origin-forbidden", "proxy-captures-local",
+                "proxy-blocks", "forbidden")
+    return ("host-forbidden", "proxy-captures-local", "proxy-blocks", "origin-forbidden",
+            "forbidden")
+
+
+def _not_found_causes(extracted: dict[str, Any]) -> tuple[str, ...]:
+    path = str(extracted.get("path") or "")
+    if extracted.get("empty_body") or extracted.get("non_json_body") or re.search(
+            r"/api/api/|/v1/api/|/v1/v1/", path):
+        # Ollama's missing model is always a JSON error: without one it is the path
+        return ("wrong-base-path", "model-not-found", "wrong-instance")
+    return STATUS_CAUSES[404]
 
 
 # -- facts ----------------------------------------------------------------------------------
@@ -604,19 +612,7 @@ def extract(text: str) -> dict[str, Any]:
             # the client dialled another port than its URL's: its proxy's (curl prints the
             # address it connected to, which is the proxy when one is used)
             out["proxy_port"] = dialled["port"]
-    status = _first_status(text)
-    proxy = _PROXY_STATUS.search(text)
-    if proxy:
-        out["proxy_status"] = int(next(g for g in proxy.groups() if g))
-        status = status or out["proxy_status"]
-    if status is not None:
-        out["status"] = status
-        if _HTML.search(text):
-            out["html"] = True
-        elif _EMPTY_BODY.search(text):
-            out["empty_body"] = True
-        elif _NO_JSON_BODY.search(text):
-            out["non_json_body"] = True
+    out.update(_status_facts(text))
     model = _MODEL_MSG.search(text)
     if model:
         out["model"] = model.group(1) or model.group(2)
@@ -624,6 +620,35 @@ def extract(text: str) -> dict[str, Any]:
         source = _MODEL_SRC.search(text)
         if source:
             out["model"] = source.group(1)
+    out.update(_timing_facts(text))
+    if _THROUGH_PROXY.search(text) or "proxy_port" in out:
+        out["through_proxy"] = True
+    return out
+
+
+def _status_facts(text: str) -> dict[str, Any]:
+    """The HTTP status shown (the proxy's own, if a proxy answered), and what its body was."""
+    out: dict[str, Any] = {}
+    status = _first_status(text)
+    proxy = _PROXY_STATUS.search(text)
+    if proxy:
+        out["proxy_status"] = int(next(g for g in proxy.groups() if g))
+        status = status or out["proxy_status"]
+    if status is None:
+        return out
+    out["status"] = status
+    if _HTML.search(text):
+        out["html"] = True
+    elif _EMPTY_BODY.search(text):
+        out["empty_body"] = True
+    elif _NO_JSON_BODY.search(text):
+        out["non_json_body"] = True
+    return out
+
+
+def _timing_facts(text: str) -> dict[str, Any]:
+    """The client's own timeout and how long the call ran, when the text says."""
+    out: dict[str, Any] = {}
     for rx, scale in _TIMEOUT_SRC:
         m = rx.search(text)
         if m:
@@ -638,8 +663,6 @@ def extract(text: str) -> dict[str, Any]:
     if "elapsed_s" not in out and "client_timeout" in out and re.search(
             r"timed? ?out|Timeout|aborted", text, re.IGNORECASE):
         out["elapsed_s"] = out["client_timeout"]  # the call ran until its own timeout
-    if _THROUGH_PROXY.search(text) or "proxy_port" in out:
-        out["through_proxy"] = True
     return out
 
 

@@ -96,87 +96,115 @@ async def ramp(send: Send, plan: Plan, *, limited: Callable[[Sample], bool],
                on_step_end: StepCheck | None = None,
                clock: Callable[[], float] = time.perf_counter) -> RampResult:
     """Run ``plan`` against ``send``; see the module docstring."""
-    result = RampResult()
-    samples = result.samples
-    pending: set[asyncio.Task[None]] = set()
-    t0 = clock()
+    return await _Ramp(send, plan, limited, on_step_end, clock).run()
 
-    async def one(sample: Sample) -> None:
-        sample.started = clock() - t0
+
+class _Ramp:
+    """One ramp's state: the step, its rate and end, the next due time, what is in flight."""
+
+    def __init__(self, send: Send, plan: Plan, limited: Callable[[Sample], bool],
+                 on_step_end: StepCheck | None, clock: Callable[[], float]) -> None:
+        self.send, self.plan, self.limited = send, plan, limited
+        self.on_step_end, self.clock = on_step_end, clock
+        self.result = RampResult()
+        self.pending: set[asyncio.Task[None]] = set()
+        self.t0 = clock()
+        self.step = 0
+        self.rate = plan.rates[0]
+        self.step_end = plan.durations[0]
+        self.next_due = 0.0
+        self.sent = 0
+
+    def now(self) -> float:
+        return self.clock() - self.t0
+
+    async def one(self, sample: Sample) -> None:
+        sample.started = self.now()
         try:
-            answer = await send()
+            answer = await self.send()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug in send must not stop the ramp: keep it as data
             answer = Answer(error=f"{type(exc).__name__}: {exc}"[:200])
-        sample.finished = clock() - t0
+        sample.finished = self.now()
         sample.status, sample.error = answer.status, answer.error
         sample.retry_after, sample.message = answer.retry_after, answer.message
-        if result.first_limit_at is None and limited(sample):
-            result.first_limit_at = sample.started
+        if self.result.first_limit_at is None and self.limited(sample):
+            self.result.first_limit_at = sample.started
 
-    step = 0
-    rate = plan.rates[0]
-    step_end = plan.durations[0]
-    next_due = 0.0
-    sent = 0
-    stop = ""
-    while not stop:
-        now = clock() - t0
-        stop_at = (math.inf if result.first_limit_at is None
-                   else result.first_limit_at + plan.confirm_s)
+    def stop_at(self) -> float:
+        """When to stop for a limit: ``confirm_s`` after the first limited request."""
+        first = self.result.first_limit_at
+        return math.inf if first is None else first + self.plan.confirm_s
+
+    def bound(self, now: float, stop_at: float) -> str:
+        """A hard bound reached: the limit confirmed, the time or the request budget."""
         if now >= stop_at:
-            stop = "limit"
-            break
-        if now >= plan.max_seconds:
-            stop = "max-seconds"
-            break
-        if sent >= plan.max_requests:
-            stop = "max-requests"
-            break
-        if now >= step_end and result.first_limit_at is None:
-            verdict = on_step_end(step, samples) if on_step_end else None
-            if verdict:
-                stop = verdict
-                break
-            if step + 1 >= len(plan.rates):
-                stop = "max-rate"
-                break
-            step += 1
-            rate = plan.rates[step]
-            step_end += plan.durations[step]
-        elif now >= step_end:
-            step_end = math.inf  # confirming a limit: same rate until stop_at
+            return "limit"
+        if now >= self.plan.max_seconds:
+            return "max-seconds"
+        if self.sent >= self.plan.max_requests:
+            return "max-requests"
+        return ""
+
+    def next_step(self, now: float) -> str:
+        """At a step's end: the caller's verdict, the last rate reached, or the next rate.
+        While a limit is being confirmed the rate stays until ``stop_at``."""
+        if now < self.step_end:
+            return ""
+        if self.result.first_limit_at is not None:
+            self.step_end = math.inf
+            return ""
+        verdict = self.on_step_end(self.step, self.result.samples) if self.on_step_end else None
+        if verdict:
+            return verdict
+        if self.step + 1 >= len(self.plan.rates):
+            return "max-rate"
+        self.step += 1
+        self.rate = self.plan.rates[self.step]
+        self.step_end += self.plan.durations[self.step]
+        return ""
+
+    def launch_due(self, now: float) -> str:
+        """Start every request due by ``now``, at most ``MAX_BATCH``; "in-flight" at the cap."""
         batch = 0
-        while next_due <= now and sent < plan.max_requests and batch < MAX_BATCH:
-            if len(pending) >= plan.max_in_flight:
-                stop = "in-flight"
-                break
+        while self.next_due <= now and self.sent < self.plan.max_requests and batch < MAX_BATCH:
+            if len(self.pending) >= self.plan.max_in_flight:
+                return "in-flight"
             batch += 1
-            sample = Sample(step, next_due)
-            samples.append(sample)
-            task = asyncio.create_task(one(sample))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-            sent += 1
-            next_due += 1.0 / rate
-        if stop:
-            break
-        wake = min(next_due, step_end, stop_at, plan.max_seconds)
-        # Behind schedule, this is a bare yield: the requests just launched start, answers are
-        # read, and the rest of the backlog follows in the next batch.
-        await asyncio.sleep(max(0.0, wake - (clock() - t0)))
-    result.stopped = stop
-    result.steps_run = step + 1
-    if pending:
-        _, still = await asyncio.wait(set(pending), timeout=plan.drain_s)
-        for task in still:
-            task.cancel()
-        if still:
-            await asyncio.gather(*still, return_exceptions=True)
-        result.cancelled = len(still)
-    result.elapsed_s = clock() - t0
-    return result
+            sample = Sample(self.step, self.next_due)
+            self.result.samples.append(sample)
+            task = asyncio.create_task(self.one(sample))
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+            self.sent += 1
+            self.next_due += 1.0 / self.rate
+        return ""
+
+    async def run(self) -> RampResult:
+        stop = ""
+        while not stop:
+            now = self.now()
+            stop_at = self.stop_at()
+            stop = self.bound(now, stop_at) or self.next_step(now) or self.launch_due(now)
+            if stop:
+                break
+            wake = min(self.next_due, self.step_end, stop_at, self.plan.max_seconds)
+            # Behind schedule, this is a bare yield: the requests just launched start, answers
+            # are read, and the rest of the backlog follows in the next batch.
+            await asyncio.sleep(max(0.0, wake - self.now()))
+        result = self.result
+        result.stopped = stop
+        result.steps_run = self.step + 1
+        if self.pending:
+            _, still = await asyncio.wait(set(self.pending), timeout=self.plan.drain_s)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.gather(*still, return_exceptions=True)
+            result.cancelled = len(still)
+        result.elapsed_s = self.now()
+        return result
 
 
 # --------------------------------------------------------------------------------------------

@@ -590,40 +590,46 @@ def _go_noproxy(host: str, port: str, no_proxy: str) -> str | None:
     ip = _ip(host)
     for raw in no_proxy.split(","):
         entry = raw.strip().lower()
-        if not entry:
-            continue
-        if entry == "*":
-            return "*"
-        if "/" in entry:
-            try:
-                network = ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                pass
-            else:
-                if ip is not None and ip.version == network.version and ip in network:
-                    return raw.strip()
-                continue
-        phost, pport = entry, ""
-        split = _go_split_host_port(entry)
-        if split is not None:
-            phost, pport = split
-            if not phost:
-                continue
-        entry_ip = _go_ip(phost)
-        if entry_ip is not None:
-            if ip is not None and ip == entry_ip and pport in ("", port):
-                return raw.strip()
-            continue
-        if ip is not None:
-            continue  # recent x/net: domain entries never match IP literals
-        if phost.startswith("*."):
-            phost = phost[1:]
-        match_host = not phost.startswith(".")
-        if match_host:
-            phost = "." + phost
-        if (host.endswith(phost) or (match_host and host == phost[1:])) and pport in ("", port):
+        if entry and _go_noproxy_matches(entry, host, ip, port):
             return raw.strip()
     return None
+
+
+def _go_noproxy_matches(entry: str, host: str,
+                        ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None,
+                        port: str) -> bool:
+    """Whether one lower-cased NO_PROXY entry covers ``host`` (``ip`` when it is a literal)."""
+    if entry == "*":
+        return True
+    if "/" in entry:
+        try:
+            network = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            pass  # not a CIDR range: read it as a host
+        else:
+            return ip is not None and ip.version == network.version and ip in network
+    phost, pport = entry, ""
+    split = _go_split_host_port(entry)
+    if split is not None:
+        phost, pport = split
+        if not phost:
+            return False
+    entry_ip = _go_ip(phost)
+    if entry_ip is not None:
+        return ip is not None and ip == entry_ip and pport in ("", port)
+    if ip is not None:
+        return False  # recent x/net: domain entries never match IP literals
+    return _go_domain_matches(phost, host) and pport in ("", port)
+
+
+def _go_domain_matches(phost: str, host: str) -> bool:
+    """A name entry: itself and its subdomains; ``.name`` and ``*.name`` only subdomains."""
+    if phost.startswith("*."):
+        phost = phost[1:]
+    match_host = not phost.startswith(".")
+    if match_host:
+        phost = "." + phost
+    return host.endswith(phost) or (match_host and host == phost[1:])
 
 
 def _go_split_host_port(text: str) -> tuple[str, str] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -74,6 +75,58 @@ def _parse_size(text: str) -> int:
     return int(float(number) * base**power)
 
 
+def _parse_params(value: str) -> str:
+    if not _PARAMS_RE.match(value):
+        raise ValueError(f"bad params {value!r}: expected e.g. 3.2B or 137M")
+    return value.upper()
+
+
+def _parse_caps(value: str) -> tuple[str, ...]:
+    caps = tuple(c.strip().lower() for c in re.split(r"[,+]", value) if c.strip())
+    bad = [c for c in caps if c not in CAPABILITIES]
+    if bad or not caps:
+        raise ValueError(
+            f"bad capability {', '.join(bad) or value!r}: valid are {', '.join(CAPABILITIES)}"
+        )
+    return caps
+
+
+def _parse_ctx(value: str) -> int:
+    if not value.isdigit() or int(value) <= 0:
+        raise ValueError(f"bad ctx {value!r}: expected a positive integer")
+    return int(value)
+
+
+def _parse_think(value: str) -> int:
+    if not value.isdigit():
+        raise ValueError(f"bad think {value!r}: expected a number of tokens")
+    return int(value)
+
+
+# A model spec's options: key -> (ModelSpec field, parser of the value).
+_OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "size": ("size", _parse_size),
+    "family": ("family", str),
+    "params": ("parameter_size", _parse_params),
+    "quant": ("quantization_level", str),
+    "caps": ("capabilities", _parse_caps),
+    "ctx": ("context_length", _parse_ctx),
+    "think": ("think_tokens", _parse_think),
+}
+
+
+def _parse_option(item: str) -> tuple[str, Any]:
+    """One ``key=value`` of a model spec: the ModelSpec field and its value."""
+    key, sep, value = item.partition("=")
+    key, value = key.strip().lower(), value.strip()
+    if not sep or not value:
+        raise ValueError(f"bad model option {item!r}: expected key=value")
+    if key not in _OPTIONS:
+        raise ValueError(f"unknown model option {key!r}: valid are {', '.join(_OPTIONS)}")
+    field, parse = _OPTIONS[key]
+    return field, parse(value)
+
+
 @dataclass
 class ModelSpec:
     """One installed model, as ``/api/tags`` and ``/api/show`` describe it."""
@@ -117,44 +170,9 @@ class ModelSpec:
         kwargs: dict[str, Any] = {}
         for item in parts[1:]:
             item = item.strip()
-            if not item:
-                continue
-            key, sep, value = item.partition("=")
-            key, value = key.strip().lower(), value.strip()
-            if not sep or not value:
-                raise ValueError(f"bad model option {item!r}: expected key=value")
-            if key == "size":
-                kwargs["size"] = _parse_size(value)
-            elif key == "family":
-                kwargs["family"] = value
-            elif key == "params":
-                if not _PARAMS_RE.match(value):
-                    raise ValueError(f"bad params {value!r}: expected e.g. 3.2B or 137M")
-                kwargs["parameter_size"] = value.upper()
-            elif key == "quant":
-                kwargs["quantization_level"] = value
-            elif key == "caps":
-                caps = tuple(c.strip().lower() for c in re.split(r"[,+]", value) if c.strip())
-                bad = [c for c in caps if c not in CAPABILITIES]
-                if bad or not caps:
-                    raise ValueError(
-                        f"bad capability {', '.join(bad) or value!r}: "
-                        f"valid are {', '.join(CAPABILITIES)}"
-                    )
-                kwargs["capabilities"] = caps
-            elif key == "ctx":
-                if not value.isdigit() or int(value) <= 0:
-                    raise ValueError(f"bad ctx {value!r}: expected a positive integer")
-                kwargs["context_length"] = int(value)
-            elif key == "think":
-                if not value.isdigit():
-                    raise ValueError(f"bad think {value!r}: expected a number of tokens")
-                kwargs["think_tokens"] = int(value)
-            else:
-                raise ValueError(
-                    f"unknown model option {key!r}: valid are size, family, params, quant, "
-                    "caps, ctx, think"
-                )
+            if item:
+                field, value = _parse_option(item)
+                kwargs[field] = value
         kwargs.setdefault("size", EMBED_SIZE if embed else MODEL_SIZE)
         if embed:
             kwargs.setdefault("capabilities", ("embedding",))
