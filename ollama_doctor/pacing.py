@@ -20,6 +20,7 @@ arithmetic on the samples.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -325,21 +326,53 @@ def is_knee(p50_s: float | None, baseline_s: float | None) -> bool:
 def limit_rate(samples: Sequence[Sample], first: Sample) -> float | None:
     """A limiter's rate: accepted answers per second while the sender outruns it.
 
-    The limiter is empty at each refusal, so between the first and the last refusal it accepted
-    exactly what it refilled: accepted ÷ time between them is its rate, even if the sender
-    faltered in between (a busy machine). Time is when answers came back (≈ when the limiter
-    decided), not when requests left, so a server that falls behind and catches up does not
-    inflate the figure. With a single refusal, the span runs to the last answer instead.
+    A limiter is empty at each refusal, so between two refusals it accepted at most what it
+    refilled, and exactly that while the sender kept outrunning it. A sender that falters (a
+    busy machine stalls this process) lets the limiter fill up and waste its refill, and
+    accepted ÷ time then falls below the rate. So the span is taken only where refusals come
+    densely (``dense_spans``: runs whose gaps stay within ``GAP_FACTOR`` × their median gap),
+    and the stalls between runs are left out. Time is when answers came back (≈ when the
+    limiter decided), not when requests left, so a server that falls behind and catches up
+    does not inflate the figure. With too few refusals, the span runs from the first refusal
+    to the last refusal or answer instead.
     """
     start = first.finished
     if math.isnan(start):
         return None
-    refused = [s.finished for s in samples if s.done and s.status == first.status
-               and s.finished > start]
-    end = max(refused) if refused and max(refused) - start >= 0.25 else max(
+    refused = sorted(s.finished for s in samples if s.done and s.status == first.status
+                     and s.finished >= start)
+    accepted = sorted(s.finished for s in samples if s.done and s.ok and s.finished > start)
+    spans = dense_spans(refused)
+    if sum(b - a for a, b in spans) >= MIN_SPAN_S:
+        count = sum(1 for t in accepted for a, b in spans if a < t <= b)
+        return count / sum(b - a for a, b in spans)
+    later = [t for t in refused if t > start]
+    end = max(later) if later and max(later) - start >= MIN_SPAN_S else max(
         (s.finished for s in samples if s.done), default=start)
     span = end - start
     if span <= 0:
         return None
-    accepted = sum(1 for s in samples if s.done and s.ok and start < s.finished <= end)
-    return accepted / span
+    return sum(1 for t in accepted if t <= end) / span
+
+
+MIN_SPAN_S = 0.25  # less time than this between refusals says nothing about a rate
+GAP_FACTOR = 4.0  # a gap this many times the median gap between refusals is a stall
+
+
+def dense_spans(refused: Sequence[float]) -> list[tuple[float, float]]:
+    """(first, last) of each run of refusals whose gaps stay within ``GAP_FACTOR`` × the
+    median gap: the stretches where the sender kept the limiter empty."""
+    if len(refused) < 3:
+        return []
+    gaps = sorted(b - a for a, b in itertools.pairwise(refused))
+    limit = GAP_FACTOR * gaps[len(gaps) // 2]
+    spans: list[tuple[float, float]] = []
+    run_start = refused[0]
+    for prev, now in itertools.pairwise(refused):
+        if now - prev > limit:
+            if prev > run_start:
+                spans.append((run_start, prev))
+            run_start = now
+    if refused[-1] > run_start:
+        spans.append((run_start, refused[-1]))
+    return spans

@@ -88,6 +88,34 @@ def test_limit_rate_counts_accepted_answers_after_the_first_refusal() -> None:
     assert pacing.limit_rate([first], first) is None
 
 
+def _bucket_statuses(times: list[float], rate: float, burst: float) -> list[int]:
+    """What a token bucket (the emulator's and most gateways') answers at ``times``."""
+    tokens, stamp, out = burst, 0.0, []
+    for t in times:
+        tokens = min(burst, tokens + (t - stamp) * rate)
+        stamp = t
+        out.append(200 if tokens >= 1 else 429)
+        tokens -= 1 if tokens >= 1 else 0
+    return out
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.6, 1.5])
+def test_limit_rate_leaves_out_the_senders_stalls(stall: float) -> None:
+    """A busy machine stalls the sender; the limiter fills up meanwhile and wastes its refill.
+    Counting that time gave 10/s for a 20/s gateway in CI; only the dense runs of refusals
+    count now."""
+    times = [i / 30 for i in range(60)] + [2 + stall + i / 30 for i in range(60)]
+    samples = [_sample(t, t + 0.002, status)
+               for t, status in zip(times, _bucket_statuses(times, 20.0, 2.0), strict=True)]
+    first = next(s for s in samples if s.status == 429)
+    assert pacing.limit_rate(samples, first) == pytest.approx(20.0, rel=0.1)
+
+
+def test_dense_spans_split_at_stalls() -> None:
+    assert pacing.dense_spans([0.0, 0.1, 0.2, 0.3, 2.0, 2.1, 2.2]) == [(0.0, 0.3), (2.0, 2.2)]
+    assert pacing.dense_spans([0.0, 1.0]) == []
+
+
 def test_step_stats() -> None:
     samples = [_sample(0.0, 0.010, 200), _sample(0.1, 0.120, 200), _sample(0.2, 0.201, 429),
                Sample(0, 0.3, 0.3, math.nan, None), Sample(1, 0.4, 0.4, 0.5, 200)]
