@@ -11,7 +11,9 @@ rate is measured from the times the requests actually started, and
 ``ramp`` walks a list of rates, one step after another without a pause — the last rate is held
 for the rest of the budget, because a limiter with a burst allowance (a token bucket starts
 full) only answers 429 once the sender has outrun it for a while — and stops at the first
-limiting answer (after ``confirm_s`` more at the same rate, to measure the limit), at a step
+limiting answer (after ``confirm_s`` more at the same rate, to measure the limit; a refusal
+that does not recur in that time was a burst allowance the run's earlier calls had used up,
+and the ramp goes on: ``RampResult.lone_refusals``), at a step
 the caller's ``on_step_end`` rejects (a latency knee, errors), or at a hard bound: the last
 rate, ``max_requests``, ``max_seconds``, ``max_in_flight``. Everything else here is pure
 arithmetic on the samples.
@@ -81,6 +83,9 @@ class RampResult:
     elapsed_s: float = 0.0
     first_limit_at: float | None = None  # start time of the first limited request
     cancelled: int = 0  # requests still unanswered after the drain
+    # limited answers that did not recur within confirm_s at the same rate: a burst
+    # allowance the run's earlier calls had used up, not a limit at that rate (start times)
+    lone_refusals: list[float] = field(default_factory=list)
 
 
 # Requests launched per wake-up. A late wake-up (a busy machine) owes many requests at once;
@@ -130,7 +135,8 @@ class _Ramp:
         sample.finished = self.now()
         sample.status, sample.error = answer.status, answer.error
         sample.retry_after, sample.message = answer.retry_after, answer.message
-        if self.result.first_limit_at is None and self.limited(sample):
+        if (self.result.first_limit_at is None and self.limited(sample)
+                and sample.started not in self.result.lone_refusals):
             self.result.first_limit_at = sample.started
 
     def stop_at(self) -> float:
@@ -141,12 +147,28 @@ class _Ramp:
     def bound(self, now: float, stop_at: float) -> str:
         """A hard bound reached: the limit confirmed, the time or the request budget."""
         if now >= stop_at:
-            return "limit"
+            if self.confirmed():
+                return "limit"
+            self.forget_lone_refusal(now)
         if now >= self.plan.max_seconds:
             return "max-seconds"
         if self.sent >= self.plan.max_requests:
             return "max-requests"
         return ""
+
+    def confirmed(self) -> bool:
+        """A limit is real when limited answers recur while its rate is held: one lone 429
+        is what a token bucket the run's other calls had emptied answers once."""
+        first = self.result.first_limit_at
+        return sum(1 for s in self.result.samples
+                   if s.done and s.started >= (first or 0.0) and self.limited(s)) > 1
+
+    def forget_lone_refusal(self, now: float) -> None:
+        assert self.result.first_limit_at is not None
+        self.result.lone_refusals.append(self.result.first_limit_at)
+        self.result.first_limit_at = None
+        if self.step_end == math.inf:  # the step ended while confirming: judge it now
+            self.step_end = now
 
     def next_step(self, now: float) -> str:
         """At a step's end: the caller's verdict, the last rate reached, or the next rate.

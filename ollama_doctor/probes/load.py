@@ -22,7 +22,9 @@ achieved rate, answers by status, p50/p90 latency, p90 lateness of the sender pe
 ``requests``, ``elapsed_s``, ``stopped`` (``limit``, ``knee``, ``sender``, ``errors``,
 ``max-rate``, ``max-requests``, ``max-seconds``, ``in-flight``), ``sustainable_rate``,
 ``limit`` (status, the rate and time errors began, the estimated limit, ``Retry-After`` values,
-the server's message, calls in flight), ``recommendation`` (a client-side token bucket and a
+the server's message, calls in flight), ``lone_refusals`` (429s that did not recur at
+their rate: a burst allowance earlier calls had used up, never taken for the limit),
+``recommendation`` (a client-side token bucket and a
 backoff schedule, or a concurrency cap for 503s), ``path`` (requests go along the client's own
 path, ``Context.async_client``: through its proxy when one applies).
 
@@ -202,7 +204,12 @@ def _judge(ctx: Context, plan: pacing.Plan, result: pacing.RampResult, facts: di
     backoff = list(BACKOFF_S)
     target = ctx.target
 
-    first = min((s for s in samples if limited(s)), key=lambda s: s.started, default=None)
+    # the confirmed limit's first refusal; a lone one before it was a used-up burst allowance
+    since = result.first_limit_at if result.first_limit_at is not None else math.inf
+    first = min((s for s in samples if limited(s) and s.started >= since),
+                key=lambda s: s.started, default=None)
+    if result.lone_refusals:
+        facts["lone_refusals"] = len(result.lone_refusals)
     if first is not None:
         status = first.status or 0
         at_rate = plan.rates[first.step]
