@@ -347,8 +347,6 @@ def watch(config: WatchConfig, *, out: IO[str] | None = None, err: IO[str] | Non
           stop: threading.Event | None = None,
           check: Callable[..., dict[str, Any]] = run_check) -> int:
     """Run rounds until ``count`` or ``stop``; the last round's exit code."""
-    from ollama_doctor.report import write_atomic
-
     out = out or sys.stdout
     err = err or sys.stderr
     stop = stop or threading.Event()
@@ -401,26 +399,8 @@ def watch(config: WatchConfig, *, out: IO[str] | None = None, err: IO[str] | Non
             for change in changes:
                 _print_change(out, change, config.json_out)
                 notifier.send(change)
-            if save_state:
-                try:
-                    write_atomic(str(state_path), json.dumps(tracker.to_dict(), indent=1))
-                except OSError as exc:
-                    warn(f"cannot save state to {str(state_path)!r}: {exc.strerror or exc}")
-            if config.jsonl:
-                record = {**last, "round": tracker.round, "tries": len(tries),
-                          "changes": changes, "active": sorted(tracker.active)}
-                try:
-                    with open(config.jsonl, "a", encoding="utf-8") as handle:
-                        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-                except OSError as exc:
-                    warn(f"cannot append to --jsonl {config.jsonl!r}: {exc.strerror or exc}")
-            if config.output:
-                from ollama_doctor.report import output_format, to_json, to_markdown
-
-                with contextlib.suppress(OSError, ValueError):
-                    text = (to_json(last) if output_format(config.output) == "json"
-                            else to_markdown(last))
-                    write_atomic(config.output, text)
+            _record_round(config, tracker, last, tries, changes,
+                          state_path if save_state else None, warn)
             if config.count is not None and rounds >= config.count:
                 break
             next_at += config.interval
@@ -435,6 +415,35 @@ def watch(config: WatchConfig, *, out: IO[str] | None = None, err: IO[str] | Non
         restore()
         notifier.close(timeout=drain)
     return code
+
+
+def _record_round(config: WatchConfig, tracker: Tracker, last: dict[str, Any],
+                  tries: list[dict[str, Any]], changes: list[dict[str, Any]],
+                  state_path: Path | None, warn: Callable[[str], None]) -> None:
+    """After a round: the state file, the ``--jsonl`` line and the ``-o`` report. A write that
+    fails is a warning: a watch of days must not end on a full disk."""
+    from ollama_doctor.report import write_atomic
+
+    if state_path is not None:
+        try:
+            write_atomic(str(state_path), json.dumps(tracker.to_dict(), indent=1))
+        except OSError as exc:
+            warn(f"cannot save state to {str(state_path)!r}: {exc.strerror or exc}")
+    if config.jsonl:
+        record = {**last, "round": tracker.round, "tries": len(tries),
+                  "changes": changes, "active": sorted(tracker.active)}
+        try:
+            with open(config.jsonl, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            warn(f"cannot append to --jsonl {config.jsonl!r}: {exc.strerror or exc}")
+    if config.output:
+        from ollama_doctor.report import output_format, to_json, to_markdown
+
+        with contextlib.suppress(OSError, ValueError):
+            text = (to_json(last) if output_format(config.output) == "json"
+                    else to_markdown(last))
+            write_atomic(config.output, text)
 
 
 def _stop_on_sigterm(stop: threading.Event) -> Callable[[], None]:
