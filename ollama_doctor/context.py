@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ollama_doctor.target import Target
 
@@ -74,6 +74,7 @@ class Options:
 
 GetAddrInfo = Callable[..., list[tuple[Any, ...]]]
 E = TypeVar("E")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,24 @@ class Route:
         return out
 
 OP_FLOOR = 1.0  # seconds an operation gets even past the run's deadline
+SHARED_KEEP_BYTES = 64 * 1024  # of a shared answer's body, kept after parsing: evidence, errors
+
+
+@dataclass(frozen=True)
+class SharedReply(Generic[T]):
+    """One ``GET`` made once per run for the probes that read it (``Context.tags``).
+
+    ``reply`` has the status, headers and any error; its body is cut to the first
+    ``SHARED_KEEP_BYTES`` (``truncated`` says so), which is all a probe quotes or reads an error
+    from. ``parsed`` is what ``parse`` made of the whole body: ``None`` when the answer was not
+    a complete 2xx (an error, a refusal, or a body cut at the byte cap), or for a caller that
+    asked for no parse.
+    """
+
+    reply: HttpReply
+    size: int  # bytes of body received (at most the cap)
+    over_cap: bool  # the body was longer than the cap: cut there, not parsed
+    parsed: T | None
 
 
 @dataclass
@@ -160,6 +179,52 @@ class Context:
                 "dns", f"resolver did not answer within {limit:g} s", "TimeoutError"))
         assert pending.value is not None
         return pending.value
+
+    # -- answers shared between probes ----------------------------------------------------
+    def tags(self, url: str, headers: Mapping[str, str],
+             parse: Callable[[bytes], T | None] | None, *, max_bytes: int) -> SharedReply[T]:
+        """``GET url`` (a server's ``/api/tags``) once per run for each set of headers, its
+        body parsed once by the first caller that passes ``parse``; a caller that passes
+        ``None`` gets the answer without waiting for any parse.
+
+        The models and auth probes both read the model list, at the same moment (both run after
+        reachability). For a store of 100,000 models that is a 38 MB answer: fetched and parsed
+        twice, it cost twice the time and memory and starved the other probes. As in
+        ``resolve``, a caller waits for another one's answer no longer than its own timeout,
+        then as long again for its parse. The headers are part of the key: a call with an
+        ``Origin`` (auth with ``--origin``) is another request.
+        """
+        import hashlib
+
+        limit = self.op_timeout()
+        digest = hashlib.sha256(repr((url, sorted(headers.items()), max_bytes)).encode())
+        key = "tags:" + digest.hexdigest()  # no header value (a key) kept in the memo
+        with self._lock:
+            pending = self.memo.get(key)
+            mine = pending is None
+            if mine:
+                pending = self.memo[key] = _SharedPending()
+        assert isinstance(pending, _SharedPending)
+        if mine:
+            try:
+                pending.answer(self.http("GET", url, headers=dict(headers),
+                                         max_bytes=max_bytes, timeout=limit))
+            finally:
+                pending.answered.set()
+        elif not pending.answered.wait(limit):
+            return _shared_error(url, f"no answer within {limit:g} s")
+        if pending.head is None:  # the probe that made the request crashed
+            return _shared_error(url, "no answer")
+        if parse is None:
+            head: SharedReply[T] = pending.head
+            return head
+        if not pending.parsing.acquire(timeout=limit):
+            return _shared_error(url, f"its model list was not parsed within {limit:g} s")
+        try:
+            parsed: SharedReply[T] = pending.parsed(parse)
+        finally:
+            pending.parsing.release()
+        return parsed
 
     # -- time -----------------------------------------------------------------------------
     def remaining(self) -> float | None:
@@ -353,6 +418,47 @@ class _Pending:
     def __init__(self) -> None:
         self.done = threading.Event()
         self.value: Resolution | None = None
+
+
+class _SharedPending:
+    """One shared request: answered (the head of its answer and, until parsed, the whole
+    body), then parsed by the first caller that asks."""
+
+    def __init__(self) -> None:
+        self.answered = threading.Event()
+        self.parsing = threading.Lock()
+        self.head: SharedReply[Any] | None = None  # not parsed
+        self._body: bytes | None = None
+        self._value: SharedReply[Any] | None = None
+
+    def answer(self, reply: HttpReply) -> None:
+        import dataclasses
+
+        body = reply.body
+        self._body = body if reply.ok and not reply.truncated else None  # else not parsed
+        head = dataclasses.replace(reply, body=body[:SHARED_KEEP_BYTES],
+                                   truncated=reply.truncated or len(body) > SHARED_KEEP_BYTES)
+        self.head = SharedReply(head, len(body), reply.truncated, None)
+
+    def parsed(self, parse: Callable[[bytes], Any]) -> SharedReply[Any]:
+        """The answer with ``parse`` of its body, parsed on the first call (under
+        ``parsing``); the body is let go then."""
+        import dataclasses
+
+        if self._value is None:
+            assert self.head is not None
+            body, self._body = self._body, None
+            self._value = dataclasses.replace(
+                self.head, parsed=None if body is None else parse(body))
+        return self._value
+
+
+def _shared_error(url: str, what: str) -> SharedReply[Any]:
+    from ollama_doctor import net
+
+    return SharedReply(net.HttpReply("GET", url, error=net.NetError(
+        "read-timeout", f"{what} (the request another probe made for this one)",
+        "TimeoutError")), 0, False, None)
 
 
 def _socksio_available() -> bool:

@@ -8,17 +8,23 @@ measured in ``benchmarks/bench_bounds.py``.
 
 from __future__ import annotations
 
+import hashlib
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ollama_doctor import net
 from tests.conftest import CliRun, clean_environ, free_port
+from tests.support._http import RequestHead, http_date, render_head
+from tests.support.reverse_proxy import ReverseProxy
 from tests.support.trickle import TrickleServer
 
 HANG_LIMIT = 15.0  # seconds: a run at --timeout 2 that takes this long has hung
@@ -176,3 +182,122 @@ def test_classify_maps_httpx_exceptions_by_class_most_specific_first() -> None:
     ]
     for exc, kind in table:
         assert net.classify(exc).kind == kind, exc
+
+
+# --------------------------------------------------------------------------------------------
+# A server with a very large model store
+
+
+def tags_body(count: int) -> bytes:
+    """Ollama's ``GET /api/tags`` answer for ``count`` models, compact as Go writes it
+    (``api.ListResponse``, ``api/types.go``; docs/ollama-wire.md §1): ~380 bytes a model,
+    100,000 → 38 MB."""
+    rows = []
+    for i in range(count):
+        name = f"model-{i:06d}:latest"
+        digest = hashlib.sha256(name.encode()).hexdigest()
+        rows.append(
+            f'{{"name":"{name}","model":"{name}","modified_at":"2026-01-01T00:00:00.'
+            f'{i:09d}+01:00","size":{2019393189 + i},"digest":"{digest}","details":'
+            '{"parent_model":"","format":"gguf","family":"llama","families":["llama"],'
+            '"parameter_size":"3.2B","quantization_level":"Q4_K_M"},'
+            '"capabilities":["completion","tools"]}')
+    return ('{"models":[' + ",".join(rows) + "]}").encode()
+
+
+def store_names(count: int) -> list[str]:
+    """The emulator's models for a store of ``count``: the first three of ``tags_body``."""
+    return [f"model-{i:06d}:latest;size={2019393189 + i}" for i in range(min(count, 3))]
+
+
+class BigStore(ReverseProxy):
+    """An emulator behind a front that answers ``GET /api/tags`` from prebuilt bytes (the
+    emulator would build and encode a large list on every request) and passes every other call
+    through. Counts the ``/api/tags`` requests it answers."""
+
+    def __init__(self, upstream: str, body: bytes) -> None:
+        super().__init__(upstream, server_header="")
+        self._tags = (render_head("HTTP/1.1 200 OK", [
+            ("Content-Type", "application/json; charset=utf-8"), ("Date", http_date()),
+            ("Content-Length", str(len(body)))]) + body)
+        self.tags_requests: list[str] = []  # each one's method (list.append is atomic)
+
+    def _forward(self, conn: socket.socket, head: RequestHead, body: bytes) -> bool:
+        if head.target.split("?")[0] == "/api/tags" and head.method in ("GET", "HEAD"):
+            self.tags_requests.append(head.method)
+            conn.sendall(self._tags if head.method == "GET" else
+                         self._tags[: self._tags.index(b"\r\n\r\n") + 4])
+            return True
+        return super()._forward(conn, head, body)
+
+
+# ru_maxrss of a child counts the pages of the process it was forked from (Linux records the
+# old image's high-water mark at exec), so a child of this process, which holds a 38 MB answer
+# twice, would show 150 MB before doing anything. A small wrapper starts the child instead and
+# reports the child's own peak, and its wall time, on its stderr's last line.
+_MEASURE = """\
+import os, subprocess, sys, time
+started = time.perf_counter()
+child = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(child.pid, 0)
+sys.stderr.write(f"\\nmeasured {time.perf_counter() - started:.4f} {usage.ru_maxrss}\\n")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@dataclass
+class Measured:
+    wall: float  # seconds, process start included
+    peak_mb: float  # peak resident set size
+    run: CliRun
+
+
+def measured_check(url: str, *args: str, timeout: float = 120) -> Measured:
+    """One ``check`` process against ``url``: its wall time, peak RSS and output."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE, sys.executable, "-m", "ollama_doctor", "check",
+         "--host", url, *args], capture_output=True, text=True, env=clean_environ(),
+        timeout=timeout)
+    head, _, last = proc.stderr.rstrip("\n").rpartition("\n")
+    _, wall, kib = last.split()
+    return Measured(float(wall), int(kib) / 1024, CliRun(proc.returncode, proc.stdout, head))
+
+
+@pytest.mark.slow
+def test_a_store_of_100000_models_is_read_once_within_the_memory_bound(
+        emulator: Callable[..., Any]) -> None:
+    """A 38 MB /api/tags: fetched once for the models and auth probes, parsed within 150 MB.
+    The wall time against a 3-model store (at most 2×) is measured in benchmarks/
+    bench_bounds.py; a generous --timeout here keeps a busy machine from cutting the probe."""
+    emu = emulator(models=store_names(3))
+    with BigStore(emu.url, tags_body(100_000)) as store:
+        got = measured_check(store.url, "--timeout", "20", "--json")
+    assert got.wall < 90, got.wall  # a hang, not a speed
+    assert got.run.code == 0, got.run.stderr
+    models_check = next(c for c in got.run.json()["checks"] if c["id"] == "models")
+    assert (models_check["status"], models_check["summary"]) == (
+        "pass", f"100000 models on {store.url} — direct")
+    assert models_check["facts"]["count"] == 100_000
+    assert len(models_check["facts"]["models"]) == 200
+    assert models_check["facts"]["models"][0] == {
+        "name": "model-000000:latest", "size": 2019393189, "size_human": "2.0 GB",
+        "family": "llama", "parameter_size": "3.2B", "quantization": "Q4_K_M",
+        "capabilities": ["completion", "tools"]}
+    assert store.tags_requests == ["GET"]
+    assert got.peak_mb < 150, got.peak_mb
+
+
+# --------------------------------------------------------------------------------------------
+# Warm-up against an endless answer (one deadline per call, net.Cutoff)
+
+
+def test_an_endless_answer_to_the_load_is_never_called_a_slow_load(
+        trickle: Callable[..., TrickleServer]) -> None:
+    """The load's headers came at once; a body that never ends is the server's (or, cut
+    short by the run's deadline, nobody's) doing — not a load that outlasts --load-timeout."""
+    took, run = _check(trickle("endless", 0.2).url, "-m", "llama3.2")
+    assert took < HANG_LIMIT, took
+    warm = next(c for c in run.json()["checks"] if c["id"] == "warmup")
+    assert warm["status"] in ("fail", "warn", "error")
+    assert "did not load within" not in warm["summary"]
+    assert "slow-model-load" not in [f["cause"] for f in warm["findings"]]

@@ -3,6 +3,7 @@ CLI, then the real CLI against the emulator (S13, S14, S29, cloud models)."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import sys
@@ -72,15 +73,96 @@ def test_native_base(host: str, base: str) -> None:
     assert models.native_base(Context(target=parse_target(host))) == base
 
 
-def test_parse_tags_tolerates_garbage() -> None:
-    assert models._parse_tags(None) is None
-    assert models._parse_tags([]) is None
-    assert models._parse_tags({"models": "x"}) is None
-    assert models._parse_tags({"models": None}) == []  # Go's nil slice
-    assert models._parse_tags({"models": [1, {"name": ""}, {"details": []}]}) == []
-    assert models._parse_tags({"models": [{"model": "a:latest", "size": "big",
-                                           "details": "x"}]}) == [
-        {"name": "a:latest", "size": None, "size_human": None, "family": None,
+def records(body: bytes) -> list[dict[str, Any]] | None:
+    rows = models.parse_tags(body)
+    return None if rows is None else [row.record() for row in rows]
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    (b"", None), (b"null", None), (b"[]", None), (b"<html>", None),
+    (b'{"models":"x"}', None),
+    (b'{"models":[{"name":"a"}]', None),  # cut short
+    (b'{"models":[{"name":"a"},]}', None),  # not JSON
+    (b'{"models":[]} trailing', None),
+    (b'{"models":[{"name":"\xff"}]}', None),  # not UTF-8
+    (b"{}", []), (b'{"models":null}', []),  # Go's nil slice
+    (b'{"models":[]}', []),
+    (b' { "models" : [ 1 , {"name":""}, {"details":[]}, null ] } \n', []),
+    (b'{"models":[{"name":"a"}],"models":null}', []),  # the last key counts, as in json.loads
+    (b'{"models":[{"model":"a:latest","size":"big","details":"x"}]}',
+     [{"name": "a:latest", "size": None, "size_human": None, "family": None,
+       "parameter_size": None, "quantization": None}]),
+    (b'\xef\xbb\xbf{"other":{"x":[1,2]},"models":[{"name":"\\u00e9t\xc3\xa9:1b","size":1200,'
+     b'"remote_host":"https://ollama.com:443","capabilities":["tools",{"x":1},"vision"],'
+     b'"details":{"family":"qwen3","parameter_size":"8.2B","quantization_level":"Q4_K_M"}}]}',
+     [{"name": "\u00e9t\u00e9:1b", "size": 1200, "size_human": "1.2 KB", "family": "qwen3",
+       "parameter_size": "8.2B", "quantization": "Q4_K_M", "capabilities": ["tools", "vision"],
+       "remote_host": "https://ollama.com:443"}]),
+])
+def test_parse_tags_tolerates_garbage(body: bytes, expected: list[dict[str, Any]] | None
+                                      ) -> None:
+    assert records(body) == expected
+
+
+def reference(body: bytes) -> list[dict[str, Any]]:
+    """What the rows must be: json.loads of the whole body, then the per-model rules."""
+    out = []
+    for item in json.loads(body)["models"] or []:
+        if not isinstance(item, dict):
+            continue
+        name = item.get("name") or item.get("model")
+        if not isinstance(name, str) or not name:
+            continue
+        details = item.get("details") if isinstance(item.get("details"), dict) else {}
+        size = item.get("size") if isinstance(item.get("size"), int) else None
+        row = {"name": name, "size": size, "size_human": models._human(size),
+               "family": details.get("family"), "parameter_size": details.get("parameter_size"),
+               "quantization": details.get("quantization_level")}
+        if isinstance(item.get("capabilities"), list):
+            row["capabilities"] = [c for c in item["capabilities"] if isinstance(c, str)]
+        if isinstance(item.get("remote_host"), str):
+            row["remote_host"] = item["remote_host"]
+        out.append(row)
+    return out
+
+
+@pytest.mark.parametrize("body", [
+    # "},{" inside a string, and inside a nested array: not a boundary between models
+    b'{"models":[{"name":"a},{b"},{"name":"c\\"},{\\"d"},{"name":"e","families":[{"x":1},'
+    b'{"y":2}],"details":{"family":"f"}},{"name":"g"}]}',
+    # "},{" after the array, in another key's value
+    b'{"models":[{"name":"a"},{"name":"b","size":3}],"x":[{},{}],"y":{"z":[{},{}]}}',
+    # blanks between models, objects without a name, values of every type
+    b'{"models":[ {"name":"a"} ,\n{"model":"b:1b","size":1.5}, {}, [], "s", 2, null,'
+    b'{"name":"c","capabilities":[{"x":1},"tools"],"remote_host":7,"details":[1]}]}',
+])
+def test_parse_tags_reads_every_model_once_whatever_the_text(body: bytes) -> None:
+    many = body.replace(b'{"models":[', b'{"models":[' + b'{"name":"pad"},' * 5000, 1)
+    for text in (body, many):
+        assert records(text) == reference(text)
+
+
+@pytest.mark.parametrize("indent", [None, 3])
+def test_parse_tags_reads_values_across_its_windows(indent: int | None) -> None:
+    """Models that straddle the decoding window's edge (numbers, escaped and multi-byte
+    strings cut in two) parse exactly as json.loads reads them."""
+    items = [{"name": f"m\u00e9-{i}\"q\":{'x' * (i % 97)}", "size": 10 ** (i % 13),
+              "details": {"family": "llama", "parameter_size": "3.2B",
+                          "quantization_level": "Q4_K_M"},
+              **({"capabilities": ["completion"]} if i % 3 else {})} for i in range(6000)]
+    body = json.dumps({"models": items}, indent=indent, ensure_ascii=False).encode()
+    assert len(body) > 3 * models._WINDOW
+    assert records(body) == reference(body)
+
+
+def test_parse_tags_refuses_one_huge_model() -> None:
+    """One value longer than _MAX_VALUE (and the window after it) is not an Ollama answer:
+    the decoded window stays bounded whatever the body."""
+    huge = (b'{"models":[{"name":"a","pad":"' + b"x" * (models._MAX_VALUE + models._WINDOW)
+            + b'"}]}')
+    assert models.parse_tags(huge) is None
+    assert records(b'{"models":[{"name":"a","pad":"' + b"x" * 1000 + b'"}]}') == [
+        {"name": "a", "size": None, "size_human": None, "family": None,
          "parameter_size": None, "quantization": None}]
 
 
@@ -437,3 +519,134 @@ def test_cloud_model_show_failures_name_their_cause(emulator: Callable[..., Any]
                              options=Options(model="gpt-oss:120b-cloud")))
     assert [(f.cause, f.severity.value, f.code) for f in out.findings] == [(cause, "error", code)]
     assert out.status.value == "fail"
+
+
+# ---------------------------------------------------------------------------------------------
+# /api/tags: fetched once per run, shared by the models and auth probes
+
+
+def tags_requests(emu: Any) -> list[Any]:
+    return [r for r in emu.requests if r.path == "/api/tags"]
+
+
+def test_one_tags_request_per_check_run(cli: Callable[..., CliRun],
+                                        emulator: Callable[..., Any], tmp_path: Path) -> None:
+    emu = emulator(models=["llama3.2:latest", "qwen3:8b", "nomic-embed-text"])
+    run = cli("check", "--host", emu.url, "--json", env=fake_cli(tmp_path, None))
+    assert run.code == 0, run.stdout
+    doc = run.json()
+    assert [(r.method, r.headers.get("origin")) for r in tags_requests(emu)] == [("GET", None)]
+    models_check, auth_check = check_of(doc, "models"), check_of(doc, "auth")
+    assert (models_check["status"], models_check["facts"]["count"]) == ("pass", 3)
+    assert (auth_check["status"], auth_check["summary"]) == (
+        "pass", "GET /api/tags answers 200 — direct")
+    call = auth_check["facts"]["call"]
+    assert (call["request"], call["status"]) == (f"GET {emu.url}/api/tags", 200)
+    assert call["body"].startswith('{"models":[{"name":"llama3.2:latest"')
+
+
+def test_an_origin_is_another_request(cli: Callable[..., CliRun],
+                                      emulator: Callable[..., Any], tmp_path: Path) -> None:
+    """auth sends the client's Origin, models does not: two GETs, each as it was (and auth's
+    CORS preflight)."""
+    emu = emulator()
+    run = cli("check", "--host", emu.url, "--origin", "http://localhost:3000", "--json",
+              env=fake_cli(tmp_path, None))
+    assert run.code == 0, run.stdout
+    assert sorted((r.method, r.headers.get("origin") or "") for r in tags_requests(emu)) == [
+        ("GET", ""), ("GET", "http://localhost:3000"), ("OPTIONS", "http://localhost:3000")]
+
+
+def test_models_and_auth_in_one_run_share_the_request(emulator: Callable[..., Any]) -> None:
+    from ollama_doctor.runner import run_probes
+
+    emu = emulator(models=["llama3.2:latest", "qwen3:8b"])
+    ctx = Context(target=parse_target(emu.url), options=Options(timeout=10))
+    results = {r.id: r for r in run_probes(ctx, ["reachability", "models", "auth"])}
+    assert [(i, r.status) for i, r in results.items()] == [
+        ("reachability", Status.PASS), ("models", Status.PASS), ("auth", Status.PASS)]
+    assert results["models"].facts["count"] == 2
+    assert len(tags_requests(emu)) == 1
+
+
+def test_a_second_caller_waits_no_longer_than_its_own_timeout() -> None:
+    """The probe that did not make the request gets an error after its own timeout, not
+    after the first one's; the server still sees one request."""
+    import threading
+
+    from tests.support.trickle import TrickleServer
+
+    with TrickleServer("status", 0.5) as server:
+        ctx = Context(target=parse_target(server.url), options=Options(timeout=4))
+        url = server.url + "/api/tags"
+        first = threading.Thread(target=models.shared_tags, args=(ctx, url, {}), daemon=True)
+        first.start()
+        deadline = time.monotonic() + 10
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.02)
+        ctx.deadline = ctx.clock() + 0.1  # this caller has only OP_FLOOR (1 s) left
+        second = models.shared_tags(ctx, url, {})
+        assert first.is_alive()  # the first request is still under way
+        assert second.parsed is None and second.reply.status is None
+        assert second.reply.error is not None
+        assert (second.reply.error.kind, second.reply.error.message) == (
+            "read-timeout", "no answer within 1 s (the request another probe made for this one)")
+        assert len(server.requests) == 1
+        first.join(10)
+
+
+def test_the_answer_is_shared_at_once_and_parsed_once(emulator: Callable[..., Any]) -> None:
+    """Context.tags: a caller that asks for no parse (auth) is not held by another's parse;
+    the first caller with a parser parses, every later one gets that same list."""
+    import threading
+
+    emu = emulator(models=["llama3.2:latest", "qwen3:8b"])
+    ctx = Context(target=parse_target(emu.url), options=Options(timeout=10))
+    url = emu.url + "/api/tags"
+    release, calls = threading.Event(), []
+
+    def slow_parse(body: bytes) -> list[str]:
+        calls.append(len(body))
+        release.wait(10)
+        return ["parsed"]
+
+    box: dict[str, Any] = {}
+    parser = threading.Thread(target=lambda: box.setdefault(
+        "first", ctx.tags(url, {}, slow_parse, max_bytes=1 << 20)), daemon=True)
+    parser.start()
+    deadline = time.monotonic() + 10
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    head = ctx.tags(url, {}, None, max_bytes=1 << 20)  # while the parse is held
+    assert (head.reply.status, head.parsed, head.size) == (200, None, calls[0])
+    assert head.reply.body.startswith(b'{"models":[{"name":"llama3.2:latest"')
+    release.set()
+    parser.join(10)
+    again = ctx.tags(url, {}, slow_parse, max_bytes=1 << 20)
+    assert again is box["first"] and again.parsed == ["parsed"]
+    assert len(calls) == 1 and len(tags_requests(emu)) == 1
+
+
+def test_a_list_past_the_byte_cap_is_said_so(emulator: Callable[..., Any],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    emu = emulator(models=[f"m{i}:latest" for i in range(20)])
+    monkeypatch.setattr(models, "STORE_MAX_BYTES", 2000)
+    out = models.run(Context(target=parse_target(emu.url)))
+    assert (out.status, out.summary) == (
+        Status.WARN, f"GET {emu.url}/api/tags answered more than 2,000 bytes (this tool reads "
+                     "no more); models unknown — direct")
+    assert "models" not in out.facts
+
+
+def test_the_asked_model_past_the_listed_ones_keeps_its_row(
+        emulator: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """facts.models holds the first MAX_LISTED rows, and the asked model's own row after
+    them (its size is what the resources probe compares with free memory)."""
+    emu = emulator(models=[f"m{i}:latest" for i in range(5)] + ["big:latest;size=7G"])
+    monkeypatch.setattr(models, "MAX_LISTED", 3)
+    out = models.run(Context(target=parse_target(emu.url), options=Options(model="big")))
+    assert out.status is Status.PASS
+    assert [m["name"] for m in out.facts["models"]] == [
+        "m0:latest", "m1:latest", "m2:latest", "big:latest"]
+    assert out.facts["models_truncated"] is True and out.facts["count"] == 6
+    assert out.evidence is not None and out.evidence.size_of("big:latest") == 7_000_000_000

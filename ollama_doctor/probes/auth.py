@@ -10,7 +10,8 @@ Checks:
 2. One representative call as the client would make it, along its path (through its proxy when
    one applies): ``POST /api/show`` for ``--model`` (never a generate or chat: those load the
    model), else ``GET /api/tags`` (``GET {base}/models`` for an OpenAI-style ``/v1`` base, or
-   for an OpenAI client, whose base path is ``/v1``).
+   for an OpenAI client, whose base path is ``/v1``). ``GET /api/tags`` is the models probe's
+   request too: made once per run for both (``Context.tags``).
 3. **401.** Local Ollama never checks ``Authorization``, so a 401 without Ollama's
    ``signin_url`` proves an intermediary (``auth-required``): its ``WWW-Authenticate``
    challenge, whether credentials were sent, and whether sending them changed the answer.
@@ -42,7 +43,7 @@ from urllib.parse import urlsplit
 
 from ollama_doctor import modelname, net
 from ollama_doctor import remedies as R
-from ollama_doctor.context import Context
+from ollama_doctor.context import SHARED_KEEP_BYTES, Context
 from ollama_doctor.facts import AuthFacts
 from ollama_doctor.local import Launcher
 from ollama_doctor.redact import is_secret_name, redact_headers
@@ -205,7 +206,20 @@ def _headers(ctx: Context, *, credentials: bool = True, origin: bool = True,
 
 def _send(ctx: Context, call: Call, headers: dict[str, str]) -> net.HttpReply:
     return ctx.http(call.method, call.url, headers=headers, json_body=call.body,
-                    max_bytes=64 * 1024)
+                    max_bytes=SHARED_KEEP_BYTES)
+
+
+def _first(ctx: Context, call: Call, headers: dict[str, str]) -> net.HttpReply:
+    """The representative call as the client makes it. ``GET /api/tags`` is also the models
+    probe's request (the same one unless ``--origin`` adds a header): it is made once per run
+    and shared (``models.shared_tags``). Its reply keeps the body's first 64 KiB, as much as
+    this probe reads of any answer."""
+    if call.method == "GET" and call.body is None and urlsplit(call.url).path.endswith(
+            "/api/tags"):
+        from ollama_doctor.probes.models import shared_tags
+
+        return shared_tags(ctx, call.url, headers, parsed=False).reply
+    return _send(ctx, call, headers)
 
 
 def _credentials_source(ctx: Context) -> str | None:
@@ -267,7 +281,7 @@ def _run(ctx: Context) -> Outcome:
     findings: list[Finding] = []
     call = representative_call(ctx)
     sent = _headers(ctx)
-    reply = _send(ctx, call, sent)
+    reply = _first(ctx, call, sent)
     facts["call"] = reply.to_evidence()
     origin = ctx.options.origin
     facts["origins"] = _origin_facts(origin)

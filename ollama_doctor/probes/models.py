@@ -4,7 +4,9 @@ Checks:
 
 1. ``GET /api/tags`` at the server's native base (and ``GET {base}/models`` too when the
    target is an OpenAI-style ``…/v1`` base): every model with its size, family, parameter size
-   and quantisation.
+   and quantisation. The request is made once per run and shared with the auth probe
+   (``shared_tags``), read up to ``STORE_MAX_BYTES`` and parsed one model at a time
+   (``parse_tags``): 100,000 models are a 38 MB answer, and the run stays under 150 MB.
 2. For ``--model``: is it installed, by Ollama's own matching (``modelname``: case-insensitive
    parts, a missing tag means ``:latest``, the default ``registry.ollama.ai/library/`` prefix
    dropped). If not: the closest installed names and the exact ``ollama pull`` command, plus
@@ -37,17 +39,20 @@ left to the ``auth`` probe.
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from json.scanner import make_scanner
+from typing import IO, Any, NamedTuple
 
 from ollama_doctor import modelname, net
 from ollama_doctor import remedies as R
-from ollama_doctor.context import Context
+from ollama_doctor.context import Context, SharedReply
 from ollama_doctor.facts import ModelsFacts
 from ollama_doctor.result import Confidence, Finding, FixStep, Outcome, Severity, Status
 from ollama_doctor.target import DEFAULT_URL, base_path_kind
@@ -60,7 +65,10 @@ MAX_LISTED = 200  # models kept in facts
 MAX_OTHER_SHOWS = 12  # /api/show calls to find models that have a missing capability
 MAX_INSTANCES = 8  # other local listeners asked for their models
 MAX_CLI_OUTPUT = 256 * 1024
-TAGS_MAX_BYTES = 4 << 20
+TAGS_MAX_BYTES = 4 << 20  # another server's /api/tags, and /v1/models
+# The target's /api/tags: 100,000 models are ~38 MB (~380 bytes a model, capabilities
+# included); this leaves room for longer names. Read once per run (``shared_tags``).
+STORE_MAX_BYTES = 48 << 20
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,19 +149,24 @@ def _run(ctx: Context) -> Outcome:
     findings: list[Finding] = []
     facts: dict[str, Any] = {}
 
-    base, tags = _fetch_tags(ctx, headers)
+    base, shared = _fetch_tags(ctx, headers)
+    tags = shared.reply
     facts["native_base"] = base
     facts["tags"] = {"request": f"GET {base}/api/tags", "answer": tags.describe()}
     if not tags.ok:
         return _tags_failed(ctx, tags, facts, findings)
-    entries = _parse_tags(tags.json())
+    if shared.over_cap:
+        return Outcome(Status.WARN, f"GET {base}/api/tags answered more than "
+                                    f"{STORE_MAX_BYTES:,} bytes (this tool reads no more); "
+                                    "models unknown", facts)
+    entries = shared.parsed
     if entries is None:
         facts["tags"]["body"] = tags.snippet(200)
         return Outcome(Status.WARN, f"GET {base}/api/tags did not answer Ollama's model list",
                        facts)
-    names = [e["name"] for e in entries]
+    names = [e.name for e in entries]
     facts["count"] = len(entries)
-    facts["models"] = entries[:MAX_LISTED]
+    facts["models"] = [e.record() for e in entries[:MAX_LISTED]]
     if len(entries) > MAX_LISTED:
         facts["models_truncated"] = True
     if base_path_kind(target.path) == "openai" or (
@@ -176,6 +189,10 @@ def _run(ctx: Context) -> Outcome:
     if trouble:
         info["name_problems"] = trouble
     facts["model"] = info
+    if installed_as is not None and len(entries) > MAX_LISTED and not any(
+            r["name"] == installed_as for r in facts["models"]):
+        # the model's own row, past the listed ones: its size and host are read from facts
+        facts["models"].append(next(e for e in entries if e.name == installed_as).record())
     if installed_as is None and not info["cloud"]:
         _not_found(ctx, headers, facts, findings, base, model, names)
         return _finish(f"{model} is not on {base} ({_count(len(entries))})", facts, findings)
@@ -214,42 +231,259 @@ def native_base(ctx: Context) -> str:
     return target.root_url + path
 
 
-def _fetch_tags(ctx: Context, headers: dict[str, str]) -> tuple[str, net.HttpReply]:
+def shared_tags(ctx: Context, url: str, headers: Mapping[str, str], *, parsed: bool = True
+                ) -> SharedReply[list[ModelRow]]:
+    """``GET url`` (an ``/api/tags``) once per run for the models and auth probes, and its
+    list parsed once (``Context.tags``); ``parsed=False`` (auth) does not wait for the list."""
+    return ctx.tags(url, headers, parse_tags if parsed else None, max_bytes=STORE_MAX_BYTES)
+
+
+def _fetch_tags(ctx: Context, headers: dict[str, str]
+                ) -> tuple[str, SharedReply[list[ModelRow]]]:
     base = native_base(ctx)
-    reply = ctx.http("GET", base + "/api/tags", headers=headers, max_bytes=TAGS_MAX_BYTES)
-    if base != ctx.target.root_url and reply.status == 404:
+    shared = shared_tags(ctx, base + "/api/tags", headers)
+    if base != ctx.target.root_url and shared.reply.status == 404:
         root = ctx.target.root_url
-        again = ctx.http("GET", root + "/api/tags", headers=headers, max_bytes=TAGS_MAX_BYTES)
-        if again.ok:
+        again = shared_tags(ctx, root + "/api/tags", headers)
+        if again.reply.ok:
             return root, again
-    return base, reply
+    return base, shared
 
 
-def _parse_tags(data: Any) -> list[dict[str, Any]] | None:
-    """``/api/tags`` JSON → one flat record per model; ``None`` when it is not that shape."""
-    if not isinstance(data, dict) or not isinstance(data.get("models", []), (list, type(None))):
-        return None
-    out: list[dict[str, Any]] = []
-    for item in data.get("models") or []:
-        if not isinstance(item, dict):
-            continue
-        name = item.get("name") or item.get("model")
-        if not isinstance(name, str) or not name:
-            continue
-        details = _dict(item.get("details"))
-        size = item.get("size") if isinstance(item.get("size"), int) else None
-        record: dict[str, Any] = {
-            "name": name, "size": size, "size_human": _human(size),
-            "family": details.get("family"), "parameter_size": details.get("parameter_size"),
-            "quantization": details.get("quantization_level"),
+class ModelRow(NamedTuple):
+    """One model of ``/api/tags``, compact: a store of 100,000 models is 100,000 of these
+    (~200 bytes each; a dict per model and one for its details would be ten times that).
+    ``details`` (family, parameter size, quantisation) and ``capabilities`` are shared by every
+    row that has the same ones."""
+
+    name: str
+    size: int | None
+    details: tuple[Any, Any, Any]
+    capabilities: tuple[str, ...] | None
+    remote_host: str | None
+
+    def record(self) -> dict[str, Any]:
+        """The row as the probe's facts show it (``facts.models[]``)."""
+        family, parameter_size, quantization = self.details
+        out: dict[str, Any] = {
+            "name": self.name, "size": self.size, "size_human": _human(self.size),
+            "family": family, "parameter_size": parameter_size, "quantization": quantization,
         }
-        caps = item.get("capabilities")
-        if isinstance(caps, list):
-            record["capabilities"] = [c for c in caps if isinstance(c, str)]
-        if isinstance(item.get("remote_host"), str):
-            record["remote_host"] = item["remote_host"]
-        out.append(record)
-    return out
+        if self.capabilities is not None:
+            out["capabilities"] = list(self.capabilities)
+        if self.remote_host is not None:
+            out["remote_host"] = self.remote_host
+        return out
+
+
+def parse_tags(body: bytes) -> list[ModelRow] | None:
+    """A ``GET /api/tags`` body → one row per model; ``None`` when it is not Ollama's list
+    (``{"models": [...]}``, ``api.ListResponse``; ``"models": null`` is Go's empty slice).
+
+    Linear in time, and in memory it holds little beyond the rows: the body is decoded a window
+    at a time and read one JSON value at a time (``json.JSONDecoder.raw_decode``), so the
+    ``models`` array is never one Python object. ``json.loads`` of a 100,000-model answer
+    (38 MB) holds a 38 MB string and ~200 MB of dicts, more than the run may use. A single
+    value (one model) longer than ``_MAX_VALUE`` (give or take a window) is not an Ollama
+    answer.
+    """
+    try:
+        return _read_list(_Values(body))
+    except (ValueError, UnicodeDecodeError):  # json.JSONDecodeError is a ValueError
+        return None
+
+
+_WINDOW = 256 * 1024  # characters decoded at a time
+_BATCH = 64 * 1024  # characters of whole models scanned as one array (measured: fastest)
+_MAX_VALUE = 1 << 20  # characters one model (or any other top-level value) may take
+_BLANKS = re.compile(r"[ \t\n\r]*")
+
+
+class _Values:
+    """JSON values read one at a time from a window of text over a UTF-8 body."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = memoryview(body)
+        self._offset = 0  # bytes of the body decoded so far
+        self._decode = codecs.getincrementaldecoder("utf-8-sig")().decode
+        # json's scanner (C): (value, end) for the value at an index, StopIteration when none
+        # starts there, JSONDecodeError inside a broken one; raw_decode without its wrapper.
+        decoder: Any = json.JSONDecoder()  # its settings are the scanner's "context"
+        self.scan: Callable[[str, int], tuple[Any, int]] = make_scanner(decoder)
+        self.text = ""
+        self.pos = 0
+        self.eof = not body
+
+    def _more(self) -> bool:
+        """Decode another window of the body; ``False`` at its end."""
+        if self.eof:
+            return False
+        if self.pos:  # drop what was read
+            self.text, self.pos = self.text[self.pos:], 0
+        chunk = self._body[self._offset:self._offset + _WINDOW]
+        self._offset += len(chunk)
+        self.eof = self._offset >= len(self._body)
+        self.text += self._decode(chunk, self.eof)
+        return True
+
+    def peek(self) -> str:
+        """The next character after blanks (``""`` at the end of the body), not consumed."""
+        while True:
+            match = _BLANKS.match(self.text, self.pos)
+            self.pos = match.end() if match else self.pos
+            if self.pos < len(self.text):
+                return self.text[self.pos]
+            if not self._more():
+                return ""
+
+    def take(self, char: str) -> bool:
+        """Consume ``char`` when it is next."""
+        if self.peek() != char:
+            return False
+        self.pos += 1
+        return True
+
+    def value(self) -> Any:
+        """The next JSON value; more of the body is decoded while it runs past the window."""
+        self.peek()
+        while True:
+            try:
+                value, end = self.scan(self.text, self.pos)
+            except (StopIteration, ValueError):
+                end = -1
+            # a value that ends at the window's edge may go on (a number, or a cut string)
+            if 0 <= end < len(self.text) or (end >= 0 and self.eof):
+                self.pos = end
+                return value
+            if len(self.text) - self.pos > _MAX_VALUE or not self._more():
+                raise ValueError("not a complete JSON value")
+
+
+def _read_list(values: _Values) -> list[ModelRow] | None:
+    if not values.take("{"):
+        return None
+    rows: list[ModelRow] | None = []  # no "models" key: no models
+    if not values.take("}"):
+        while True:
+            key = values.value()
+            if not isinstance(key, str) or not values.take(":"):
+                return None
+            if key == "models" and values.peek() == "[":
+                rows = _read_rows(values)
+            else:
+                value = values.value()
+                if key == "models":  # the last one counts, as for json.loads
+                    rows = [] if value is None else None
+            if values.take(","):
+                continue
+            if not values.take("}"):
+                return None
+            break
+    return rows if values.peek() == "" else None
+
+
+def _row(item: Any, seen_details: dict[tuple[Any, Any, Any], tuple[Any, Any, Any]],
+         seen_caps: dict[tuple[Any, ...], tuple[str, ...]]) -> ModelRow | None:
+    """One model of the list as a row (``None``: not an object, or no name). Equal details
+    and capabilities are shared between rows through ``seen_details`` and ``seen_caps``."""
+    if item.__class__ is not dict:
+        return None
+    get = item.get
+    name = get("name") or get("model")
+    if name.__class__ is not str or not name:
+        return None
+    details = get("details")
+    if details.__class__ is not dict:
+        details = _NO_DETAILS
+    size, caps, remote = get("size"), get("capabilities"), get("remote_host")
+    triple = (details.get("family"), details.get("parameter_size"),
+              details.get("quantization_level"))
+    try:  # noqa: SIM105 (contextlib.suppress would cost a context per model)
+        triple = seen_details.setdefault(triple, triple)
+    except TypeError:  # a list or an object among them: kept as it is
+        pass
+    return tuple.__new__(ModelRow, (
+        name, size if isinstance(size, int) else None, triple,
+        None if caps is None else _capabilities(caps, seen_caps),
+        remote if remote.__class__ is str else None))
+
+
+def _read_rows(values: _Values) -> list[ModelRow]:
+    """The ``models`` array: a row per model; a model without a name (or that is not an
+    object) is left out.
+
+    Written for speed, since it runs once per model (100,000 in well under a second). The
+    models that lie whole in the window are scanned as one array: the text up to the last
+    ``},{`` in the next ``_BATCH`` characters, wrapped in brackets. That is exact: JSON reads a
+    text left to right without looking ahead, so when the wrapped text is one whole array, its
+    items are the next models; a ``},{`` inside a string or a nested value leaves a bracket or
+    a quote open, the wrapped text is no whole array, and the models are read one at a time.
+    Rows share equal details and capabilities."""
+    values.take("[")
+    rows: list[ModelRow] = []
+    if values.take("]"):
+        return rows
+    scan, append = values.scan, rows.append
+    seen_details: dict[tuple[Any, Any, Any], tuple[Any, Any, Any]] = {}
+    seen_caps: dict[tuple[Any, ...], tuple[str, ...]] = {}
+
+    def add(item: Any) -> None:
+        row = _row(item, seen_details, seen_caps)
+        if row is not None:
+            append(row)
+
+    text, pos = values.text, values.pos
+    while True:
+        cut = text.rfind("},{", pos, pos + _BATCH)
+        if cut > pos:
+            wrapped = "[" + text[pos:cut + 1] + "]"
+            try:
+                items, end = scan(wrapped, 0)
+            except (StopIteration, ValueError):
+                end = -1
+            if end == len(wrapped):
+                for item in items:
+                    add(item)
+                pos = cut + 2
+                continue
+        try:  # one model: at the window's edge or the array's end, or one the batch missed
+            item, end = scan(text, pos)
+        except (StopIteration, ValueError):
+            end = -1
+        if 0 <= end < len(text):
+            pos = end
+        else:  # blanks first, or the model runs past the window: the general path
+            values.pos = pos
+            item = values.value()
+            text, pos = values.text, values.pos
+        add(item)
+        if text.startswith(",", pos):  # Go writes no blanks: the common case
+            pos += 1
+            continue
+        values.pos = pos
+        if values.take(","):
+            text, pos = values.text, values.pos
+            continue
+        if values.take("]"):
+            return rows
+        raise ValueError("not a JSON array")
+
+
+_NO_DETAILS: dict[str, Any] = {}
+
+
+def _capabilities(caps: Any, seen: dict[tuple[Any, ...], tuple[str, ...]]
+                  ) -> tuple[str, ...] | None:
+    if caps.__class__ is not list:
+        return None
+    try:
+        key = tuple(caps)
+        known = seen.get(key)
+    except TypeError:  # an unhashable item (an object): not Ollama's list of names
+        return tuple(c for c in caps if isinstance(c, str))
+    if known is None:
+        known = seen[key] = tuple(c for c in caps if isinstance(c, str))
+    return known
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -308,6 +542,8 @@ def _openai_view(ctx: Context, headers: dict[str, str], names: list[str]) -> dic
         view["agrees"] = ({modelname.parse(i).key for i in ids}
                           == {modelname.parse(n).key for n in names})
     return view
+
+
 
 
 # --------------------------------------------------------------------------------------------
@@ -471,7 +707,7 @@ def _what_ollama_says(model: str, capability: str) -> str:
 
 def _check_needs(ctx: Context, headers: dict[str, str], facts: dict[str, Any],
                  findings: list[Finding], base: str, model: str, requested: str,
-                 shown: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+                 shown: dict[str, Any], entries: list[ModelRow]) -> None:
     if not ctx.options.needs:
         return
     asked, unknown = normalise_needs(ctx.options.needs)
@@ -531,15 +767,15 @@ def _examples(missing: list[str]) -> str:
 
 
 def _models_with(ctx: Context, headers: dict[str, str], base: str, model: str,
-                 missing: list[str], entries: list[dict[str, Any]]) -> list[str]:
+                 missing: list[str], entries: list[ModelRow]) -> list[str]:
     """Installed models that have every missing capability (tags' list, else ``/api/show``)."""
     out: list[str] = []
     asked = 0
     for entry in entries:
-        name = entry["name"]
+        name = entry.name
         if modelname.same(name, model):
             continue
-        caps = entry.get("capabilities")
+        caps: Sequence[str] | None = entry.capabilities
         if caps is None:
             left = ctx.remaining()
             if asked >= MAX_OTHER_SHOWS or (left is not None and left < 0.5):
@@ -682,9 +918,9 @@ def _other_servers(ctx: Context) -> list[dict[str, Any]]:
                 break
             reply = ctx.http("GET", url + "/api/tags", max_bytes=TAGS_MAX_BYTES,
                              timeout=ctx.op_timeout(min(ctx.options.timeout, 2.0)))
-            entries = _parse_tags(reply.json()) if reply.ok else None
+            entries = parse_tags(reply.body) if reply.ok and not reply.truncated else None
             if entries is None:
                 continue  # not an Ollama API on that port
             out.append({"pid": server.pid, "url": url,
-                        "models": [e["name"] for e in entries][:MAX_LISTED]})
+                        "models": [e.name for e in entries][:MAX_LISTED]})
     return out
