@@ -145,7 +145,9 @@ class ReverseProxy(ThreadedTCPServer):
             except _Page as page:
                 self._send_page(conn, page, keep_alive)
 
-    def _forward(self, conn: socket.socket, head: RequestHead, body: bytes) -> bool:
+    def _upstream_request(self, head: RequestHead, body: bytes) -> bytes:
+        """The request as sent upstream: origin-form target under the prefix, hop-by-hop
+        headers dropped, Host kept (or rewritten with ``host_header``), de-chunked body."""
         target = head.target
         if not target.startswith("/"):
             parts = urllib.parse.urlsplit(target)  # absolute-form is allowed by RFC 9112 §3.2.2
@@ -160,6 +162,10 @@ class ReverseProxy(ThreadedTCPServer):
         if body or head.headers.get("content-length") is not None or head.headers.is_chunked():
             headers.set("Content-Length", str(len(body)))
         headers.add("Connection", "close")
+        return render_head(f"{head.method} {self._prefix}{target} HTTP/1.1", headers) + body
+
+    def _forward(self, conn: socket.socket, head: RequestHead, body: bytes) -> bool:
+        request = self._upstream_request(head, body)
         try:
             upstream = self.connect_upstream(
                 self._address, self._upstream_port, self._connect_timeout
@@ -173,9 +179,7 @@ class ReverseProxy(ThreadedTCPServer):
         try:
             upstream.settimeout(self.read_timeout)
             try:
-                upstream.sendall(
-                    render_head(f"{head.method} {self._prefix}{target} HTTP/1.1", headers) + body
-                )
+                upstream.sendall(request)
             except OSError:
                 raise _Page(502) from None
             up_reader = Reader(upstream)
