@@ -167,21 +167,25 @@ class Conn:
         self.writer = writer
         self.buf = bytearray()
         self.eof = False
+        # One reader at a time: a disconnect watcher (scheduler) and a handler that waits for
+        # the peer to leave (a hang fault) may both read; asyncio forbids two waiting reads.
+        self._read_lock = asyncio.Lock()
         peer = writer.get_extra_info("peername")
         self.peer_ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
 
     async def _fill(self) -> bool:
-        if self.eof:
-            return False
-        try:
-            data = await self.reader.read(65536)
-        except (ConnectionError, OSError):
-            data = b""
-        if not data:
-            self.eof = True
-            return False
-        self.buf += data
-        return True
+        async with self._read_lock:
+            if self.eof:
+                return False
+            try:
+                data = await self.reader.read(65536)
+            except (ConnectionError, OSError):
+                data = b""
+            if not data:
+                self.eof = True
+                return False
+            self.buf += data
+            return True
 
     async def read_head(self) -> bytes | None:
         scan = 0
