@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ollama_doctor.clients import BY_PACKAGE
+from ollama_doctor.clients import BY_PACKAGE, ClientFamily
 from ollama_doctor.result import Confidence, Finding, FixStep
 
 PYTHON_PACKAGES = ("ollama", "openai", "langchain-ollama", "llama-index-llms-ollama", "litellm")
@@ -395,9 +395,18 @@ def pitfalls(installed: Iterable[Installed]) -> list[Finding]:
                 evidence={"rule": rule.id, "library": lib.to_dict(),
                           "applies_to": rule.versions or "all versions",
                           "client": lib.client, "source": rule.source},
-                fix=[FixStep(rule.fix, rule.commands)],
+                fix=[_fix_step(rule.fix, rule.commands, family)],
                 confidence=Confidence.HIGH if exact or not rule.versions else Confidence.MEDIUM))
     return findings
+
+
+def _fix_step(text: str, commands: tuple[str, ...], family: ClientFamily | None) -> FixStep:
+    """A pitfall's fix with each line built by ``remedies`` as what it is: a shell line (an
+    install, an ``export``) or code in the client's language."""
+    from ollama_doctor import remedies as R
+
+    language = family.language if family is not None else "shell"
+    return R.step(text, *(R.client_line(line, language) for line in commands))
 
 
 def as_text(libraries: list[Installed], findings: list[Finding]) -> str:

@@ -1013,36 +1013,39 @@ def _catalogue_fix(cause: str) -> tuple[FixStep, ...]:
 
 
 def _fix(cause: str, hits: list[SignatureHits], cls: Classification) -> list[FixStep]:
+    from ollama_doctor import remedies as R
+
     ids = {h.signature.id for h in hits}
     if cause == "slow-model-load":
         steps = []
         if ids & {"load-aborted", "http-499"}:
             longest = f" (up to {max(cls.load_seconds):g} s here)" if cls.load_seconds else ""
-            steps.append(FixStep(
+            steps.append(R.step(
                 "Give the client a timeout longer than the model's load" + longest + ", or "
                 "preload the model once with a long timeout and keep it loaded: a client that "
                 "gives up aborts the load, so retrying with the same timeout never succeeds.",
-                ("curl http://127.0.0.1:11434/api/generate -d "
-                 "'{\"model\": \"MODEL\", \"keep_alive\": \"30m\"}'",
-                 "export OLLAMA_KEEP_ALIVE=30m   # in the server's environment")))
+                R.curl(f"http://127.0.0.1:{R.DEFAULT_PORT}/api/generate",
+                       body={"model": "MODEL", "keep_alive": "30m"})))
+            steps.append(R.step("Or keep every model loaded longer: set this in the server's "
+                                "environment.", R.env_line("OLLAMA_KEEP_ALIVE", "30m")))
         if "load-timeout" in ids:
-            steps.append(FixStep(
+            steps.append(R.step(
                 "The server itself gave up loading (OLLAMA_LOAD_TIMEOUT, 5m by default): raise "
                 "it in the server's environment, or use a smaller model.",
-                ("OLLAMA_LOAD_TIMEOUT=15m",)))
+                R.env_line("OLLAMA_LOAD_TIMEOUT", "15m")))
         return steps
     if cause == "ollama-outdated":
-        return [FixStep("Upgrade Ollama, then pull the model again.",
-                        ("curl -fsSL https://ollama.com/install.sh | sh", "ollama pull MODEL"))]
+        return [R.step("Upgrade Ollama, then pull the model again.",
+                       R.install_ollama(), R.pull("MODEL"))]
     if cause == "fd-limit-low":
-        return [FixStep("Raise the open-file limit where the server starts, then restart it.",
-                        ("systemd: LimitNOFILE=65536 in the [Service] section",
-                         "ulimit -n 65536 && ollama serve",
-                         "docker run --ulimit nofile=65536:65536 …"))]
+        return [R.step("Raise the open-file limit where the server starts, then restart it: "
+                       "the systemd service, a shell, or the container.",
+                       R.systemd_setting("LimitNOFILE=65536"), R.serve_with_nofile(65536),
+                       R.docker_nofile(65536))]
     if cause == "gpu-offload" and "gpu-discovery-failed" in ids:
-        return [FixStep("Fix GPU discovery: update the driver, or after suspend reload the "
-                        "NVIDIA UVM module; then restart the server.",
-                        ("nvidia-smi", "sudo rmmod nvidia_uvm && sudo modprobe nvidia_uvm"))]
+        return [R.step("Fix GPU discovery: update the driver, or after suspend reload the "
+                       "NVIDIA UVM module; then restart the server.",
+                       R.gpu_status(), R.reload_nvidia_uvm())]
     return []
 
 
@@ -1102,6 +1105,7 @@ def logs_text(doc: dict[str, Any]) -> str:
     Every string passes ``sanitize.clean`` first: a log line is written by whatever the
     server logged (a prompt, a model name, a client's header), and must not reach the
     terminal as escape sequences."""
+    from ollama_doctor import remedies as R
     from ollama_doctor.sanitize import clean_tree
 
     doc = clean_tree(doc)
@@ -1137,7 +1141,8 @@ def logs_text(doc: dict[str, Any]) -> str:
                          f"{cause['evidence']['count']} line(s)")
             for step in cause["fix"]:
                 lines.append(f"           fix: {step['text']}")
-                lines += [f"             $ {c}" for c in step["commands"]]
+                shown = R.prompt(step.get("kind", "shell"))
+                lines += [f"             {shown}{c}" for c in step["commands"]]
     return "\n".join(lines) + "\n"
 
 

@@ -110,6 +110,17 @@ def config(text: str) -> Command:
     return Command(text, Kind.CONFIG)
 
 
+# How plain text introduces a line of each kind: a ``$`` prompt only for a shell line (the
+# labels render.py shows for the others).
+KIND_LABEL = {"python": "python", "javascript": "js", "nginx": "nginx", "json": "json",
+              "systemd": "unit", "env": "env", "config": "config"}
+
+
+def prompt(kind: str) -> str:
+    """``"$ "`` for a shell line (or a step of unknown kind), else ``"env: "``, ``"python: "``…"""
+    return "$ " if kind in ("", "shell", "text") else f"{KIND_LABEL.get(kind, kind)}: "
+
+
 def step(text: str, *commands: Command) -> FixStep:
     """A fix step; its kind is its commands' kind (they share one)."""
     return FixStep(text, tuple(commands))
@@ -226,6 +237,71 @@ def pull(model: str, url: str | None = None) -> Command:
 def docker_run(*options: str, image: str = "ollama/ollama") -> Command:
     """``docker run`` with ``options``; every value in them is already quoted."""
     return sh(" ".join(("docker run", *options, image)))
+
+
+def show(model: str = "MODEL") -> Command:
+    """A model's capabilities, parameters and context (``ollama show``)."""
+    return sh(f"ollama show {q(model)}")
+
+
+def list_models() -> Command:
+    """The models the server has (``ollama list``): the names a request may use."""
+    return sh("ollama list")
+
+
+def install_ollama() -> Command:
+    """Install or upgrade Ollama on Linux with its own script (ollama.com/download)."""
+    return sh("curl -fsSL https://ollama.com/install.sh | sh")
+
+
+def serve_with_nofile(limit: int) -> Command:
+    """Start the server by hand with a higher open-file limit (this shell's soft limit)."""
+    return sh(f"ulimit -n {int(limit)} && ollama serve")
+
+
+def docker_nofile(limit: int, port: int = DEFAULT_PORT) -> Command:
+    """Create the container with a higher open-file limit (``--ulimit nofile=SOFT:HARD``)."""
+    return docker_run("-d", f"--ulimit nofile={int(limit)}:{int(limit)}", f"-p {port}:11434",
+                      "-v ollama:/root/.ollama", "--name ollama")
+
+
+def gpu_status() -> Command:
+    """What the NVIDIA driver sees (``nvidia-smi``): no GPU listed means the driver is at fault."""
+    return sh("nvidia-smi")
+
+
+def reload_nvidia_uvm() -> Command:
+    """Reload NVIDIA's unified-memory module: after a suspend, CUDA cannot start without it."""
+    return sh("sudo rmmod nvidia_uvm && sudo modprobe nvidia_uvm")
+
+
+def dos2unix(path: str = ".env") -> Command:
+    """Strip Windows line endings (the trailing ``\\r``) from a file in place."""
+    return sh(f"dos2unix {q(path)}")
+
+
+def export_stripped(name: str) -> Command:
+    """Re-export ``name`` without carriage returns and newlines (its value is never shown)."""
+    return sh(f"export {name}=\"$(printf %s \"${name}\" | tr -d '\\r\\n')\"")
+
+
+# Words a client's fix line starts with when it is a shell command (an install, a variable),
+# not a line of the client's own language.
+_SHELL_WORDS = frozenset({"pip", "pip3", "pipx", "uv", "poetry", "npm", "pnpm", "yarn", "export",
+                          "unset", "curl", "ollama", "ollama-doctor", "sudo"})
+
+
+def client_line(text: str, language: str) -> Command:
+    """A line of a client's fix: a shell line (an install, an ``export``) or code in the
+    client's ``language`` (``python``; ``node`` for JavaScript/TypeScript)."""
+    words = text.split(maxsplit=1)
+    if words and words[0] in _SHELL_WORDS:
+        return sh(text)
+    if language == "python":
+        return python(text)
+    if language in ("node", "browser"):
+        return javascript(text)
+    return sh(text)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ollama_doctor.result import Finding, FixStep, Severity
+from ollama_doctor.result import Finding, Severity
 
 _ESCAPES = re.compile(
     r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"  # CSI, final byte optional (cut off at the end)
@@ -151,7 +151,6 @@ def api_key_finding(env: Mapping[str, str],
         f"{variable} holds {stray}: every client that reads it sends a broken Authorization "
         "header (httpx refuses it outright: 'Illegal header value'; a server rejects the key).",
         {"variable": variable, "stray_character": stray, "length": len(key)},
-        [FixStep("Remove the stray character where the variable is set (a .env file saved "
-                 "with Windows line endings leaves a trailing \\r).",
-                 (R.sh("dos2unix .env"), R.sh(f"export {variable}=\"$(printf %s "
-                                              f"\"${variable}\" | tr -d '\\r\\n')\"")))])
+        [R.step("Remove the stray character where the variable is set (a .env file saved "
+                "with Windows line endings leaves a trailing \\r).",
+                R.dos2unix(".env"), R.export_stripped(variable))])

@@ -286,6 +286,20 @@ def test_logs_command_redacts_the_environment_and_lines(tmp_path: Path) -> None:
                                           "OLLAMA_API_KEY": "***"}
 
 
+def test_logs_text_prompts_only_shell_lines(tmp_path: Path) -> None:
+    """A fix line shows `$` only when it is typed into a shell: the server's environment line
+    is labelled ``env:``, as ``check`` shows it."""
+    text = "\n".join(lines_of("sig-load-timeout.log") + lines_of("sig-too-many-open-files.log"))
+    path = tmp_path / "server.log"
+    path.write_text(text + "\n")
+    code, out = logs.run_logs_command(str(path), 100, False, io.StringIO(), {}, tmp_path)
+    assert code == 1  # an error-level cause was found
+    fixes = [line.strip() for line in out.splitlines() if line.startswith("             ")]
+    assert "env: OLLAMA_LOAD_TIMEOUT=15m" in fixes
+    assert "$ ulimit -n 65536 && ollama serve" in fixes
+    assert not [line for line in fixes if line.startswith("$ OLLAMA_")]
+
+
 # ---------------------------------------------------------------------------------------------
 # bounded reading
 

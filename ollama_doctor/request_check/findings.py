@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ollama_doctor.result import Confidence, Finding, FixStep, Severity
+from ollama_doctor import remedies as R
+from ollama_doctor.result import Confidence, Finding, Severity
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Builder:
 
     def reject(self, rule: str, status: int, message: str, stage: str, *, field_name: str | None,
                text: str, cause: str = "bad-request", fix: str = "",
-               commands: Sequence[str] = ()) -> None:
+               commands: Sequence[R.Command] = ()) -> None:
         answer = Answer(status, error_body(self.endpoint, status, message), stage)
         if self.prediction is None:
             self.prediction = answer
@@ -74,12 +75,12 @@ class Builder:
             evidence={"rule": rule, "field": field_name, "endpoint": self.endpoint,
                       "ollama": {"status": status, "body": answer.body, "stage": stage},
                       "silent": None},
-            fix=[FixStep(fix, tuple(commands))] if fix else [],
+            fix=[R.step(fix, *commands)] if fix else [],
             confidence=Confidence.HIGH, code=status))
 
     def silent(self, rule: str, behaviour: str, *, field_name: str | None, text: str,
                cause: str = "bad-request", severity: Severity = Severity.WARNING,
-               fix: str = "", commands: Sequence[str] = (), estimate: bool = False,
+               fix: str = "", commands: Sequence[R.Command] = (), estimate: bool = False,
                extra: dict[str, Any] | None = None) -> None:
         evidence: dict[str, Any] = {"rule": rule, "field": field_name,
                                     "endpoint": self.endpoint, "ollama": None,
@@ -90,7 +91,7 @@ class Builder:
             evidence.update(extra)
         self.findings.append(Finding(
             cause=cause, severity=severity, message=text, evidence=evidence,
-            fix=[FixStep(fix, tuple(commands))] if fix else [],
+            fix=[R.step(fix, *commands)] if fix else [],
             confidence=Confidence.MEDIUM if estimate else Confidence.HIGH))
 
 

@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from ollama_doctor import modelname
+from ollama_doctor import remedies as R
 from ollama_doctor.apifields import table
 from ollama_doctor.godecode import keep_alive_seconds
 from ollama_doctor.request_check.findings import Builder, ModelFacts
@@ -35,7 +36,8 @@ def _options_checks(options: Any, ep: str, out: Builder) -> tuple[str, str] | No
                                 "Ollama ignores it.",
                            cause="setting-not-applied",
                            fix=f"Set it where the server starts: {where}.",
-                           commands=(f"sudo systemctl edit ollama   # Environment=\"{where}=…\"",)
+                           commands=(R.systemd_edit(where, _setting_value(key, value)),
+                                     R.serve_with(where, _setting_value(key, value)))
                            if where.startswith("OLLAMA_") else ())
                 continue
             hint = difflib.get_close_matches(key.lower(), list(known), n=1, cutoff=0.75)
@@ -108,7 +110,7 @@ def check_native(values: dict[str, Any], ep: str, out: Builder, facts: ModelFact
                    text="The body names no model.",
                    cause="model-not-found" if status == 404 else "bad-request",
                    fix='Add "model": "NAME" with a name `ollama list` shows.',
-                   commands=("ollama list",))
+                   commands=(R.list_models(),))
     if ep == "/api/show":
         return
     if ep == "/api/embed":  # EmbedHandler checks the input's type after the model reference
@@ -182,7 +184,7 @@ def _think(values: dict[str, Any], name: str, out: Builder,
                "handler", field_name="think", cause="model-capability",
                text="`think` is on, but the model cannot think.",
                fix="Drop `think` (or send false), or use a thinking model.",
-               commands=(f"ollama show {name}",))
+               commands=(R.show(name),))
 
 
 def _capabilities(values: dict[str, Any], ep: str, name: str, out: Builder,
@@ -209,7 +211,7 @@ def _capabilities(values: dict[str, Any], ep: str, name: str, out: Builder,
                    cause="model-capability",
                    text=f"The call needs `{missing[0]}`, which the model lacks.",
                    fix=f"Drop `{field_name}`, or use a model with the {missing[0]} capability.",
-                   commands=(f"ollama show {name}",))
+                   commands=(R.show(name),))
 
 
 def _message_checks(values: dict[str, Any], out: Builder,
@@ -297,8 +299,21 @@ def _truncation(values: dict[str, Any], ep: str, out: Builder, ctx: int) -> None
                text=f"The prompt is about {tokens} tokens (an estimate: {chars} characters / "
                     f"{CHARS_PER_TOKEN}), more than the {ctx}-token context.",
                fix=f"Send `options.num_ctx` of at least {_round_up(tokens)}, or shorten the "
-                   "prompt.", commands=(f"OLLAMA_CONTEXT_LENGTH={_round_up(tokens)}",),
+                   "prompt.",
+               commands=(R.env_line("OLLAMA_CONTEXT_LENGTH", str(_round_up(tokens))),),
                estimate=True, extra={"tokens_estimate": tokens, "context": ctx})
+
+
+def _setting_value(key: str, value: Any) -> str:
+    """The request's value as the server setting's value when it means the same there
+    (``num_parallel: 4`` → ``4``, ``flash_attention: true`` → ``1``), else ``VALUE``."""
+    if isinstance(value, bool):
+        return "VALUE" if key == "f16_kv" else str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.replace("_", "").replace(".", "").isalnum():
+        return value
+    return "VALUE"
 
 
 def _round_up(tokens: int) -> int:
