@@ -55,7 +55,8 @@ class HttpReply:
     body: bytes = b""
     truncated: bool = False
     elapsed_ms: float = 0.0
-    ttfb_ms: float | None = None
+    # from ``started`` (as ``elapsed_ms``) to the response headers received
+    headers_ms: float | None = None
     error: NetError | None = None
 
     @property
@@ -653,7 +654,7 @@ def exchange(client: Any, method: str, url: str, *, timeout: float, connect_time
                 body_limit = wait.policy
             if body_limit is not None:
                 cutoff.limit(body_limit)
-            reply.ttfb_ms = (time.perf_counter() - started) * 1000
+            reply.headers_ms = (time.perf_counter() - started) * 1000
             reply.status = response.status_code
             reply.headers = {k.lower(): v for k, v in response.headers.items()}
             size = 0
