@@ -51,29 +51,17 @@ def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def make() -> Iterator[Callable[..., Emulator]]:
-    started: list[Emulator] = []
+def make(emulator: Callable[..., Emulator]) -> Callable[..., Emulator]:
+    """The shared ``emulator`` fixture (tests/conftest.py) at this file's time scale. A test
+    that needs another bind address starts its emulator in a ``with`` block (the fixture binds
+    loopback only)."""
 
-    def factory(
-        models: list[str] | None = None,
-        time_scale: float = FAST,
-        log_file: Path | None = None,
-        bind: str = "127.0.0.1",
-        **faults: str,
-    ) -> Emulator:
-        config = EmulatorConfig(time_scale=time_scale, bind=bind)
-        if models is not None:
-            config.models = [ModelSpec.parse(m) for m in models]
-        if log_file is not None:
-            config.log_file = str(log_file)
-        emu = Emulator(config, **faults)
-        emu.start()
-        started.append(emu)
-        return emu
+    def factory(models: list[str] | None = None, time_scale: float = FAST,
+                log_file: Path | None = None, **faults: str) -> Emulator:
+        return emulator(models=models, time_scale=time_scale,
+                        log_file=None if log_file is None else str(log_file), **faults)
 
-    yield factory
-    for emu in started:
-        emu.stop()
+    return factory
 
 
 @pytest.fixture
@@ -464,12 +452,13 @@ def test_host_check(emu: Emulator, make: Callable[..., Emulator]) -> None:
     assert get_raw(emu, "/api/tags", method="OPTIONS", host="127.0.0.1")[0] == 405
     emu.set_fault("host-check", "off")
     assert get_raw(emu, "/", host="ollama.example.com")[0] == 200
-    open_bind = make(bind="0.0.0.0")
-    assert open_bind.url.startswith("http://127.0.0.1:")
-    assert get_raw(open_bind, "/", host="ollama.example.com")[0] == 200
-    assert make(bind="localhost").url.startswith("http://127.0.0.1:")
-    open_bind.set_fault("host-check", "on")
-    assert get_raw(open_bind, "/", host="ollama.example.com")[0] == 403
+    with Emulator(EmulatorConfig(time_scale=FAST, bind="0.0.0.0")) as open_bind:
+        assert open_bind.url.startswith("http://127.0.0.1:")
+        assert get_raw(open_bind, "/", host="ollama.example.com")[0] == 200
+        open_bind.set_fault("host-check", "on")
+        assert get_raw(open_bind, "/", host="ollama.example.com")[0] == 403
+    with Emulator(EmulatorConfig(time_scale=FAST, bind="localhost")) as named:
+        assert named.url.startswith("http://127.0.0.1:")
 
 
 # ---- generate / chat -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,27 +32,20 @@ def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name.lower(), raising=False)
 
 
+MODELS = ("llama3.2", "tiny:1b", "kimi:cloud")
+
+
 @pytest.fixture
-def make() -> Iterator[Callable[..., Emulator]]:
-    started: list[Emulator] = []
+def make(emulator: Callable[..., Emulator]) -> Callable[..., Emulator]:
+    """The shared ``emulator`` fixture (tests/conftest.py) with this file's models and time
+    scale. The bind tests start theirs in a ``with`` block (the fixture binds loopback only)."""
 
-    def factory(
-        models: tuple[str, ...] = ("llama3.2", "tiny:1b", "kimi:cloud"),
-        bind: str = "127.0.0.1",
-        log_file: Path | None = None,
-        **faults: str,
-    ) -> Emulator:
-        config = EmulatorConfig(time_scale=FAST, bind=bind,
-                                models=[ModelSpec.parse(m) for m in models])
-        config.log_file = str(log_file) if log_file else None
-        emu = Emulator(config, **faults)
-        emu.start()
-        started.append(emu)
-        return emu
+    def factory(models: tuple[str, ...] = MODELS, log_file: Path | None = None,
+                **faults: str) -> Emulator:
+        return emulator(models=list(models), time_scale=FAST,
+                        log_file=None if log_file is None else str(log_file), **faults)
 
-    yield factory
-    for emu in started:
-        emu.stop()
+    return factory
 
 
 def post(emu: Emulator, path: str, body: Any) -> httpx.Response:
@@ -85,21 +78,28 @@ def _ipv6_loopback() -> bool:
 
 
 @pytest.mark.skipif(not _ipv6_loopback(), reason="this host has no IPv6 loopback (::1)")
-def test_bind_unspecified_v6_is_dual_stack(make: Callable[..., Emulator]) -> None:
-    emu = make(bind="::")
-    assert emu.url == f"http://[::1]:{emu.port}"
-    assert get_status(socket.AF_INET6, "::1", emu.port) == 200
-    assert get_status(socket.AF_INET, "127.0.0.1", emu.port) == 200  # Go's [::] takes IPv4 too
-    # Not bound to loopback: the Host check is off, as for Ollama on [::].
-    assert get_status(socket.AF_INET, "127.0.0.1", emu.port, host="ollama.example.com") == 200
+def test_bind_unspecified_v6_is_dual_stack() -> None:
+    with _bound("::") as emu:
+        assert emu.url == f"http://[::1]:{emu.port}"
+        assert get_status(socket.AF_INET6, "::1", emu.port) == 200
+        assert get_status(socket.AF_INET, "127.0.0.1", emu.port) == 200  # Go's [::]: IPv4 too
+        # Not bound to loopback: the Host check is off, as for Ollama on [::].
+        assert get_status(socket.AF_INET, "127.0.0.1", emu.port,
+                          host="ollama.example.com") == 200
 
 
 @pytest.mark.skipif(not _ipv6_loopback(), reason="this host has no IPv6 loopback (::1)")
-def test_bind_v6_loopback_stays_v6_only(make: Callable[..., Emulator]) -> None:
-    emu = make(bind="::1")
-    assert get_status(socket.AF_INET6, "::1", emu.port) == 200
-    with pytest.raises(OSError):
-        get_status(socket.AF_INET, "127.0.0.1", emu.port)
+def test_bind_v6_loopback_stays_v6_only() -> None:
+    with _bound("::1") as emu:
+        assert get_status(socket.AF_INET6, "::1", emu.port) == 200
+        with pytest.raises(OSError):
+            get_status(socket.AF_INET, "127.0.0.1", emu.port)
+
+
+def _bound(bind: str) -> Emulator:
+    """An emulator on ``bind`` (the shared fixture binds loopback only), for a ``with``."""
+    return Emulator(EmulatorConfig(time_scale=FAST, bind=bind,
+                                   models=[ModelSpec.parse(m) for m in MODELS]))
 
 
 # ---- the Host check allows this machine's own addresses ---------------------------------------

@@ -4,9 +4,7 @@ reverse proxy from ``tests/support`` and small servers that play a WAF or a corp
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -16,6 +14,7 @@ from ollama_doctor.probes import auth
 from ollama_doctor.probes.auth import Verdict403, decide_403
 from ollama_doctor.result import Confidence
 from tests.conftest import CliRun
+from tests.support.canned import CannedServer, Reply
 from tests.support.report import check_of, commands, errors, top
 from tests.support.reverse_proxy import ReverseProxy
 
@@ -161,58 +160,20 @@ def reverse_proxy() -> Iterator[Callable[..., ReverseProxy]]:
         proxy.stop()
 
 
-class _Canned(ThreadingHTTPServer):
-    daemon_threads = True
-    answer: tuple[int, list[tuple[str, str]], bytes]
-    seen: list[dict[str, str]]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Canned
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        if length:
-            self.rfile.read(length)
-        self.server.seen.append({k.lower(): v for k, v in self.headers.items()})
-        status, headers, body = self.server.answer
-        self.send_response_only(status)  # no BaseHTTP Server header: only what is canned
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_HEAD = do_OPTIONS = _answer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def canned() -> Iterator[Callable[..., _Canned]]:
-    """A server answering every request the same way (a WAF, a proxy, a tunnel)."""
-    servers: list[tuple[_Canned, threading.Thread]] = []
+def canned() -> Iterator[Callable[[Reply], CannedServer]]:
+    """A server answering every request with one ``Reply`` (a WAF, a proxy, a tunnel)."""
+    servers: list[CannedServer] = []
 
-    def start(status: int, body: bytes = b"", headers: list[tuple[str, str]] | None = None
-              ) -> _Canned:
-        server = _Canned(("127.0.0.1", 0), _Handler)
-        server.answer = (status, headers or [], body)
-        server.seen = []
-        thread = threading.Thread(target=server.serve_forever, name="canned", daemon=True)
-        thread.start()
-        servers.append((server, thread))
+    def start(reply: Reply) -> CannedServer:
+        server = CannedServer(lambda _request: reply, name="canned")
+        server.start()
+        servers.append(server)
         return server
 
     yield start
-    for server, thread in servers:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-def url_of(server: _Canned) -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}"
+    for server in servers:
+        server.stop()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,14 +279,15 @@ def test_s18_healthy_proxy_rewrites_host(cli: Callable[..., CliRun],
 
 
 def test_empty_403_that_nothing_flips_is_host_by_elimination(
-        cli: Callable[..., CliRun], canned: Callable[..., _Canned]) -> None:
-    tunnel = canned(403)  # a tunnel that sets Host itself: Host: localhost cannot flip it
-    run = cli("probe", "auth", "--host", url_of(tunnel), "--json")
+        cli: Callable[..., CliRun], canned: Callable[[Reply], CannedServer]) -> None:
+    # a tunnel that sets Host itself: Host: localhost cannot flip it
+    tunnel = canned(Reply(403, content_type=None))
+    run = cli("probe", "auth", "--host", tunnel.url, "--json")
     diag = top(run.json())
     assert (diag["cause"], diag["code"], diag["confidence"]) == ("host-forbidden", 403, "medium")
     assert "no Origin was sent" in diag["evidence"]["decided_by"]
     # never reported before the re-probe ran
-    assert [s.get("host") for s in tunnel.seen][-1] == f"localhost:{tunnel.server_address[1]}"
+    assert [r.headers.get("host") for r in tunnel.requests][-1] == f"localhost:{tunnel.port}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,12 +295,12 @@ def test_empty_403_that_nothing_flips_is_host_by_elimination(
 
 
 def test_proxy_page_403_is_proxy_blocks(cli: Callable[..., CliRun],
-                                        canned: Callable[..., _Canned]) -> None:
+                                        canned: Callable[[Reply], CannedServer]) -> None:
     page = b"<!DOCTYPE html><html><body><h1>ERROR</h1>Access Denied.</body></html>"
-    squid = canned(403, page, [("Server", "squid/6.6"), ("Content-Type", "text/html"),
-                               ("X-Squid-Error", "ERR_ACCESS_DENIED 0"),
-                               ("Via", "1.1 proxy.corp (squid/6.6)")])
-    run = cli("check", "--host", url_of(squid), "--json")
+    squid = canned(Reply(403, page, "text/html", (
+        ("Server", "squid/6.6"), ("X-Squid-Error", "ERR_ACCESS_DENIED 0"),
+        ("Via", "1.1 proxy.corp (squid/6.6)"))))
+    run = cli("check", "--host", squid.url, "--json")
     doc = run.json()
     assert run.code == 1
     diag = top(doc)
@@ -352,13 +314,13 @@ def test_proxy_page_403_is_proxy_blocks(cli: Callable[..., CliRun],
 
 
 def test_waf_403_with_text_is_forbidden(cli: Callable[..., CliRun],
-                                        canned: Callable[..., _Canned]) -> None:
-    waf = canned(403, b"Request blocked by policy.", [("Content-Type", "text/plain")])
-    run = cli("probe", "auth", "--host", url_of(waf), "--origin", "https://app.example.com",
+                                        canned: Callable[[Reply], CannedServer]) -> None:
+    waf = canned(Reply(403, b"Request blocked by policy.", "text/plain"))
+    run = cli("probe", "auth", "--host", waf.url, "--origin", "https://app.example.com",
               "--json")
     diag = top(run.json())
     assert (diag["cause"], diag["code"], diag["confidence"]) == ("forbidden", 403, "medium")
-    assert len(waf.seen) >= 4  # the call and its three re-probes
+    assert len(waf.requests) >= 4  # the call and its three re-probes
 
 
 # ---------------------------------------------------------------------------------------------
