@@ -7,8 +7,9 @@ v0.33), each route translates the request, runs the native handler's path (the s
 so every load fault reaches OpenAI clients) and rewrites the answer. Errors get the OpenAI shape
 ``{"error":{"message","type","param":null,"code":null}}``: the middleware's own 400s through
 ``c.AbortWithStatusJSON``, the handler's errors through ``BaseWriter.writeError`` (JSON plus a
-newline, ``Content-Type: application/json``). Cloud-proxy errors keep Ollama's shape (see
-``cloud.py``).
+newline, ``Content-Type: application/json``). An error after a stream has started loses its
+message: the client gets one chunk with empty content and no ``data: [DONE]`` (see
+``_run_openai``). Cloud-proxy errors keep Ollama's shape (see ``cloud.py``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from .generation import DoneOnly, Producer, completion, run_model
 from .models import ModelSpec
 from .routes_native import embed, show_model
 from .scheduler import LoadedModel, RunOptions
-from .wire import CT_PLAIN_JSON, CT_SSE, Ctx, HTTPError, fail, go_json, openai_error
+from .wire import CT_PLAIN_JSON, CT_SSE, Ctx, HTTPError, fail, go_json
 
 if TYPE_CHECKING:
     from .server import Emulator, Handler
@@ -81,13 +82,15 @@ async def _run_openai(
     opts: RunOptions,
     stream: bool,
     chunk: Callable[[str, str | None], dict[str, Any]],
+    error_chunk: Callable[[], dict[str, Any]],
     *,
     chat: bool,
     thinking: Callable[[str], dict[str, Any]] | None = None,
     thought: list[str] | None = None,
 ) -> tuple[list[str], str, int] | None:
     """Run the model, streaming ``chunk(token, None)`` (and ``thinking(token)``) as SSE; None
-    once an error was sent. The thinking tokens are appended to ``thought``."""
+    once an error was sent (streamed: as ``error_chunk()``, see below). The thinking tokens are
+    appended to ``thought``."""
     emit: Callable[[str], Awaitable[None]] | None = None
     emit_thinking: Callable[[str], Awaitable[None]] | None = None
     if stream:
@@ -110,11 +113,16 @@ async def _run_openai(
         )
         if thought is not None:
             thought.extend(thoughts)
-    except HTTPError as err:
+    except HTTPError:
         if not stream:
             raise
-        # After the first event the status is sent: the error travels as one more event.
-        await _sse(ctx, openai_error(500, err.message))
+        # After the first event the status is sent, and the message is lost (docs/ollama-wire.md
+        # §1.8): streamResponse (routes.go) Encodes {"error":"…"} through the OpenAI writer,
+        # whose Write sees status 200 and calls writeResponse (middleware/openai.go, v0.33);
+        # api.ChatResponse / GenerateResponse have no "error" field, so the line unmarshals as
+        # an empty, not-done response: one chunk with empty content, no finish chunk, no
+        # [DONE]; then the handler returns and the chunked body ends cleanly.
+        await _sse(ctx, error_chunk())
         await ctx.rsp.end_stream()
         return None
     return tokens, reason, prompt_count
@@ -160,9 +168,23 @@ async def _chat_producer(
         out["choices"][0]["delta"]["reasoning"] = token
         return out
 
+    def error_chunk() -> dict[str, Any]:
+        # ChatWriter.writeResponse on a mid-stream {"error":"…"} line: openai.ToStreamChunks of
+        # a zero api.ChatResponse after the first chunk (no role; "model" is ""; Delta.Content
+        # is an `any` holding "", which omitempty keeps); created stays pinned to the first's.
+        return {
+            "id": ident,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": "",
+            "system_fingerprint": "fp_ollama",
+            "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": None}],
+        }
+
     thought: list[str] = []
     result = await _run_openai(
-        app, ctx, raw, runner, opts, stream, chunk, chat=True, thinking=reasoning, thought=thought
+        app, ctx, raw, runner, opts, stream, chunk, error_chunk, chat=True, thinking=reasoning,
+        thought=thought,
     )
     if result is None:
         return
@@ -310,8 +332,15 @@ def _completions_producer(ident: str, usage: bool) -> Producer:
                 obj["usage"] = _usage(0, 0)
             return obj
 
+        def error_chunk() -> dict[str, Any]:
+            # CompleteWriter.writeResponse on a mid-stream {"error":"…"} line: ToCompleteChunk
+            # of a zero api.GenerateResponse ("model" is "", empty text, no finish_reason;
+            # the empty usage when include_usage is set), and no [DONE].
+            return {**chunk("", None), "model": ""}
+
         created = int(time.time())
-        result = await _run_openai(app, ctx, raw, runner, opts, stream, chunk, chat=False)
+        result = await _run_openai(app, ctx, raw, runner, opts, stream, chunk, error_chunk,
+                                   chat=False)
         if result is None:
             return
         tokens, reason, prompt_count = result

@@ -403,6 +403,10 @@ MAY_SUCCEED: dict[str, frozenset[str]] = {
     **dict.fromkeys(("proxy-captures-502", "proxy-captures-tinyproxy", "proxy-dead",
                      "proxy-blocks-local", "proxy-blocks-tinyproxy"), frozenset(NODE_CLIENTS)),
     "gateway-504": frozenset({"langchain-ollama"}),
+    # On /v1 Ollama turns a mid-stream {"error"} into one empty chunk and ends the stream
+    # without [DONE] (docs/ollama-wire.md §1.8): the OpenAI SDKs print the truncated answer
+    # and exit 0; the error never reaches the client.
+    "oom-mid-stream": frozenset({"openai-python", "openai-node"}),
 }
 # ollama-js prints neither the URL nor the address it called (``ResponseError: <body>``,
 # ``TypeError: fetch failed`` with only the TLS cause) and reads no OLLAMA_HOST: where its
