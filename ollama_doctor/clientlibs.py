@@ -395,18 +395,31 @@ def pitfalls(installed: Iterable[Installed]) -> list[Finding]:
                 evidence={"rule": rule.id, "library": lib.to_dict(),
                           "applies_to": rule.versions or "all versions",
                           "client": lib.client, "source": rule.source},
-                fix=[_fix_step(rule.fix, rule.commands, family)],
+                fix=_fix_steps(rule.fix, rule.commands, family),
                 confidence=Confidence.HIGH if exact or not rule.versions else Confidence.MEDIUM))
     return findings
 
 
-def _fix_step(text: str, commands: tuple[str, ...], family: ClientFamily | None) -> FixStep:
-    """A pitfall's fix with each line built by ``remedies`` as what it is: a shell line (an
-    install, an ``export``) or code in the client's language."""
+def _fix_steps(text: str, commands: tuple[str, ...],
+               family: ClientFamily | None) -> list[FixStep]:
+    """A pitfall's fix with each line built by ``remedies`` as what it is — a shell line (an
+    install, an ``export``) or code in the client's language — one step per kind, in order, so
+    a step's lines all paste into one place: the fix's text on the first, then "In the shell:"
+    or "In your code:"."""
     from ollama_doctor import remedies as R
 
     language = family.language if family is not None else "shell"
-    return R.step(text, *(R.client_line(line, language) for line in commands))
+    groups: list[list[R.Command]] = []
+    for line in (R.client_line(line, language) for line in commands):
+        if groups and groups[-1][0].kind == line.kind:
+            groups[-1].append(line)
+        else:
+            groups.append([line])
+    if not groups:
+        return [R.step(text)]
+    return [R.step(text if n == 0 else (
+                "In the shell:" if group[0].kind is R.Kind.SHELL else "In your code:"), *group)
+            for n, group in enumerate(groups)]
 
 
 def as_text(libraries: list[Installed], findings: list[Finding]) -> str:

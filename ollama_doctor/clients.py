@@ -188,7 +188,9 @@ CLIENTS: tuple[ClientFamily, ...] = (
                     "openai-python retries twice with a 600 s timeout: a 500 from a failed load "
                     "is tried three times, each one loading the model again.",
                     "Set max_retries=0 while diagnosing, or warm the model at start-up.",
-                    ("OpenAI(…, max_retries=0)",), "openai/_constants.py"),
+                    ('OpenAI(base_url="http://127.0.0.1:11434/v1", api_key="ollama", '
+                     'max_retries=0)',),
+                    "openai/_constants.py"),
             Pitfall("openai-python-proxy-env", "", "proxy-captures-local", _I,
                     "openai-python (httpx, trust_env) sends a local base_url through HTTP_PROXY "
                     "too.",
@@ -206,7 +208,7 @@ CLIENTS: tuple[ClientFamily, ...] = (
                     "langchain-ollama uses ollama-python's client: no timeout by default, and "
                     "HTTP_PROXY applies to 127.0.0.1.",
                     "Pass a timeout through client_kwargs, and set NO_PROXY.",
-                    ('ChatOllama(model=…, client_kwargs={"timeout": 120})', _NO_PROXY),
+                    ('ChatOllama(model="MODEL", client_kwargs={"timeout": 120})', _NO_PROXY),
                     "langchain_ollama/chat_models.py"),
         )),
     ClientFamily(
@@ -286,14 +288,14 @@ CLIENTS: tuple[ClientFamily, ...] = (
                     "llama-index's Ollama has request_timeout 30 s by default: a cold load longer "
                     "than that fails with a read timeout, and each retry aborts the load.",
                     "Raise request_timeout above the model's load time, and warm the model.",
-                    ("Ollama(model=…, request_timeout=120.0)",),
+                    ('Ollama(model="MODEL", request_timeout=120.0)',),
                     "llama_index/llms/ollama/base.py DEFAULT_REQUEST_TIMEOUT"),
             Pitfall("llama-index-base-url", "", "ipv6-localhost", _I,
                     "llama-index's Ollama defaults to base_url http://localhost:11434 and does "
                     "not read OLLAMA_HOST: `localhost` may resolve to ::1 while Ollama listens on "
                     "127.0.0.1.",
                     "Give the base URL with an address.",
-                    ('Ollama(model=…, base_url="http://127.0.0.1:11434")',),
+                    ('Ollama(model="MODEL", base_url="http://127.0.0.1:11434")',),
                     "llama_index/llms/ollama/base.py"),
         )),
     # litellm with an ollama/ (POST /api/generate) or ollama_chat/ (POST /api/chat) model, read

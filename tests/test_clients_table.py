@@ -173,7 +173,11 @@ def test_every_family_turns_into_its_findings(ecosystem: str, name: str, version
         assert finding.evidence["client"] == family.name
         assert finding.evidence["applies_to"] == (rule.versions or "all versions")
         assert finding.message == f"{name} {version} (test): {rule.message}"
-        assert finding.fix[0].text == rule.fix and finding.fix[0].commands == rule.commands
+        # one step per kind of line (shell, code), the fix's text on the first
+        assert finding.fix[0].text == rule.fix
+        assert [c for step in finding.fix for c in step.commands] == list(rule.commands)
+        assert all(len({getattr(c, "kind", None) for c in step.commands}) <= 1
+                   for step in finding.fix)
 
 
 # -- every version boundary: just below, at, just above -----------------------------------------
