@@ -61,6 +61,18 @@ class Lab:
         self.stack = stack
         self.tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="odt-scn-")))
 
+    def closed_port(self) -> int:
+        """A loopback port that refuses connections for the whole scenario: bound, never
+        listening, and held until the lab closes. (A port bound and released at once could be
+        handed to the next server the scenario starts: S03 once found its own candidate
+        emulator on its "closed" target port.)"""
+        import socket
+
+        sock = self.stack.enter_context(socket.socket())
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
     def emulator(self, *, models: list[str] | None = None, **faults: str) -> Any:
         from ollama_doctor.emulator import Emulator, EmulatorConfig, ModelSpec
 
@@ -140,15 +152,6 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         proc.wait()
 
 
-def closed_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 Setup = Callable[[Lab], Run]
 
 
@@ -172,7 +175,7 @@ MODEL = "llama3.2:latest"
 
 
 def s01(lab: Lab) -> Run:
-    return Run(["--host", f"127.0.0.1:{closed_port()}"])
+    return Run(["--host", f"127.0.0.1:{lab.closed_port()}"])
 
 
 def healthy_emulator(lab: Lab) -> Run:
@@ -195,7 +198,7 @@ def s02n(lab: Lab, bind: str = "127.0.0.1") -> Run:
 
 
 def s03(lab: Lab) -> Run:
-    return Run(["--host", f"127.0.0.1:{closed_port()}", "--fs-root", str(FS / "cgroup-v2"),
+    return Run(["--host", f"127.0.0.1:{lab.closed_port()}", "--fs-root", str(FS / "cgroup-v2"),
                 "--discover", "--candidate", lab.emulator().url])
 
 
@@ -273,12 +276,12 @@ def s07_gateway_host_check(lab: Lab) -> Run:
 
 
 def s08(lab: Lab) -> Run:
-    return Run(["--host", lab.emulator().url], {"HTTP_PROXY": f"http://127.0.0.1:{closed_port()}"})
+    return Run(["--host", lab.emulator().url], {"HTTP_PROXY": f"http://127.0.0.1:{lab.closed_port()}"})
 
 
 def s09(lab: Lab) -> Run:
     return Run(["--host", lab.emulator().url],
-               {"ALL_PROXY": f"socks5://127.0.0.1:{closed_port()}", **lab.no_socksio()})
+               {"ALL_PROXY": f"socks5://127.0.0.1:{lab.closed_port()}", **lab.no_socksio()})
 
 
 def s10(lab: Lab) -> Run:
