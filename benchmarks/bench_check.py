@@ -22,8 +22,9 @@ past it); traffic goes only to loopback or into the benchmark's own namespace.
 
 ``--timeline`` also runs the healthy check, with and without a model, once more under a bootstrap
 and prints when each probe started and ended (offsets from process start), how long its module
-took to import, what it waited for (``needs``/``after`` in ``registry.py``) and any wait for a
-free worker slot.
+took to import, what it waited for (``needs``/``after`` in ``registry.py``), any wait for a
+free worker slot and when its prepare step (local work started with the run) ran — the last
+two from the report's own timeline (``started_ms``, ``waited_ms``, ``prepare`` per check).
 
     python benchmarks/bench_check.py [--runs 7] [--timeout 5] [--timeline]
 
@@ -427,10 +428,12 @@ def timeline(url: str, model: str | None, env: dict[str, str], timeout: float,
     what = f"check -m {model}" if model else "check"
     print(f"\ntimeline of `{what}` on a healthy emulator (ms from process start; "
           f"load {load()}; wall {wall * ms:.0f}, exit {proc.returncode})")
+    reported: dict[str, dict[str, object]] = {}
     try:
         doc = json.loads(proc.stdout)
         print(f"  {doc['summary']['headline']}; not passed: " + ", ".join(
             f"{c['id']} {c['status']}" for c in doc["checks"] if c["status"] != "pass"))
+        reported = {c["id"]: c for c in doc["checks"]}
     except (ValueError, KeyError, TypeError):
         print(f"  (no JSON report: {proc.stderr[-300:]!r})")
     marks = [("interpreter up", ev["boot"])] + [
@@ -438,7 +441,8 @@ def timeline(url: str, model: str | None, env: dict[str, str], timeout: float,
                              "run_start", "run_end", "exit") if k in ev]
     print("  " + ", ".join(f"{k} {v * ms:.0f}" for k, v in marks))
     print(f"  {'probe':<13}{'start':>6}{'end':>6}{'run':>6}{'import':>7}  waited for (ready at) "
-          f"/ slot wait")
+          f"/ slot wait / prepare step")
+    base = ev.get("run_start", 0.0) * ms  # the report's times count from the run's start
     for pid, p in sorted(probes.items(), key=lambda kv: kv[1].get("start", 1e9)):
         if "start" not in p:
             continue
@@ -447,10 +451,16 @@ def timeline(url: str, model: str | None, env: dict[str, str], timeout: float,
                 if d in probes and "end" in probes[d]]
         ready = max([probes[d]["end"] for d in deps], default=ev.get("run_start", 0.0))
         last = max(deps, key=lambda d: probes[d]["end"]) if deps else "-"
-        slot = p["start"] - ready
+        check = reported.get(pid, {})
+        waited = check.get("waited_ms")
+        slot = float(waited) if isinstance(waited, (int, float)) else (p["start"] - ready) * ms
+        prepare = check.get("prepare")
+        prepared = (f" / prepared {base + prepare['started_ms']:.0f}-"
+                    f"{base + prepare['finished_ms']:.0f}" if isinstance(prepare, dict) else "")
         print(f"  {pid:<13}{p['start'] * ms:6.0f}{p['end'] * ms:6.0f}"
               f"{(p['end'] - p['start']) * ms:6.0f}{p.get('import', 0) * ms:7.0f}  "
-              f"{last} ({ready * ms:.0f})" + (f" / {slot * ms:.0f}" if slot > 0.005 else ""))
+              f"{last} ({ready * ms:.0f})" + (f" / {slot:.0f}" if slot > 5 else "")
+              + prepared)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -117,6 +117,10 @@ class Route:
 
 OP_FLOOR = 1.0  # seconds an operation gets even past the run's deadline
 SHARED_KEEP_BYTES = 64 * 1024  # of a shared answer's body, kept after parsing: evidence, errors
+# How long a probe waits for local work another thread does for it (``Context.once``). The
+# runner cuts a probe at the end of the run's budget long before: this bound only keeps an
+# abandoned thread from waiting for ever.
+ONCE_WAIT = 120.0
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,58 @@ class Context:
                 "dns", f"resolver did not answer within {limit:g} s", "TimeoutError"))
         assert pending.value is not None
         return pending.value
+
+    # -- local work started early ---------------------------------------------------------
+    def once(self, key: str, compute: Callable[[], T], *, limit: float = ONCE_WAIT) -> T:
+        """``compute()`` once per run, kept under ``key`` in ``memo``: the first caller
+        computes it, a caller that comes meanwhile waits for that answer (at most ``limit``
+        seconds, then ``TimeoutError``), and an exception is raised to every caller.
+
+        The runner claims each probe's ``prepare`` step (its expensive local work: a process
+        scan, cgroup files, GPU tools, a log; ``claim``) and computes it in a thread of its
+        own; the probe's ``run`` asks for the same key and gets the finished work, or waits
+        for the rest of it, or — when no runner started it (a test calling the probe) —
+        computes it itself.
+        """
+        with self._lock:
+            pending = self.memo.get(key)
+            mine = pending is None
+            if mine:
+                pending = self.memo[key] = _Once()
+        assert isinstance(pending, _Once)
+        if mine:
+            try:
+                pending.value = compute()
+            except BaseException as exc:
+                pending.error = exc
+                raise
+            finally:
+                pending.done.set()
+        elif not pending.done.wait(limit):
+            raise TimeoutError(f"{key} did not finish within {limit:g} s")
+        if pending.error is not None:
+            raise pending.error
+        value: T = pending.value
+        return value
+
+    def claim(self, key: str) -> Callable[[Callable[[], Any]], None] | None:
+        """Take ``key`` for ``once`` now, to compute it in another thread: callers of ``once``
+        wait for it from this moment. The returned function computes and publishes it;
+        ``None`` when the key is taken already."""
+        with self._lock:
+            if key in self.memo:
+                return None
+            entry = self.memo[key] = _Once()
+
+        def fulfil(compute: Callable[[], Any]) -> None:
+            try:
+                entry.value = compute()
+            except Exception as exc:  # raised to each caller of ``once``
+                entry.error = exc
+            finally:
+                entry.done.set()
+
+        return fulfil
 
     # -- answers shared between probes ----------------------------------------------------
     def tags(self, url: str, headers: Mapping[str, str],
@@ -410,6 +466,15 @@ class Context:
             evidence = result.evidence = kind.from_result(  # type: ignore[attr-defined]
                 result.facts, result.findings)
         return evidence if isinstance(evidence, kind) else None
+
+
+class _Once:
+    """One piece of work (``Context.once``) that other threads may be waiting for."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
 
 
 class _Pending:

@@ -9,6 +9,17 @@ every report and of ``ollama-doctor probes``. A new probe is one module under ``
 - ``after``: probes whose facts this one reads when they ran; it waits for them but is not
   skipped when they fail.
 - ``opt_in``: runs only when asked (``probe NAME`` or its ``check`` flag).
+- ``local``: looks at this machine only (processes, files, limits): it runs beside the network
+  probes, never in one of their worker slots (``runner.py``), so it cannot delay them.
+- ``prepare``: the probe's module has a ``prepare(ctx)`` function doing its expensive local work
+  (a process scan, cgroup files, GPU tools, the server's log), which depends on no other probe.
+  The runner starts it in a thread of its own as soon as local work may start (once
+  reachability is done, see ``runner.py``), beside the network probes; ``run`` takes its result
+  (``Context.once``), so only the cheap judgement that reads other probes' facts waits for them.
+
+The critical path of a default ``check`` is reachability → models/auth → warmup: the local
+probes wait for network facts only to judge (the model's size, refused connects, a 403 on the
+Origin), never to do their own work, and ulimit, which reads no other probe, waits for none.
 """
 
 from __future__ import annotations
@@ -32,11 +43,19 @@ class ProbeSpec:
     after: tuple[str, ...] = ()
     causes: tuple[str, ...] = ()
     opt_in: bool = False
+    local: bool = False
+    prepare: bool = False
 
     def load(self) -> Callable[[Context], Outcome]:
         module = importlib.import_module(f"ollama_doctor.probes.{self.id}")
         run: Callable[[Context], Outcome] = module.run
         return run
+
+    def load_prepare(self) -> Callable[[Context], object]:
+        """The module's ``prepare(ctx)`` (only for a spec with ``prepare=True``)."""
+        module = importlib.import_module(f"ollama_doctor.probes.{self.id}")
+        prepare: Callable[[Context], object] = module.prepare
+        return prepare
 
 
 REGISTRY: tuple[ProbeSpec, ...] = (
@@ -71,13 +90,17 @@ REGISTRY: tuple[ProbeSpec, ...] = (
     ProbeSpec(  # container
         "container", "Container and limits",
         "Container or WSL detection, cgroup v1/v2 limits, localhost inside a container.",
-        after=("reachability", "models"),
+        # judged with the model's size (models) and refused connects (reachability); the
+        # detection and the cgroup reads are its prepare step
+        after=("reachability", "models"), local=True, prepare=True,
         causes=("container-localhost", "memory-limit"),
     ),
     ProbeSpec(
         "server", "Local server",
         "Ollama processes, listeners, effective environment and server log on this machine.",
-        after=("reachability", "auth"),
+        # judged with reachability's addresses, connects and version and auth's 403 on the
+        # Origin; the process scan, sockets, `ollama -v` and the log are its prepare step
+        after=("reachability", "auth"), local=True, prepare=True,
         causes=("bound-to-loopback", "wrong-instance", "wrong-port-scheme",
                 "setting-not-applied", "out-of-memory", "runner-crashed", "slow-model-load",
                 "gpu-offload", "prompt-truncated", "fd-limit-low", "ollama-outdated",
@@ -86,13 +109,15 @@ REGISTRY: tuple[ProbeSpec, ...] = (
     ProbeSpec(  # ulimit
         "ulimit", "Open-file limits",
         "RLIMIT_NOFILE of this process and of the server, against the expected concurrency.",
-        after=("server",),
+        # reads no other probe: the process scan it shares with server is kept in ctx.memo
+        local=True,
         causes=("fd-limit-low",),
     ),
     ProbeSpec(  # resources
         "resources", "Memory, disk and GPU",
         "Free memory, disk where models live, swap, GPUs and VRAM against the model's size.",
-        after=("reachability", "models", "server"),
+        # judged with the model's size; memory, disk, GPU tools and the scan are prepared
+        after=("reachability", "models"), local=True, prepare=True,
         causes=("disk-space-low", "memory-limit", "gpu-offload"),
     ),
     ProbeSpec(  # models

@@ -4,7 +4,8 @@ It renders the same report document that ``--json`` prints, so the screen and th
 never disagree. The layout leads with what a person fixing a failure at 2 a.m. needs: one line
 per check, then the top cause with its evidence and the commands that fix it, then the rest.
 Colour only on a terminal without ``NO_COLOR``; ``-v`` adds every probe's facts (as key/value
-tables: raw JSON belongs to ``--json``) and the info notes.
+tables: raw JSON belongs to ``--json``), the info notes, and ends with the run's timeline: when
+each probe that ran started and ended, and what it waited for (``timeline``).
 
 Width: prose wraps at word boundaries to the console's width (the terminal's; ``COLUMNS`` when
 output is not a terminal; no wrapping when it is not a terminal and ``COLUMNS`` is unset),
@@ -63,10 +64,22 @@ def console(file: IO[str] | None = None, *, stderr: bool = False,
                    force_terminal=None if tty else False)
 
 
+def live(stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> bool:
+    """Whether a live status line may be shown: stdout and stderr both terminals (output piped
+    to a file or another program gets none, nor does its stderr), and not a dumb terminal
+    without colour."""
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    if not (out.isatty() and err.isatty()):
+        return False
+    return not ("NO_COLOR" in os.environ and os.environ.get("TERM") == "dumb")
+
+
 @contextmanager
 def progress(label: str) -> Iterator[Any]:
-    """A spinner on stderr, only when stderr is a terminal; yields a ``update(text)`` callable."""
-    if not sys.stderr.isatty() or ("NO_COLOR" in os.environ and os.environ.get("TERM") == "dumb"):
+    """A spinner on stderr, only when ``live``; yields a ``update(text)`` callable, which shows
+    ``label`` and the text (the runner's status line: what runs now, for how long, its
+    limit)."""
+    if not live():
         yield lambda text: None
         return
     err = console(stderr=True)
@@ -157,6 +170,8 @@ def report(doc: dict[str, Any], out: Console, *, verbose: bool = False) -> None:
     _say(out, Text.assemble((summary["status"].upper(), style), " — ",
                             _verdict(summary, shown)),
          glue=f" (exit {summary['exit_code']})", hang=2)
+    if verbose:
+        timeline(doc["checks"], out)
 
 
 def _verdict(summary: dict[str, Any], shown: list[dict[str, Any]]) -> str:
@@ -326,6 +341,54 @@ def _facts(check: dict[str, Any], out: Console) -> None:
     if check.get("error"):
         _say(out, Text(f"{check['error']['type']}: {check['error']['message']}",
                        style="magenta"), indent=indent, hang=indent + 2)
+
+
+# --------------------------------------------------------------------------------------------
+# The run's timeline (-v)
+
+
+def timeline_rows(checks: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """(probe, start, end, waited for) for every check that ran, by start time: ms from the
+    run's start; what it waited for is the probe it needs or runs after that finished last
+    (``registry.py``), a free worker slot, and its prepare step's span."""
+    from ollama_doctor.registry import BY_ID
+
+    ran = [c for c in checks if c.get("started_ms") is not None
+           and c.get("finished_ms") is not None]
+    ended = {c["id"]: c["finished_ms"] for c in ran}
+    rows: list[tuple[str, str, str, str]] = []
+    for check in sorted(ran, key=lambda c: c["started_ms"]):
+        spec = BY_ID.get(check["id"])
+        deps = [d for d in (*spec.needs, *spec.after) if d in ended] if spec else []
+        waits: list[str] = []
+        if deps:
+            waits.append(max(deps, key=lambda d: ended[d]))
+        if (check.get("waited_ms") or 0) >= 1:
+            waits.append(f"a free slot {check['waited_ms']:.0f} ms")
+        prepare = check.get("prepare")
+        if prepare:
+            waits.append(f"prepared {prepare['started_ms']:.0f}–{prepare['finished_ms']:.0f}")
+        rows.append((check["id"], f"{check['started_ms']:.0f}", f"{check['finished_ms']:.0f}",
+                     " · ".join(waits)))
+    return rows
+
+
+def timeline(checks: list[dict[str, Any]], out: Console) -> None:
+    """The ``-v`` output's last table: when each probe ran, and what it waited for."""
+    rows = timeline_rows(checks)
+    if not rows:
+        return
+    out.print()
+    out.print(Text("Timeline", style="bold") + Text(" (ms from the start of the run)",
+                                                    style="dim"))
+    width = max(len("probe"), *(len(r[0]) for r in rows))
+    times = max(len("start"), *(max(len(r[1]), len(r[2])) for r in rows))
+    head = f"  {'probe':<{width}}  {'start':>{times}}  {'end':>{times}}  "
+    out.print(Text(head + "waited for", style="dim"), soft_wrap=True)
+    hang = len(head) if out.width - len(head) >= 24 else 4
+    for probe, start, end, waits in rows:
+        _say(out, Text(f"  {probe:<{width}}  {start:>{times}}  {end:>{times}}  " + waits),
+             hang=hang)
 
 
 def plain(text: str, out: Console) -> None:

@@ -187,6 +187,11 @@ class ProbeResult:
     error: ProbeError | None = None
     prerequisite: bool = False  # ran only because another probe needed it
     evidence: object | None = None  # typed facts for other probes (see Outcome)
+    # The run's timeline (runner.py), in ms from the run's start; None when it did not run
+    started_ms: float | None = None
+    finished_ms: float | None = None
+    waited_ms: float | None = None  # ready, waiting for a free worker slot
+    prepare_ms: tuple[float, float] | None = None  # its prepare step: started, finished
 
     def __post_init__(self) -> None:
         if self.evidence is None:  # the runner passes the Outcome's facts object along
@@ -204,12 +209,21 @@ class ProbeResult:
             "status": self.status.value,
             "summary": self.summary,
             "duration_ms": round(self.duration_ms, 1),
+            "started_ms": _ms(self.started_ms),
+            "finished_ms": _ms(self.finished_ms),
+            "waited_ms": _ms(self.waited_ms),
+            "prepare": None if self.prepare_ms is None else {
+                "started_ms": _ms(self.prepare_ms[0]), "finished_ms": _ms(self.prepare_ms[1])},
             "prerequisite": self.prerequisite,
             "blocked_by": self.blocked_by,
             "error": self.error.to_dict() if self.error else None,
             "facts": self.facts,
             "findings": [f.to_dict() for f in self.findings],
         }
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,27 @@ documented exceptions extend a probe's budget: the time its thread spent waiting
 response headers of a model load (``net.excused``; bounded by ``--load-timeout``), and the
 opt-in load ramp's own limits (``EXTRA_BUDGET``). Probes not started when the run's time is
 spent are recorded as ``skip``.
+
+Slots: at most ``MAX_WORKERS`` network probes run at once; when more are ready, the one that
+more probes wait for (directly or not) starts first, so the critical path reachability →
+models/auth → warmup never queues behind a probe nothing waits for. Local probes
+(``ProbeSpec.local``: container, server, ulimit, resources) never take one of those slots, and
+their ``prepare`` steps — the expensive local work, which reads no other probe — run in threads
+of their own (``Context.claim``/``once``); the probe itself, started when its network facts are
+in, only judges. Local work starts once the lead network probe (the one most probes wait for:
+reachability) is done, or ``LOCAL_GRACE`` seconds into the run: Python threads share one
+interpreter lock, and a process scan beside reachability's imports and TLS set-up at the start
+of the run made reachability 100–200 ms slower, while after it the network probes mostly wait on
+sockets and the local work fills those waits.
+
+Timeline: every result carries when it started and finished, in ms from the run's start, and
+how long it waited for a free slot once its prerequisites were done (``started_ms``,
+``finished_ms``, ``waited_ms``; its prepare step's span in ``prepare_ms``, ``prepare`` in the
+JSON). ``-v`` prints them.
+
+Progress: ``on_event(text, None)`` whenever the status line changes — what runs now, with its
+elapsed time and, for a model load or the load ramp, its limit (``status_line``) — and
+``on_event("done", result)`` when a probe's result is recorded.
 """
 
 from __future__ import annotations
@@ -35,7 +56,7 @@ from ollama_doctor.context import Context, Options
 from ollama_doctor.registry import REGISTRY, ProbeSpec
 from ollama_doctor.result import Outcome, ProbeError, ProbeResult, Status
 
-MAX_WORKERS = 4
+MAX_WORKERS = 4  # network probes at once; local probes and prepare steps are not counted
 RUN_SLACK = 0.5  # seconds of the run's budget beyond 1.3 × --timeout
 # Network operations are timed to end this share of the budget before the runner's cut, so a
 # probe whose last wait runs to its timeout still returns what it found instead of being cut.
@@ -48,6 +69,8 @@ EXTRA_BUDGET: dict[str, Callable[[Options], float]] = {
 }
 
 Hook = Callable[[str, ProbeResult | None], None]
+SHOWN_AFTER = 1.0  # seconds a probe runs before the status line shows its elapsed time
+LOCAL_GRACE = 1.0  # seconds local work waits at most for the lead network probe
 
 
 def run_budget(options: Options) -> float:
@@ -60,6 +83,11 @@ def partial_key(probe_id: str) -> str:
     return f"partial:{probe_id}"
 
 
+def prepare_key(probe_id: str) -> str:
+    """Where a probe's prepare step keeps its work (``Context.once``)."""
+    return f"prepared:{probe_id}"
+
+
 @dataclass
 class _Running:
     spec: ProbeSpec
@@ -68,6 +96,55 @@ class _Running:
     thread: threading.Thread | None = None
     ident: int = 0
     ready: threading.Event = field(default_factory=threading.Event)
+    loading_since: float | None = None  # in a model load's header wait since (monotonic)
+    ended: float | None = None  # when its thread had its result (monotonic)
+
+
+# --------------------------------------------------------------------------------------------
+# The status line
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One thing running now, as the status line tells it."""
+
+    probe: str
+    elapsed: float  # seconds it has been at it (a model load: since the load began)
+    what: str = ""  # "loading llama3.2", "ramp"; empty for a plain probe
+    limit: float | None = None  # the most it may take, in seconds
+    limit_option: str = ""  # the option that sets the limit
+
+
+def status_line(activities: list[Activity], *, shown_after: float = SHOWN_AFTER) -> str:
+    """The live status line: what runs now. A model load or the load ramp with its elapsed
+    time and limit first ("warmup: loading llama3.2 — 12 s of up to 300 s (--load-timeout)"),
+    then probes running over ``shown_after`` seconds, longest first ("models — 2 s"), then the
+    others by name. Pure: the runner passes what it sees, a test passes what it likes."""
+    def told(a: Activity) -> str:
+        head = f"{a.probe}: {a.what}" if a.what else a.probe
+        if a.limit is not None:
+            option = f" ({a.limit_option})" if a.limit_option else ""
+            return f"{head} — {int(a.elapsed)} s of up to {a.limit:g} s{option}"
+        if a.elapsed >= shown_after:
+            return f"{head} — {int(a.elapsed)} s"
+        return head
+
+    order = sorted(activities, key=lambda a: (a.limit is None, a.elapsed < shown_after,
+                                              -a.elapsed if a.elapsed >= shown_after else 0.0,
+                                              a.probe))
+    return " · ".join(told(a) for a in order)
+
+
+def _activity(item: _Running, options: Options, now: float) -> Activity:
+    probe = item.spec.id
+    if item.loading_since is not None:
+        model = f"loading {options.model}" if options.model else "waiting for a model load"
+        return Activity(probe, now - item.loading_since, model, options.load_timeout,
+                        "--load-timeout")
+    if probe == "load":
+        return Activity(probe, now - item.started, "ramp", options.load_max_seconds,
+                        "--load-max-seconds")
+    return Activity(probe, now - item.started)
 
 
 def run_probes(
@@ -87,9 +164,11 @@ def run_probes(
     budget = run_budget(ctx.options) if budget is None else budget
     if ctx.deadline is not None:  # operations end before the run's cut, with room to report
         ctx.deadline = min(ctx.deadline, ctx.clock() + budget * (1 - OP_MARGIN))
-    run = _Schedule(ctx, selected, prereq, on_event, budget, time.monotonic() + budget)
+    start = time.monotonic()
+    run = _Schedule(ctx, selected, prereq, on_event, budget, start + budget, start)
     while run.pending or run.running:
         run.start_ready()
+        run.tell_status()
         if run.running:
             run.wait_for_one()
         else:
@@ -107,15 +186,25 @@ class _Schedule:
     on_event: Hook | None
     budget: float
     stop_at: float  # monotonic time at which the run's budget is spent
+    start: float  # monotonic time at which the run started: the timeline's zero
     pending: dict[str, ProbeSpec] = field(init=False)
     in_run: set[str] = field(init=False)  # ids this run knows: selected or already done
     running: dict[str, _Running] = field(default_factory=dict)
     finished: queue.SimpleQueue[tuple[str, ProbeResult]] = field(
         default_factory=queue.SimpleQueue)
+    ready_at: dict[str, float] = field(default_factory=dict)  # ready, waiting for a slot
+    waited: dict[str, float] = field(default_factory=dict)  # seconds each waited for a slot
+    prepared: dict[str, list[float]] = field(default_factory=dict)  # id → [start, end]
+    shown: str = ""  # the status line last told
+    prepares_started: bool = False
 
     def __post_init__(self) -> None:
         self.pending = {spec.id: spec for spec in self.selected}
         self.in_run = set(self.pending) | set(self.done)
+        self.order, waiting = _by_urgency(self.selected)
+        # The network probe local work follows: the root most probes wait for (reachability)
+        self.lead = next((s.id for s in self.order if not s.local and waiting[s.id]
+                          and not self.deps(s)), None)
 
     @property
     def done(self) -> dict[str, ProbeResult]:
@@ -124,28 +213,91 @@ class _Schedule:
     def deps(self, spec: ProbeSpec) -> list[str]:
         return [d for d in (*spec.needs, *spec.after) if d in self.in_run]
 
+    def ms(self, moment: float) -> float:
+        return (moment - self.start) * 1000
+
     def record(self, probe_id: str, result: ProbeResult) -> None:
         result.prerequisite = probe_id in self.prereq
+        span = self.prepared.get(probe_id)
+        if span is not None and len(span) == 2:
+            result.prepare_ms = (self.ms(span[0]), self.ms(span[1]))
         self.done[probe_id] = result
         if self.on_event:
             self.on_event("done", result)
 
+    def local_open(self) -> bool:
+        """Whether local work may start: once the lead network probe is done, or
+        ``LOCAL_GRACE`` seconds into the run, whichever comes first. One interpreter lock: at
+        the start of a run the lead is busy importing the HTTP stack and building its TLS
+        context, and a process scan or cgroup reads beside it only slow it down (measured:
+        +100–200 ms on reachability); after it, the network probes mostly wait on sockets."""
+        return (self.lead is None or self.lead in self.done
+                or time.monotonic() >= self.start + LOCAL_GRACE)
+
+    def start_prepares(self) -> None:
+        """Start every selected probe's prepare step, each in a thread of its own: local work
+        that reads no other probe, so it runs while the network facts it is judged with are
+        still coming in."""
+        if self.prepares_started or not self.local_open():
+            return
+        self.prepares_started = True
+        for spec in self.selected:
+            if spec.prepare and spec.id in self.pending:
+                self.ctx.memo.pop(prepare_key(spec.id), None)  # none from an earlier run
+                fulfil = self.ctx.claim(prepare_key(spec.id))
+                if fulfil is not None:
+                    self.prepared[spec.id] = []
+                    _prepare(spec, self.ctx, fulfil, self.prepared[spec.id])
+
     def start_ready(self) -> None:
-        """Start, skip or record as not run every probe whose prerequisites are done."""
+        """Start, skip or record as not run every probe whose prerequisites are done: the
+        network probes first (a thread's start waits for the interpreter lock), then the
+        prepare steps, then the local probes, which find their prepared work claimed."""
+        self._start_ready(local=False)
+        self.start_prepares()
+        self._start_ready(local=True)
+
+    def _start_ready(self, *, local: bool) -> None:
         progress = True
         while progress:  # a skip can unblock a probe earlier in the order: pass again
             progress = False
-            for spec in [s for s in self.selected if s.id in self.pending]:
+            for spec in [s for s in self.order if s.id in self.pending and s.local == local]:
                 if any(d not in self.done for d in self.deps(spec)):
                     continue
+                if spec.local and not self.local_open():
+                    continue  # local work follows the lead network probe
                 blocker = next((d for d in spec.needs
                                 if d in self.done and not self.done[d].ok), None)
-                late = time.monotonic() >= self.stop_at
-                if blocker is None and not late and len(self.running) >= MAX_WORKERS:
+                now = time.monotonic()
+                late = now >= self.stop_at
+                if blocker is None and not late and not spec.local and self.busy() >= MAX_WORKERS:
+                    self.ready_at.setdefault(spec.id, now)
                     continue  # ready, waiting for a free slot
                 del self.pending[spec.id]
                 progress = True
+                self.waited[spec.id] = now - self.ready_at.pop(spec.id, now)
                 self._begin(spec, blocker, late)
+
+    def busy(self) -> int:
+        """Network probes running: the slots taken."""
+        return sum(1 for item in self.running.values() if not item.spec.local)
+
+    def tell_status(self) -> None:
+        """Tell ``on_event`` the status line when it has changed."""
+        if not self.on_event or not self.running:
+            return
+        now = time.monotonic()
+        for item in self.running.values():  # a model load's header wait: excused time
+            if net.excused(item.ident) == float("inf"):
+                if item.loading_since is None:
+                    item.loading_since = now
+            else:
+                item.loading_since = None
+        line = status_line([_activity(item, self.ctx.options, now)
+                            for item in self.running.values()])
+        if line != self.shown:
+            self.shown = line
+            self.on_event(line, None)
 
     def _begin(self, spec: ProbeSpec, blocker: str | None, late: bool) -> None:
         if blocker is not None:
@@ -157,8 +309,6 @@ class _Schedule:
                 spec.id, spec.title, Status.SKIP,
                 f"not run: the run's {self.budget:g} s were spent"))
         else:
-            if self.on_event:
-                self.on_event(spec.id, None)
             self.running[spec.id] = _start(spec, self.ctx, self.finished, self.stop_at)
 
     def give_up_on_pending(self) -> None:
@@ -180,14 +330,58 @@ class _Schedule:
             pass
         else:
             if probe_id in self.running:
-                del self.running[probe_id]
+                item = self.running.pop(probe_id)
+                self._timed(result, item, item.ended or time.monotonic())
                 self.record(probe_id, result)
             return
         now = time.monotonic()
         for probe_id, item in list(self.running.items()):
             if now >= _cut_time(item):
                 del self.running[probe_id]  # its thread is abandoned, never joined
-                self.record(probe_id, _timed_out(item, self.ctx, now))
+                result = _timed_out(item, self.ctx, now)
+                self._timed(result, item, now)
+                self.record(probe_id, result)
+
+    def _timed(self, result: ProbeResult, item: _Running, ended: float) -> None:
+        result.started_ms = self.ms(item.started)
+        result.finished_ms = max(self.ms(ended), result.started_ms)
+        result.waited_ms = self.waited.get(item.spec.id, 0.0) * 1000
+
+
+def _by_urgency(specs: list[ProbeSpec]) -> tuple[list[ProbeSpec], dict[str, set[str]]]:
+    """``specs`` with those more probes wait for (through ``needs`` or ``after``, directly
+    or not) first, registry order among equals — when slots are short, the critical path
+    starts first — and, for each, the probes that wait for it."""
+    waiting: dict[str, set[str]] = {spec.id: set() for spec in specs}
+    for spec in specs:
+        for dep in (*spec.needs, *spec.after):
+            if dep in waiting:
+                waiting[dep].add(spec.id)
+    changed = True
+    while changed:  # the transitive closure: a handful of probes, a few passes
+        changed = False
+        for probe_id, later in waiting.items():
+            grown = later.union(*(waiting[w] for w in later))
+            if grown != later:
+                waiting[probe_id] = grown
+                changed = True
+    index = {spec.id: n for n, spec in enumerate(specs)}
+    return sorted(specs, key=lambda s: (-len(waiting[s.id]), index[s.id])), waiting
+
+
+def _prepare(spec: ProbeSpec, ctx: Context, fulfil: Callable[[Callable[[], object]], None],
+             span: list[float]) -> None:
+    """Run ``spec``'s prepare step in a daemon thread of its own; its result (or exception)
+    waits in ``ctx.memo`` for the probe (``Context.once``), which reports any failure."""
+    def timed() -> object:
+        span.append(time.monotonic())
+        try:
+            return spec.load_prepare()(ctx)
+        finally:
+            span.append(time.monotonic())
+
+    threading.Thread(target=fulfil, args=(timed,), name=f"od-prepare-{spec.id}",
+                     daemon=True).start()
 
 
 def _start(spec: ProbeSpec, ctx: Context, out: queue.SimpleQueue[tuple[str, ProbeResult]],
@@ -201,7 +395,9 @@ def _start(spec: ProbeSpec, ctx: Context, out: queue.SimpleQueue[tuple[str, Prob
         item.ident = threading.get_ident()
         item.ready.set()
         net.set_policy(ctx.options.timeout)
-        out.put((spec.id, _run_one(spec, ctx)))
+        result = _run_one(spec, ctx)
+        item.ended = time.monotonic()
+        out.put((spec.id, result))
 
     # A daemon thread nobody joins: a probe stuck in a read cannot hold the exit.
     item.thread = threading.Thread(target=work, name=f"od-probe-{spec.id}", daemon=True)

@@ -18,7 +18,8 @@ from ollama_doctor import __version__
 from ollama_doctor.report import schema
 from tests.conftest import CliRun, free_port
 
-VOLATILE = {"generated_at", "duration_ms", "elapsed_ms", "resolve_ms", "environment"}
+VOLATILE = {"generated_at", "duration_ms", "elapsed_ms", "resolve_ms", "environment",
+            "started_ms", "finished_ms", "waited_ms", "prepare"}
 
 
 def stable(value: Any) -> Any:

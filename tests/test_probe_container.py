@@ -661,3 +661,23 @@ def test_namespace_path_outside_the_mount_is_not_followed(tmp_path: Path) -> Non
     out = container.run(make_ctx(root))
     assert out.facts["cgroup"]["dirs"]["memory"] == "/sys/fs/cgroup"
     assert out.facts["cgroup"]["fell_back_to_root"] == ["cpu", "io", "memory", "pids"]
+
+
+def test_prepared_before_the_network_facts_the_same_outcome() -> None:
+    """The runner's prepare step reads the container signs and cgroup files before models and
+    reachability have answered; the judgement made from it is the one the probe makes alone."""
+    from ollama_doctor.runner import prepare_key
+
+    alone = container.run(make_ctx(FS / "cgroup-v2", model=MODEL, results=[with_model(),
+                                                                              refused()]))
+    early = make_ctx(FS / "cgroup-v2", model=MODEL)
+    prepared = early.once(prepare_key("container"), lambda: container.prepare(early))
+    assert prepared.limits.version == "v2" and early.results == {}
+    for result in (with_model(), refused()):
+        early.results[result.id] = result
+    judged = container.run(early)
+    assert (judged.status, judged.summary, judged.facts) == (alone.status, alone.summary,
+                                                             alone.facts)
+    assert [f.to_dict() for f in judged.findings] == [f.to_dict() for f in alone.findings]
+    assert causes(judged.findings) == [("memory-limit", "error", "high"),
+                                       ("container-localhost", "error", "medium")]

@@ -349,3 +349,29 @@ def test_cli_this_machine_is_healthy(cli: Callable[..., CliRun],
     assert check["status"] in ("pass", "warn")
     assert check["facts"]["memory"]["total"]["bytes"] > 0
     assert run.code == 0
+
+
+def test_prepared_before_the_models_probe_the_same_outcome(tmp_path: Path) -> None:
+    """Memory, GPUs and the disk are read by the runner's prepare step before the models probe
+    has answered; the comparison with the model's size is the one the probe makes alone."""
+    from ollama_doctor.runner import prepare_key
+
+    root = meminfo_root(tmp_path, 4 * 1024 * 1024, 3 * 1024 * 1024)
+    tool(tmp_path / "bin", "nvidia-smi", "echo 'NVIDIA T400, 2048, 1900'\n")
+    env = {"PATH": str(tmp_path / "bin")}
+    alone = resources.run(make_ctx(root, model=MODEL, size=8_000_000_000, env=env))
+    early = make_ctx(root, model=MODEL, env=env)
+    prepared = early.once(prepare_key("resources"), lambda: resources.prepare(early))
+    assert prepared.memory is not None and len(prepared.gpus["devices"]) == 1
+    early.results["models"] = with_model(8_000_000_000)
+    judged = resources.run(early)
+
+    def steady(out: Any) -> tuple[Any, ...]:  # the disk's free bytes move between two reads
+        facts = {k: v for k, v in out.facts.items() if k != "disk"}
+        summary = [p for p in out.summary.split("; ") if not p.endswith("free for models")]
+        return out.status, summary, facts, out.facts["disk"]["folder"]
+
+    assert steady(judged) == steady(alone)
+    assert [f.to_dict() for f in judged.findings] == [f.to_dict() for f in alone.findings]
+    assert found(judged) == [("memory-limit", "error", "medium"),
+                             ("gpu-offload", "warning", "medium")]

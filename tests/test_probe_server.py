@@ -552,6 +552,46 @@ def test_version_of_the_binary_on_path(emulator: Callable[..., Any], tmp_path: P
     assert outcome.findings == [] and outcome.facts["binary"]["version"] == "0.33.0"
 
 
+def test_prepared_early_or_looked_up_on_its_own_the_same_outcome(
+        emulator: Callable[..., Any], tmp_path: Path) -> None:
+    """The runner's prepare step (process scan, sockets, ``ollama -v``, the log) runs before
+    reachability has answered; the judgement made from it is the one the probe makes alone."""
+    from ollama_doctor.runner import prepare_key
+
+    emu = emulator()
+    env = fake_ollama(tmp_path, "echo 'Warning: client version is 0.30.1'\n")
+    log = tmp_path / "server.log"
+    log.write_text((DATA / "sig-too-many-open-files.log").read_text())
+    alone = server.inspect(context(emu.url, pids=[os.getpid()], env=env, fs_root=tmp_path,
+                                   log_file=str(log)))
+    early = Context(target=parse_target(emu.url),
+                    options=Options(server_pids=(os.getpid(),), log_file=str(log)),
+                    env=env, fs_root=tmp_path)
+    gathered = early.once(prepare_key("server"), lambda: server.prepare(early))
+    assert "reachability" not in early.results  # prepared before any network fact
+    assert gathered.listeners is not None and gathered.log is not None
+    assert gathered.version_run is not None and gathered.version_run[0] == env["PATH"] + "/ollama"
+    outcome = reachability.run(early)
+    early.results["reachability"] = ProbeResult("reachability", "Server reachable",
+                                                outcome.status, outcome.summary,
+                                                facts=outcome.facts, findings=outcome.findings)
+    judged = server.inspect(early)
+    assert (judged.status, judged.summary) == (alone.status, alone.summary)
+    assert judged.facts == alone.facts
+    assert [f.to_dict() for f in judged.findings] == [f.to_dict() for f in alone.findings]
+    assert sorted(f.cause for f in judged.findings) == ["fd-limit-low", "wrong-instance"]
+
+
+def test_nothing_is_prepared_for_a_target_elsewhere(tmp_path: Path) -> None:
+    """A target that is not this machine gets no socket table, ``ollama -v`` or log read."""
+    ctx = Context(target=parse_target("http://192.0.2.7:11434"),
+                  options=Options(server_pids=(os.getpid(),)),
+                  env=fake_ollama(tmp_path, "exit 3\n"), fs_root=tmp_path)
+    gathered = server.prepare(ctx)
+    assert [s.pid for s in gathered.servers] == [os.getpid()]
+    assert (gathered.listeners, gathered.version_run, gathered.log) == (None, None, None)
+
+
 def test_a_hanging_binary_costs_one_timeout(emulator: Callable[..., Any],
                                             tmp_path: Path) -> None:
     emu = emulator()

@@ -30,6 +30,10 @@ Checks:
    (critical, high, naming that URL). Without ``--discover`` it is inferred (error, medium:
    ranks right after ``server-not-running``) and the fix suggests ``--discover``.
 
+Detection, the process scan and the cgroup reads are the ``prepare`` step, which the runner
+runs beside the network probes; the judgement (3 and 4) waits for ``models`` and
+``reachability``.
+
 Every read is bounded (64 KiB) and every failure (missing, unreadable, a directory where a
 file belongs, garbage, a huge file) is recorded in ``unreadable`` and turns the status into
 ``warn``, never a crash.
@@ -678,14 +682,35 @@ def _localhost_findings(ctx: Context, detection: Detection, servers: list[Any],
 # ---------------------------------------------------------------------------------------------
 
 
-def run(ctx: Context) -> Outcome:
-    reader = Reader(ctx)
-    facts: dict[str, Any] = {}
-    detection = detect(ctx, reader)
-    facts["container"] = detection.to_dict()
+@dataclass
+class Prepared:
+    """What this machine says, read before any other probe has answered (``prepare``)."""
 
+    reader: Reader
+    detection: Detection
+    local: bool
+    servers: list[Any]
+    server_error: str | None
+    limits: Limits
+
+
+def prepare(ctx: Context) -> Prepared:
+    """The runner's prepare step: container signs, the process scan and the cgroup files."""
+    reader = Reader(ctx)
+    detection = detect(ctx, reader)
     local, servers, server_error = server_is_local(ctx)
     limits = read_limits(ctx, reader, [s.pid for s in servers])
+    return Prepared(reader, detection, local, servers, server_error, limits)
+
+
+def run(ctx: Context) -> Outcome:
+    from ollama_doctor.runner import prepare_key
+
+    here = ctx.once(prepare_key("container"), lambda: prepare(ctx))
+    reader, detection, limits = here.reader, here.detection, here.limits
+    local, servers, server_error = here.local, here.servers, here.server_error
+    facts: dict[str, Any] = {}
+    facts["container"] = detection.to_dict()
     facts["cgroup"] = {"version": limits.version, "of": limits.of, "path": limits.path,
                        "dirs": limits.dirs, "fell_back_to_root": limits.fell_back}
     facts["limits"] = limits.limit_facts()

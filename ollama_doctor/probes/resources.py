@@ -12,6 +12,9 @@ Checks, on the machine the doctor runs on:
 4. the model's size (``--model``: from the ``models`` probe's facts, else one bounded
    ``GET /api/tags``) against all of the above.
 
+Memory, disk, GPUs and the process scan are the ``prepare`` step, which the runner runs beside
+the network probes; only the comparison with the model's size waits for ``models``.
+
 Findings are made only when the server runs on this machine (a loopback target, or an Ollama
 process found here): this machine's disk says nothing about a server elsewhere.
 
@@ -507,20 +510,42 @@ def _gpu_findings(gpus: dict[str, Any], need: ModelNeed | None) -> list[Finding]
     return out
 
 
-def run(ctx: Context) -> Outcome:
+@dataclass(frozen=True)
+class Prepared:
+    """This machine's figures, read before any other probe has answered (``prepare``)."""
+
+    local: bool
+    server_error: str | None
+    memory: dict[str, Any] | None
+    gpus: dict[str, Any]
+    disk: dict[str, Any] | None
+    problems: list[dict[str, str]]
+
+
+def prepare(ctx: Context) -> Prepared:
+    """The runner's prepare step: the process scan, memory, GPU tools and the disk."""
     problems: list[dict[str, str]] = []
+    local, _, server_error = server_is_local(ctx)
+    memory = _memory(ctx, problems)
+    gpus = _gpus(ctx)
+    disk = _disk(ctx, problems)
+    return Prepared(local, server_error, memory, gpus, disk, problems)
+
+
+def run(ctx: Context) -> Outcome:
+    from ollama_doctor.runner import prepare_key
+
     facts: dict[str, Any] = {}
     need, need_note = model_need(ctx)
     facts["model"] = need.to_dict() if need else {"name": ctx.options.model, "note": need_note}
-    local, _, server_error = server_is_local(ctx)
+    here = ctx.once(prepare_key("resources"), lambda: prepare(ctx))
+    local, server_error, problems = here.local, here.server_error, list(here.problems)
+    memory, gpus, disk = here.memory, here.gpus, here.disk
     facts["server_local"] = local
     if server_error:
         facts["server_lookup_error"] = server_error
-    memory = _memory(ctx, problems)
     facts["memory"] = memory
-    gpus = _gpus(ctx)
     facts["gpus"] = gpus
-    disk = _disk(ctx, problems)
     facts["disk"] = disk
     if problems:
         facts["unreadable"] = problems

@@ -1,6 +1,9 @@
 """``server``: the Ollama server on this machine: processes, listeners, environment and log.
 
-Runs after ``reachability`` (it reads that probe's addresses, connects and ``/api/version``).
+Judged after ``reachability`` (it reads that probe's addresses, connects and ``/api/version``)
+and ``auth`` (a 403 on the Origin makes a differing ``OLLAMA_ORIGINS`` an error). Its slow local
+work — the process scan, the target port's sockets, ``ollama -v``, the server's log — is its
+``prepare`` step, which the runner runs while models and auth answer (``Gathered``).
 A server is a process named ``ollama serve`` in this network namespace, or a pid named with
 ``--server-pid``; ``ollama serve`` processes of other network namespaces (other containers
 sharing the PID namespace) have their own loopback and are listed apart, never counted. With
@@ -100,12 +103,67 @@ def run(ctx: Context) -> Outcome:
     return inspect(ctx)
 
 
+@dataclass
+class Gathered:
+    """The probe's local work, which reads no other probe: the runner starts it beside the
+    network probes (``prepare``), so only the judgement waits for reachability and auth.
+    What is ``None`` was not looked at yet: the judgement looks then, as it always did."""
+
+    servers: list[ServerProcess]
+    elsewhere: list[ServerProcess]
+    error: str | None
+    launchers: dict[int, Launcher]
+    listeners: tuple[list[Listener], str | None] | None = None  # the target port's sockets
+    version_run: tuple[str | None, logs.CommandResult | None] | None = None  # ollama -v
+    log: tuple[logs.LogText | None, logs.Classification | None] | None = None
+
+
+def prepare(ctx: Context) -> Gathered:
+    """The runner's prepare step: the process scan, and when a server runs and the target may
+    be this machine, the target port's sockets, ``ollama -v`` and the server's log — the slow
+    part of this probe (psutil's socket table, two subprocesses), done while the network
+    probes run. A target that turns out to be elsewhere costs that work, never a finding."""
+    found = _gather(ctx)
+    if found.servers and _maybe_here(ctx):
+        found.listeners = listeners_on(ctx.target.port)
+        found.version_run = _version_run(ctx, None)
+        found.log = _read_log(ctx, None, None)
+    elif ctx.options.log_file:
+        found.log = _read_log(ctx, None, None)
+    return found
+
+
+def _gather(ctx: Context) -> Gathered:
+    servers, elsewhere, error = _find(ctx)
+    return Gathered(servers, elsewhere, error, {s.pid: launcher_of(ctx, s) for s in servers})
+
+
+def _maybe_here(ctx: Context) -> bool:
+    """Whether the target may be this machine, before reachability has answered: loopback,
+    the unspecified address, or an address (a name's, from the run's one shared resolution,
+    ``Context.resolve``) of one of this machine's interfaces."""
+    target = ctx.target
+    if target.is_loopback or target.is_unspecified:
+        return True
+    address = normalise_ip(target.dial_host)
+    raw = [address] if address else ctx.resolve(target.dial_host, target.port).addresses
+    ifaces, _ = local_addresses()
+    return any(a in ifaces or is_loopback_ip(a)
+               for a in (normalise_ip(x) for x in raw) if a is not None)
+
+
 def inspect(ctx: Context, *, runner: logs.Runner | None = None,
             stdin: TextIO | None = None) -> Outcome:
-    """``run`` with the command runner (``ollama -v``, ``journalctl``) and stdin injectable."""
+    """``run`` with the command runner (``ollama -v``, ``journalctl``) and stdin injectable.
+
+    The local work comes from the runner's prepare step when it ran (``Context.once``); called
+    on its own (a test), the probe scans here and looks at the rest when it needs it."""
+    from ollama_doctor.runner import prepare_key
+
+    seen = ctx.once(prepare_key("server"), lambda: _gather(ctx))
     facts: dict[str, Any] = {}
     notes: list[str] = []
-    servers, elsewhere, error = _find(ctx)
+    servers, elsewhere, error = seen.servers, seen.elsewhere, seen.error
     if error:
         notes.append(error)
         facts["process_error"] = error
@@ -119,14 +177,15 @@ def inspect(ctx: Context, *, runner: logs.Runner | None = None,
         facts["processes"] = []
         reason = _no_server_reason(ctx, error, elsewhere)
         by_socket, holder = _listeners_alone(ctx, facts, notes)
-        return _without_server(ctx, reason, facts, notes, runner, stdin, by_socket, holder)
+        return _without_server(ctx, reason, facts, notes, runner, stdin, by_socket, holder,
+                               seen)
 
     reach = ctx.facts(ReachabilityFacts)
     api_version = reach.version if reach is not None else None
     facts["api_version"] = api_version
     view = _target_view(ctx, reach)
     facts["target"] = view.to_dict()
-    launchers = {s.pid: launcher_of(ctx, s) for s in servers}
+    launchers = seen.launchers
     facts["processes"] = [{**s.details(), "launcher": launchers[s.pid].to_dict()}
                           for s in servers]
     notes += [f"pid {s.pid}: {s.access_error}" for s in servers if s.access_error]
@@ -136,10 +195,11 @@ def inspect(ctx: Context, *, runner: logs.Runner | None = None,
                    "machine: its server is not examined")
         if not ctx.options.log_file:
             return Outcome(Status.PASS, summary, facts)
-        return _finish(summary, facts, _log_only(ctx, facts, runner, stdin, notes), notes)
+        return _finish(summary, facts, _log_only(ctx, facts, runner, stdin, notes, seen),
+                       notes)
 
     found: list[Finding] = []
-    port_listeners, listen_error = listeners_on(ctx.target.port)
+    port_listeners, listen_error = seen.listeners or listeners_on(ctx.target.port)
     facts["listeners"] = [lst.to_dict() for lst in port_listeners]
     if listen_error:
         facts["listeners_error"] = listen_error
@@ -147,11 +207,13 @@ def inspect(ctx: Context, *, runner: logs.Runner | None = None,
     main = _serving(servers, view) or servers[0]
     found += _listener_findings(ctx, servers, view, port_listeners, launchers)
 
-    binary, version_findings = _binary(ctx, runner, api_version)
+    binary, version_findings = _binary(ctx, seen.version_run or _version_run(ctx, runner),
+                                       api_version)
     facts["binary"] = binary
     found += version_findings
 
-    log, cls, belongs = _server_log(ctx, runner, stdin, main, api_version, facts, notes)
+    log, cls, belongs = _server_log(ctx, seen.log or _read_log(ctx, runner, stdin), main,
+                                    api_version, facts, notes)
 
     env_facts, env_findings = _environment(ctx, main, launchers[main.pid], cls, belongs,
                                            log.source if log else None)
@@ -185,12 +247,13 @@ def _no_server_reason(ctx: Context, error: str | None, elsewhere: list[ServerPro
     return "no Ollama server process runs on this machine"
 
 
-def _server_log(ctx: Context, runner: logs.Runner | None, stdin: TextIO | None,
+def _server_log(ctx: Context,
+                read: tuple[logs.LogText | None, logs.Classification | None],
                 main: ServerProcess, api_version: str | None, facts: dict[str, Any],
                 notes: list[str]
                 ) -> tuple[logs.LogText | None, logs.Classification | None, bool]:
     """The server's log and its classification, and whether it belongs to ``main``."""
-    log, cls = _read_log(ctx, runner, stdin)
+    log, cls = read
     belongs = True
     if log is not None:
         facts["log"] = log.to_dict()
@@ -511,12 +574,21 @@ def parse_version_output(text: str) -> tuple[str | None, str | None]:
     return (client.group(1) if client else server_version), server_version
 
 
-def _binary(ctx: Context, runner: logs.Runner | None,
-            api_version: str | None) -> tuple[dict[str, Any], list[Finding]]:
+def _version_run(ctx: Context, runner: logs.Runner | None
+                 ) -> tuple[str | None, logs.CommandResult | None]:
+    """``ollama -v`` when the binary is on ``PATH``: its path and what it said."""
     exe = logs.which("ollama", ctx.env)
     if exe is None:
+        return None, None
+    return exe, (runner or logs.run_command)([exe, "-v"], ctx.op_timeout(VERSION_TIMEOUT),
+                                             ctx.env)
+
+
+def _binary(ctx: Context, ran: tuple[str | None, logs.CommandResult | None],
+            api_version: str | None) -> tuple[dict[str, Any], list[Finding]]:
+    exe, result = ran
+    if exe is None or result is None:
         return {"path": None, "note": "no ollama binary on PATH"}, []
-    result = (runner or logs.run_command)([exe, "-v"], ctx.op_timeout(VERSION_TIMEOUT), ctx.env)
     text = (result.stdout + b"\n" + result.stderr).decode("utf-8", "replace")[:2000]
     client, via_cli = parse_version_output(text)
     facts: dict[str, Any] = {"path": exe, "version": client, "server_version_seen": via_cli,
@@ -569,8 +641,8 @@ def _log_belongs(cls: logs.Classification, server: ServerProcess,
 
 
 def _log_only(ctx: Context, facts: dict[str, Any], runner: logs.Runner | None,
-              stdin: TextIO | None, notes: list[str]) -> list[Finding]:
-    log, cls = _read_log(ctx, runner, stdin)
+              stdin: TextIO | None, notes: list[str], seen: Gathered) -> list[Finding]:
+    log, cls = seen.log or _read_log(ctx, runner, stdin)
     if log is None:
         return []
     facts["log"] = log.to_dict()
@@ -585,7 +657,7 @@ def _log_only(ctx: Context, facts: dict[str, Any], runner: logs.Runner | None,
 
 def _without_server(ctx: Context, reason: str, facts: dict[str, Any], notes: list[str],
                     runner: logs.Runner | None, stdin: TextIO | None,
-                    found: list[Finding], holder: str | None) -> Outcome:
+                    found: list[Finding], holder: str | None, seen: Gathered) -> Outcome:
     """No server process: the findings the sockets alone gave (``holder`` says who holds the
     port), and the log when ``--log-file`` names one."""
     if holder:
@@ -595,7 +667,7 @@ def _without_server(ctx: Context, reason: str, facts: dict[str, Any], notes: lis
             return _finish(reason, facts, found, notes)
         status = Status.WARN if notes else Status.SKIP
         return Outcome(status, ("" if notes else "skipped: ") + reason, facts)
-    found = found + _log_only(ctx, facts, runner, stdin, notes)
+    found = found + _log_only(ctx, facts, runner, stdin, notes, seen)
     log = facts.get("log", {})
     summary = f"{reason}; the log {log.get('source', ctx.options.log_file)}"
     summary += (f" ({log.get('lines_read', 0)} lines) was classified" if "error" not in log
