@@ -1080,11 +1080,27 @@ def logs_document(log: LogText, cls: Classification | None,
         doc["facts"] = cls.facts()
         if cls.server_env is not None:
             doc["facts"]["server_env"] = redact_env_map(cls.server_env)
-        doc["lines"] = [{"line": n, "text": t, "signatures": ids} for n, t, ids in cls.listed]
+        doc["lines"] = [{"line": n, "text": t, "signatures": ids,
+                         "labels": [BY_ID[i].label for i in ids if i in BY_ID]}
+                        for n, t, ids in cls.listed]
         if cls.listed_dropped:
             doc["lines_not_listed"] = cls.listed_dropped
     doc["causes"] = [f.to_dict() for f in found]
     return doc
+
+
+def logs_diagnosis(found: list[Finding], source: str) -> tuple[list[dict[str, Any]],
+                                                               dict[str, Any]]:
+    """The log's causes ranked, fixed and judged as ``check`` judges a run: the same
+    ``diagnosis.rank`` (order, absorption, fixes from the catalogue, retry advice) and the
+    same ``diagnosis.summary`` (status, verdict, exit code), over one pseudo-probe ``logs``."""
+    from ollama_doctor import diagnosis
+    from ollama_doctor.result import ProbeResult, status_of
+
+    result = ProbeResult("logs", "Server log", status_of(found), f"the server log ({source})",
+                         findings=found)
+    ranked = diagnosis.rank([result])
+    return [d.to_dict() for d in ranked], diagnosis.summary(ranked, [result])
 
 
 def redact_env_map(env: Mapping[str, str | list[str]]) -> dict[str, str | list[str]]:
@@ -1099,59 +1115,12 @@ def redact_env_map(env: Mapping[str, str | list[str]]) -> dict[str, str | list[s
     return out
 
 
-def logs_text(doc: dict[str, Any]) -> str:
-    """The ``logs`` command's plain-text listing, from the same document as ``--json``.
+def judge_log(path: str | None, lines: int, stdin: TextIO, env: Mapping[str, str],
+              fs_root: Path) -> tuple[int, dict[str, Any] | str]:
+    """Read, classify and judge a log: (exit code, the ``logs --json`` document), or
+    (2, a one-line message for stderr) when no log could be read.
 
-    Every string passes ``sanitize.clean`` first: a log line is written by whatever the
-    server logged (a prompt, a model name, a client's header), and must not reach the
-    terminal as escape sequences."""
-    from ollama_doctor import remedies as R
-    from ollama_doctor.sanitize import clean_tree
-
-    doc = clean_tree(doc)
-    log = doc["log"]
-    lines = [f"Log: {log['source']} ({log['lines_read']} lines read, {log['bytes_read']} bytes"
-             + ("" if log["complete"] else ", older lines not read")
-             + ("" if log.get("line_numbers") == "source"
-                else "; line numbers count from the first line read") + ")"]
-    if log.get("stopped"):
-        lines.append(f"  note: {log['stopped']}")
-    facts = doc.get("facts", {})
-    for start in facts.get("listening", [])[-1:]:
-        lines.append(f"Server: listening on {start['address']} (version {start['version']}), "
-                     f"line {start['line']}")
-    listed = doc.get("lines", [])
-    if listed:
-        lines.append("")
-        lines.append("Classified lines:")
-        for item in listed:
-            labels = ", ".join(BY_ID[s].label for s in item["signatures"] if s in BY_ID)
-            lines.append(f"  {item['line']:>6}  {labels}")
-            lines.append(f"          {item['text']}")
-        if doc.get("lines_not_listed"):
-            lines.append(f"  … and {doc['lines_not_listed']} more classified lines")
-    lines.append("")
-    causes = doc.get("causes", [])
-    if not causes:
-        lines.append("No known failure signature in these lines.")
-    else:
-        lines.append("Causes:")
-        for cause in causes:
-            lines.append(f"  {cause['severity']:<8} {cause['cause']}: "
-                         f"{cause['evidence']['count']} line(s)")
-            for step in cause["fix"]:
-                lines.append(f"           fix: {step['text']}")
-                shown = R.prompt(step.get("kind", "shell"))
-                lines += [f"             {shown}{c}" for c in step["commands"]]
-    return "\n".join(lines) + "\n"
-
-
-def run_logs_command(path: str | None, lines: int, json_out: bool, stdin: TextIO,
-                     env: Mapping[str, str], fs_root: Path) -> tuple[int, str]:
-    """``ollama-doctor logs [--log-file PATH|-] [--lines N] [--json]``: (exit code, output).
-
-    Exit 0: no error-level cause in the lines; 1: an error-level cause; 2: no log could be read
-    (the text is then a one-line message for stderr)."""
+    Exit 0: nothing error-level; 1: an error-level cause (``diagnosis.summary``, as ``check``)."""
     if lines < 1:
         return 2, f"--lines must be at least 1, not {lines}"
     lines = min(lines, 100_000)
@@ -1163,11 +1132,28 @@ def run_logs_command(path: str | None, lines: int, json_out: bool, stdin: TextIO
             return 2, f"cannot read {path!r}: {reason}"
         return 2, (f"{reason}" + (f" (tried {where})" if where else "")
                    + "; give --log-file PATH, or - to read stdin")
-    secrets = _secrets_of(env)
-    cls = classify(log.lines, secrets, log.numbers)
+    cls = classify(log.lines, _secrets_of(env), log.numbers)
     found = findings(cls, log.source)
     doc = logs_document(log, cls, found)
-    code = 1 if any(f.severity.rank >= Severity.ERROR.rank for f in found) else 0
+    doc["diagnosis"], doc["summary"] = logs_diagnosis(found, log.source)
+    return int(doc["summary"]["exit_code"]), doc
+
+
+def run_logs_command(path: str | None, lines: int, json_out: bool, stdin: TextIO,
+                     env: Mapping[str, str], fs_root: Path) -> tuple[int, str]:
+    """``ollama-doctor logs [--log-file PATH|-] [--lines N] [--json]``: (exit code, output) —
+    the JSON document, or the screen ``render.logs_report`` prints when stdout is not a
+    terminal (the command itself renders to the terminal, in colour). Exit 2 with a one-line
+    message when no log could be read."""
+    code, judged = judge_log(path, lines, stdin, env, fs_root)
+    if isinstance(judged, str):
+        return code, judged
     if json_out:
-        return code, json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-    return code, logs_text(doc)
+        return code, json.dumps(judged, indent=2, ensure_ascii=False) + "\n"
+    import io
+
+    from ollama_doctor import render
+
+    buffer = io.StringIO()
+    render.logs_report(judged, render.console(buffer))
+    return code, buffer.getvalue()

@@ -147,6 +147,49 @@ KIND_LABEL = {"python": "python", "javascript": "js", "nginx": "nginx", "json": 
 # The report
 
 
+def logs_report(doc: dict[str, Any], out: Console, *, verbose: bool = False) -> None:
+    """``ollama-doctor logs``: the log read, the lines that explain failures (numbered as in
+    the file) and then the same diagnosis and verdict as ``check``, from the document that
+    ``logs --json`` prints (``logs.logs_document`` + ``diagnosis``/``summary``)."""
+    doc = clean_tree(doc)
+    log = doc["log"]
+    note = "" if log["complete"] else ", older lines not read"
+    if log.get("line_numbers") != "source":
+        note += "; line numbers count from the first line read"
+    _say(out, Text.assemble(("Log:", "bold"), f" {log['source']} ({log['lines_read']} lines "
+                            f"read, {log['bytes_read']} bytes{note})"), hang=4)
+    if log.get("stopped"):
+        _say(out, Text(f"note: {log['stopped']}", style="dim"), indent=2, hang=4)
+    for start in doc.get("facts", {}).get("listening", [])[-1:]:
+        _say(out, Text(f"Server: listening on {start['address']} (version {start['version']}),"
+                       f" line {start['line']}"), hang=4)
+    listed = doc.get("lines", [])
+    if listed:
+        out.print()
+        out.print(Text("Lines that explain failures", style="bold"))
+        width = max(len(str(item["line"])) for item in listed)
+        for item in listed:
+            labels = ", ".join(item.get("labels") or item["signatures"])
+            _say(out, Text.assemble((f"{item['line']:>{width}}", "dim"), "  ",
+                                    (labels, "cyan")), indent=2, hang=width + 4)
+            _say(out, Text(item["text"]), indent=width + 4, hang=width + 4)
+        if doc.get("lines_not_listed"):
+            _say(out, Text(f"… and {doc['lines_not_listed']} more", style="dim"), indent=2)
+    shown = [d for d in doc["diagnosis"] if verbose or d["severity"] != "info"]
+    if shown:
+        out.print()
+        out.print(Text("Diagnosis", style="bold"))
+        for position, diag in enumerate(shown):
+            _diagnosis(diag, out, full=position == 0 or verbose, verbose=verbose)
+    out.print()
+    summary = doc["summary"]
+    verdict = (_verdict(summary, shown) if shown
+               else "No known failure signature in these lines.")
+    _say(out, Text.assemble((summary["status"].upper(), STATUS_STYLE[summary["status"]]),
+                            " — ", verdict),
+         glue=f" (exit {summary['exit_code']})", hang=2)
+
+
 def report(doc: dict[str, Any], out: Console, *, verbose: bool = False) -> None:
     doc = clean_tree(doc)
     target = doc["target"]

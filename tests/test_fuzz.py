@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ollama_doctor.errortext import analyse
-from ollama_doctor.logs import LogText, classify, findings, logs_document, logs_text
+from ollama_doctor.logs import LogText, classify, findings, logs_diagnosis, logs_document
 from ollama_doctor.redact import Redactor, redact_text, shorten_path_text
 from ollama_doctor.report import scrub
 from ollama_doctor.sanitize import clean
@@ -121,11 +121,23 @@ def test_log_classification_is_total_and_its_text_is_clean(lines: list[str],
     lines.append(f"OLLAMA_API_KEY={secret} level=ERROR msg=\"request failed\"")
     cls = _timed(classify, lines)
     log = LogText("fuzz.log", "file", lines=lines)
-    doc = logs_document(log, cls, findings(cls, "fuzz.log"))
-    text = logs_text(doc)
+    found = findings(cls, "fuzz.log")
+    doc = logs_document(log, cls, found)
+    doc["diagnosis"], doc["summary"] = logs_diagnosis(found, "fuzz.log")
+    text = _rendered_log(doc)
     assert secret not in text and secret not in json.dumps(doc, ensure_ascii=False)
     assert not [c for c in text if c != "\n" and (unicodedata.category(c) == "Cc"
                                                   or c in BIDI)]
+
+
+def _rendered_log(doc: dict[str, object]) -> str:
+    import io
+
+    from ollama_doctor import render
+
+    buffer = io.StringIO()
+    render.logs_report(doc, render.console(buffer, width=100))
+    return buffer.getvalue()
 
 
 @given(st.text(max_size=2000))

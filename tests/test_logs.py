@@ -294,7 +294,7 @@ def test_logs_text_prompts_only_shell_lines(tmp_path: Path) -> None:
     path.write_text(text + "\n")
     code, out = logs.run_logs_command(str(path), 100, False, io.StringIO(), {}, tmp_path)
     assert code == 1  # an error-level cause was found
-    fixes = [line.strip() for line in out.splitlines() if line.startswith("             ")]
+    fixes = [line.strip() for line in out.splitlines() if line.startswith("      ")]
     assert "env: OLLAMA_LOAD_TIMEOUT=15m" in fixes
     assert "$ ulimit -n 65536 && ollama serve" in fixes
     assert not [line for line in fixes if line.startswith("$ OLLAMA_")]
@@ -430,11 +430,16 @@ def test_logs_command_exit_codes_and_text(tmp_path: Path) -> None:
     assert code == 1
     assert out.startswith(f"Log: {path} (29 lines read, ")
     assert "Server: listening on 127.0.0.1:11434 (version 0.33.0), line 5\n" in out
-    assert "  error    out-of-memory: 2 line(s)\n" in out
+    # check's diagnosis and verdict: the cause ranked with its catalogue fix, then the verdict
+    assert " 1. out-of-memory — The model does not fit in memory (error · medium confidence · "\
+           "HTTP 500)\n" in out
+    assert "        env: OLLAMA_CONTEXT_LENGTH=4096\n" in out
+    assert out.endswith("FAILING — out-of-memory: The model does not fit in memory. (exit 1)\n")
     assert "cudaMalloc failed: out of memory" in out
     code, out = logs.run_logs_command(str(DATA / "healthy.log"), 2000, False, io.StringIO(),
                                       {}, tmp_path)
-    assert code == 0 and out.endswith("No known failure signature in these lines.\n")
+    assert code == 0 and out.endswith(
+        "HEALTHY — No known failure signature in these lines. (exit 0)\n")
     code, out = logs.run_logs_command(str(tmp_path / "nope.log"), 10, False, io.StringIO(), {},
                                       tmp_path)
     assert (code, out) == (2, f"cannot read {str(tmp_path / 'nope.log')!r}: no such file")
@@ -454,7 +459,8 @@ def test_logs_command_reads_stdin_as_json(tmp_path: Path) -> None:
                           "bytes_read": len(stdin.getvalue()), "complete": True,
                           "line_numbers": "source"}
     assert doc["lines"] == [{"line": 1, "text": lines_of("sig-prompt-truncated.log")[0],
-                             "signatures": ["prompt-truncated"]}]
+                             "signatures": ["prompt-truncated"],
+                             "labels": ["prompt truncated to the context length"]}]
     assert [(c["cause"], c["severity"]) for c in doc["causes"]] == [("prompt-truncated",
                                                                       "warning")]
 
@@ -557,7 +563,8 @@ def test_lines_are_numbered_as_in_the_file(tmp_path: Path, tail: int) -> None:
     assert log.numbers is not None and log.numbers[-2:] == [11, 12]
     doc = logs.logs_document(log, cls := logs.classify(log.lines, (), log.numbers),
                              logs.findings(cls, str(path)))
-    assert doc["lines"] == [{"line": 11, "text": OOM, "signatures": ["oom"]}]
+    assert doc["lines"] == [{"line": 11, "text": OOM, "signatures": ["oom"],
+                             "labels": ["out of memory"]}]
     assert doc["log"]["line_numbers"] == "source"
 
 
