@@ -263,6 +263,13 @@ _STATUS = tuple(re.compile(rx, re.IGNORECASE | re.MULTILINE) for rx in (
 _PROXY_STATUS = re.compile(r"CONNECT tunnel failed, response (\d{3})|Received HTTP code (\d{3}) "
                            r"from proxy|ProxyError: (\d{3}) |Tunnel connection failed: (\d{3})",
                            re.IGNORECASE)
+# The status line's reason phrase, where a client prints it. Ollama (Go's net/http) always
+# writes http.StatusText(code); another phrase means something in between wrote the answer:
+# tinyproxy's "500 Unable to connect", nginx's "504 Gateway Time-out".
+_REASON = tuple(re.compile(rx) for rx in (
+    r"(?:Client|Server) error '(\d{3}) ([^'\n]{1,80})' for url",  # httpx
+    r"\b(\d{3}) (?:Client|Server) Error: ([^\n]{1,80}?) for url",  # requests
+))
 _OPENAI_CLASS = re.compile(r"\b(" + "|".join(OPENAI_CLASSES) + r")\b")
 _HTML = re.compile(r"<html|<!DOCTYPE html|<head>|<body|<title>", re.IGNORECASE)
 _EMPTY_BODY = re.compile(
@@ -498,6 +505,9 @@ def _status_causes(status: int, text: str, extracted: dict[str, Any],
             "proxy-captures-local", "proxy-blocks")
     if status == 403:
         return _forbidden_causes(extracted, client)
+    if extracted.get("foreign_reason") and status >= 500 and _loopback(extracted):
+        # a local target answered by something other than Ollama: a proxy on the client's path
+        return ("proxy-captures-local", "bad-gateway", *STATUS_CAUSES.get(status, ()))
     if status == 502:
         if _loopback(extracted):  # Ollama answers 502 only for cloud models (server/cloud_proxy.go)
             return ("proxy-captures-local", "bad-gateway")
@@ -637,6 +647,9 @@ def _status_facts(text: str) -> dict[str, Any]:
     if status is None:
         return out
     out["status"] = status
+    reason = _foreign_reason(text, status)
+    if reason is not None:
+        out["foreign_reason"] = reason
     if _HTML.search(text):
         out["html"] = True
     elif _EMPTY_BODY.search(text):
@@ -664,6 +677,24 @@ def _timing_facts(text: str) -> dict[str, Any]:
             r"timed? ?out|Timeout|aborted", text, re.IGNORECASE):
         out["elapsed_s"] = out["client_timeout"]  # the call ran until its own timeout
     return out
+
+
+def _foreign_reason(text: str, status: int) -> str | None:
+    """The reason phrase the client printed for ``status`` when it is not the one Go's net/http
+    writes (``http.StatusText``, which Python's ``HTTPStatus`` phrases match): the answer
+    came from something in between, not from Ollama."""
+    from http import HTTPStatus
+
+    for rx in _REASON:
+        m = rx.search(text)
+        if m and int(m.group(1)) == status:
+            try:
+                standard = HTTPStatus(status).phrase
+            except ValueError:
+                return None
+            reason = m.group(2).strip()
+            return reason if reason.lower() != standard.lower() else None
+    return None
 
 
 def _first_status(text: str) -> int | None:

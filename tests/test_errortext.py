@@ -383,3 +383,24 @@ def test_reading_is_linear_in_the_text(piece: str) -> None:
 
     small, big = cost(4 * 1024, 3), cost(1024 * 1024, 1)
     assert big < 64 * small + 0.05, (piece, small, big)
+
+
+@pytest.mark.parametrize(("text", "reason", "first"), [
+    # tinyproxy in front of localhost, as httpx and requests print it (seen in the real-client
+    # tier on a busy machine: tinyproxy answered before the client's read failed)
+    ("httpx.HTTPStatusError: Server error '500 Unable to connect' for url "
+     "'http://localhost:11434/api/chat'", "Unable to connect", "proxy-captures-local"),
+    ("requests.exceptions.HTTPError: 500 Server Error: Unable to connect for url: "
+     "http://127.0.0.1:11434/api/chat", "Unable to connect", "proxy-captures-local"),
+    # Go's own phrase: Ollama may have written it
+    ("httpx.HTTPStatusError: Server error '500 Internal Server Error' for url "
+     "'http://localhost:11434/api/chat'", None, "server-error"),
+    # nginx's phrase for 504 on a remote target: still a gateway timeout
+    ("httpx.HTTPStatusError: Server error '504 Gateway Time-out' for url "
+     "'http://ollama.example.com/api/chat'", "Gateway Time-out", "gateway-timeout"),
+])
+def test_a_reason_phrase_go_never_writes_is_an_intermediary(text: str, reason: str | None,
+                                                             first: str) -> None:
+    analysis = analyse(text)
+    assert analysis.extracted.get("foreign_reason") == reason
+    assert analysis.causes[0] == first
