@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import threading
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +87,29 @@ class CliRun:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
-            stdin: str | None = None, cwd: str | Path | None = None) -> CliRun:
+            stdin: str | None = None, cwd: str | Path | None = None,
+            process: bool = False) -> CliRun:
+    """The real command line with a clean environment: in this process (``main(argv)``),
+    or with ``process=True`` in a subprocess (``python -m ollama_doctor``).
+
+    In-process is what most tests want: the same ``main``, environment, stdin and captured
+    output as the subprocess, without ~1 s of interpreter and import start-up per call. Tests
+    of what only a process shows use the subprocess: exit codes under signals, closed pipes
+    and full disks, stdout purity byte for byte, import budgets, runs inside a namespace.
+    ``timeout`` bounds the subprocess; in-process, pytest's own timeout catches a hang. A call
+    from another thread, or while another in-process call runs, falls back to a subprocess
+    (the standard streams and the environment are process-wide)."""
+    if not process and threading.current_thread() is threading.main_thread() \
+            and _IN_PROCESS.acquire(blocking=False):
+        try:
+            return _run_in_process(list(args), clean_environ(env), stdin, cwd)
+        finally:
+            _IN_PROCESS.release()
+    return run_cli_process(*args, env=env, timeout=timeout, stdin=stdin, cwd=cwd)
+
+
+def run_cli_process(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
+                    stdin: str | None = None, cwd: str | Path | None = None) -> CliRun:
     """The real command line in a subprocess, with a clean environment."""
     proc = subprocess.run(
         [sys.executable, "-m", "ollama_doctor", *args], capture_output=True, text=True,
@@ -90,9 +117,104 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
     return CliRun(proc.returncode, proc.stdout, proc.stderr)
 
 
+_IN_PROCESS = threading.Lock()
+# What the command line may install and a test process must get back afterwards.
+_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGPIPE",
+                                                    "SIGQUIT", "SIGUSR1", "SIGUSR2")
+                 if hasattr(signal, name))
+
+
+def _run_in_process(argv: list[str], env: dict[str, str], stdin: str | None,
+                    cwd: str | Path | None) -> CliRun:
+    """``ollama_doctor.cli.main(argv)`` as a subprocess would run it: ``env`` as the whole
+    environment, ``stdin`` (else an empty stdin, as pytest gives children /dev/null) and
+    stdout/stderr on real files that are not terminals (a ``watch --on-change`` hook writes
+    to stderr's descriptor), with the encodings and error handlers of a child's streams in
+    this locale; the output decoded as ``subprocess.run(text=True)`` does (universal
+    newlines). Exits (``SystemExit``, and ``os._exit`` turned into one by
+    ``_exit.IN_PROCESS``) give the code; an uncaught exception prints its traceback on stderr
+    and gives 1, as the interpreter does. The environment, the working directory, the
+    standard streams and signal handlers are put back afterwards."""
+    from ollama_doctor import _exit
+    from ollama_doctor.cli import main
+
+    saved_env = dict(os.environ)
+    saved_streams = (sys.stdin, sys.stdout, sys.stderr)
+    saved_cwd = os.getcwd()
+    saved_signals = {sig: signal.getsignal(sig) for sig in _SIGNALS}
+    saved_flag = _exit.IN_PROCESS
+    with contextlib.ExitStack() as files:
+        out_file, err_file, in_file = (
+            files.enter_context(tempfile.TemporaryFile(buffering=0)) for _ in range(3))
+        in_file.write((stdin or "").encode("utf-8", "surrogateescape"))
+        in_file.seek(0)
+        # a child's streams in this locale (C.UTF-8): surrogateescape, and stderr
+        # backslashreplace and line-buffered; no newline translation on writing
+        streams = (
+            files.enter_context(open(in_file.fileno(), encoding="utf-8", newline="\n",
+                                     errors="surrogateescape", closefd=False)),
+            files.enter_context(open(out_file.fileno(), "w", encoding="utf-8", newline="\n",
+                                     errors="surrogateescape", closefd=False)),
+            files.enter_context(open(err_file.fileno(), "w", encoding="utf-8", newline="\n",
+                                     errors="backslashreplace", buffering=1, closefd=False)))
+        code = 0
+        try:
+            os.environ.clear()
+            os.environ.update(env)
+            if cwd is not None:
+                os.chdir(cwd)
+            sys.stdin, sys.stdout, sys.stderr = streams
+            _exit.IN_PROCESS = True
+            try:
+                main(argv)
+            except SystemExit as exc:
+                code = _exit_code(exc.code)
+            except Exception:
+                traceback.print_exc()
+                code = 1
+        finally:
+            _exit.IN_PROCESS = saved_flag
+            for stream in streams[1:]:
+                with contextlib.suppress(OSError, ValueError):
+                    stream.flush()
+            sys.stdin, sys.stdout, sys.stderr = saved_streams
+            os.chdir(saved_cwd)
+            os.environ.clear()
+            os.environ.update(saved_env)
+            for sig, handler in saved_signals.items():
+                if signal.getsignal(sig) is not handler and handler is not None:
+                    signal.signal(sig, handler)
+        return CliRun(code, _text(out_file), _text(err_file))
+
+
+def _exit_code(code: object) -> int:
+    """The status a process leaving with ``sys.exit(code)`` would have."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    sys.stderr.write(f"{code}\n")
+    return 1
+
+
+def _text(file: Any) -> str:
+    """A captured stream as ``subprocess.run(text=True)`` reads a pipe: decoded, with
+    ``\\r\\n`` and ``\\r`` as ``\\n``."""
+    file.seek(0)
+    data: bytes = file.read()
+    return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+
+
 @pytest.fixture
 def cli() -> Callable[..., CliRun]:
+    """The command line, in-process (see ``run_cli``)."""
     return run_cli
+
+
+@pytest.fixture
+def cli_process() -> Callable[..., CliRun]:
+    """The command line in a subprocess: for what only a real process shows."""
+    return run_cli_process
 
 
 def free_port() -> int:

@@ -420,3 +420,64 @@ def test_logs_command_classifies_and_sets_the_exit_code(cli: Callable[..., CliRu
     missing = cli("logs", "--log-file", str(tmp_path / "nope.log"))
     assert (missing.code, missing.stdout) == (2, "")
     assert missing.stderr.startswith("ollama-doctor: error: cannot read")
+
+
+# ---------------------------------------------------------------------------------------------
+# the in-process runner (tests/conftest.py): what the subprocess gives, and nothing left behind
+
+
+@pytest.mark.parametrize("args", [
+    ("--help",), ("check", "-h"), ("explain", "429"), ("explain", "--list", "--json"),
+    ("explain", "--error-file", "-"), ("--version",), ("check", "--timeout", "abc"),
+    ("probe", "nope"), ("check", "--header", "X-Key: a\x01b", "--host", "127.0.0.1:1"),
+    ("explain", "--request", "-", "--json"),
+], ids=lambda args: " ".join(args)[:30])
+def test_in_process_runs_give_what_the_subprocess_gives(
+        cli: Callable[..., CliRun], cli_process: Callable[..., CliRun],
+        args: tuple[str, ...]) -> None:
+    stdin = ('{"model": "llama3.2", "messages": "hi"}\r\n' if "--request" in args
+             else "httpx.ConnectError: [Errno 111] Connection refused\r\n")
+    env = {"OLLAMA_HOST": "http://127.0.0.1:1"}
+    assert cli(*args, stdin=stdin, env=env) == cli_process(*args, stdin=stdin, env=env)
+
+
+def test_in_process_runs_leave_the_process_as_they_found_it(
+        cli: Callable[..., CliRun], tmp_path: Path) -> None:
+    import os
+    import signal
+    import sys
+
+    from ollama_doctor import _exit
+
+    def state() -> tuple[Any, ...]:
+        return (dict(os.environ), os.getcwd(), sys.stdin, sys.stdout, sys.stderr,
+                signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT),
+                _exit.IN_PROCESS)
+
+    before = state()
+    port = free_port()
+    run = cli("watch", "--host", f"127.0.0.1:{port}", "--count", "1", "--confirm", "1",
+              "--interval", "0.1", "--state", str(tmp_path / "state.json"), "--json",
+              env={"OLLAMA_HOST": "http://127.0.0.1:1", "NO_COLOR": "1"}, cwd=tmp_path)
+    assert run.code == 1, run.stderr
+    assert "server-not-running" in run.stdout
+    assert state() == before
+
+
+def test_a_stuck_thread_ends_the_run_not_the_test_process() -> None:
+    """``exit_process`` leaves with ``os._exit`` when a thread is stuck; run in-process it
+    raises ``SystemExit`` instead (``_exit.IN_PROCESS``), and still flushes first."""
+    from ollama_doctor import _exit
+
+    release = threading.Event()
+    stuck = threading.Thread(target=release.wait, name="od-probe-stuck", daemon=True)
+    stuck.start()
+    _exit.IN_PROCESS = True
+    try:
+        with pytest.raises(SystemExit) as exited:
+            _exit.exit_process(1)
+        assert exited.value.code == 1
+    finally:
+        _exit.IN_PROCESS = False
+        release.set()
+        stuck.join(5)
