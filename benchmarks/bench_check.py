@@ -357,16 +357,16 @@ def now():
     return time.monotonic() - T0
 from ollama_doctor import registry, runner
 ev["runner imported"] = now()
-from ollama_doctor import cli
+from ollama_doctor import cli, cli_options
 ev["cli imported"] = now()
-_ctx = cli._context
+_ctx = cli_options.build_context
 def context(*a, **k):
     ev["options parsed"] = now()
     try:
         return _ctx(*a, **k)
     finally:
         ev["context built"] = now()
-cli._context = context
+cli_options.build_context = context
 _load = registry.ProbeSpec.load
 def load(self):
     s = now(); f = _load(self); ev["probes"].setdefault(self.id, {})["import"] = now() - s
