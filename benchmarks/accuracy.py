@@ -46,7 +46,7 @@ def main() -> int:
         if scenario.netns and not root:
             continue
         try:
-            result = run_scenario(scenario)
+            result = run_scenario(scenario, process=True)
         except Exception as exc:
             print(f"{scenario.id:<6} {scenario.expected:<22} setup failed: {exc}")
             continue
@@ -64,7 +64,7 @@ def main() -> int:
         if scenario.healthy is None or (scenario.netns and not root):
             continue
         try:
-            result = run_scenario(scenario, "healthy")
+            result = run_scenario(scenario, "healthy", process=True)
         except Exception as exc:
             print(f"{scenario.id:<6} healthy variant: setup failed: {exc}")
             continue

@@ -500,29 +500,34 @@ def lab() -> Iterator[Lab]:
         yield Lab(stack)
 
 
-def execute(run: Run) -> tuple[int, dict[str, Any], float]:
-    from tests.conftest import clean_environ
+def execute(run: Run, *, process: bool = False) -> tuple[int, dict[str, Any], float]:
+    """``check --json`` for ``run``: inside its namespace when it has one (a subprocess there),
+    else in this process (``tests.conftest.run_cli``), or in a subprocess with ``process``
+    (the whole process's seconds, as the accuracy benchmark reports them)."""
+    from tests.conftest import clean_environ, run_cli
 
-    argv = [sys.executable, "-m", "ollama_doctor", "check", "--json", *run.args]
+    args = ["check", "--json", *run.args]
     started = time.perf_counter()
     if run.netns is not None:
-        done = run.netns.run(argv, timeout=run.timeout, cwd=REPO, env=clean_environ(run.env))
+        done = run.netns.run([sys.executable, "-m", "ollama_doctor", *args],
+                             timeout=run.timeout, cwd=REPO, env=clean_environ(run.env))
+        code, stdout, stderr = done.returncode, done.stdout, done.stderr
     else:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=run.timeout,
-                              cwd=REPO, env=clean_environ(run.env))
+        ran = run_cli(*args, env=run.env, timeout=run.timeout, cwd=REPO, process=process)
+        code, stdout, stderr = ran.code, ran.stdout, ran.stderr
     seconds = time.perf_counter() - started
     try:
-        doc: dict[str, Any] = json.loads(done.stdout)
+        doc: dict[str, Any] = json.loads(stdout)
     except ValueError as exc:
-        raise AssertionError(f"no JSON (exit {done.returncode}): {done.stderr[-2000:]}") from exc
-    return done.returncode, doc, seconds
+        raise AssertionError(f"no JSON (exit {code}): {stderr[-2000:]}") from exc
+    return code, doc, seconds
 
 
-def run_scenario(scenario: Scenario, variant: str = "fault") -> Result:
+def run_scenario(scenario: Scenario, variant: str = "fault", *, process: bool = False) -> Result:
     setup = scenario.fault if variant == "fault" else scenario.healthy
     assert setup is not None
     with lab() as the_lab:
-        code, doc, seconds = execute(setup(the_lab))
+        code, doc, seconds = execute(setup(the_lab), process=process)
     diagnosis = doc["diagnosis"]
     ranked = [d for d in diagnosis if d["severity"] != "info"]
     top = ranked[0] if ranked else None

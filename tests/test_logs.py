@@ -7,7 +7,9 @@ import io
 import json
 import os
 import random
+import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -613,3 +615,44 @@ def test_gin_403_and_404_lines_become_causes(tmp_path: Path) -> None:
         ("wrong-base-path", "info")]
     assert found[0].fix == list(__import__("ollama_doctor.causes").causes.CAUSES[
         "origin-forbidden"].fix)
+
+
+def test_logs_on_a_terminal_is_in_colour_with_checks_verdict(tmp_path: Path) -> None:
+    """The command in a real terminal (a pty): the same coloured verdict line as check."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    from tests.conftest import clean_environ
+
+    path = tmp_path / "server.log"
+    path.write_text("\n".join(lines_of("sig-oom.log")) + "\n")
+    main, other = pty.openpty()
+    fcntl.ioctl(other, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = clean_environ({"TERM": "xterm"})
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "ollama_doctor", "logs", "--log-file",
+                             str(path)], stdin=other, stdout=other, stderr=other, env=env,
+                            start_new_session=True)
+    os.close(other)
+    chunks: list[bytes] = []
+    try:
+        while True:
+            try:
+                data = os.read(main, 65536)
+            except OSError:  # EIO: the command ended
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(main)
+        if proc.poll() is None:
+            proc.kill()
+        code = proc.wait(30)
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert code == 1
+    assert "\x1b[" in screen  # styled
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", screen)
+    assert "FAILING — out-of-memory: The model does not fit in memory. (exit 1)" in plain
