@@ -17,6 +17,7 @@ sharing (``~/…``, ``<venv>/…``).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -89,8 +90,24 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+CACHED_CHARS = 256  # short strings repeat (keys, statuses, names): their masking is cached
+
+
 def redact_text(text: str) -> str:
-    """Mask secrets inside free text by their shape (see the module doc)."""
+    """Mask secrets inside free text by their shape (see the module doc). Pure, so a short
+    string's answer is cached: a fleet's reports repeat the same keys and values thousands of
+    times."""
+    if len(text) <= CACHED_CHARS:
+        return _redact_short(text)
+    return _redact_text(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _redact_short(text: str) -> str:
+    return _redact_text(text)
+
+
+def _redact_text(text: str) -> str:
     text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
     text = _AUTH_LINE.sub(_auth_line, text)
     text = _QUERY.sub(lambda m: f"{m.group(1)}{MASK}", text)
@@ -202,3 +219,11 @@ class Redactor:
         for secret in self._secrets:
             text = text.replace(secret, MASK)
         return redact_text(text)
+
+    def scrub_redacted(self, text: str) -> str:
+        """``scrub`` for text that already went through ``redact_text``: masking by shape is
+        idempotent, so it runs again only when a known secret was replaced."""
+        out = text
+        for secret in self._secrets:
+            out = out.replace(secret, MASK)
+        return text if out == text else redact_text(out)

@@ -90,8 +90,8 @@ def scrub(doc: Any, redactor: Redactor) -> Any:
 
 
 def _scrub_strings(value: Any, redactor: Redactor) -> Any:
-    if isinstance(value, str):
-        return redactor.scrub(value)
+    if isinstance(value, str):  # a value: redact_value masked its shapes already
+        return redactor.scrub_redacted(value)
     if isinstance(value, dict):
         return {(redactor.scrub(k) if isinstance(k, str) else k): _scrub_strings(v, redactor)
                 for k, v in value.items()}

@@ -228,3 +228,21 @@ def test_a_crash_traceback_carries_no_secret_and_no_escape_in_any_output(
             assert secret not in text
         assert "\x1b" not in text and "\\u001b" not in text and "\x07" not in text
         assert "pwned" not in text
+
+
+def test_scrub_redacted_masks_known_secrets_and_then_their_shapes() -> None:
+    """report.scrub's fast path: strings already through redact_text get redact_text again
+    only when a known secret was replaced; nothing else changes."""
+    from ollama_doctor.redact import Redactor, redact_text
+
+    redactor = Redactor(["s3cr3t-value-123"])
+    plain = redact_text("GET http://127.0.0.1:11434/api/tags → HTTP 200")
+    assert redactor.scrub_redacted(plain) is plain
+    planted = redact_text("token s3cr3t-value-123 and OLLAMA_API_KEY=abcdefgh1234")
+    assert redactor.scrub_redacted(planted) == redactor.scrub(planted)
+    assert "s3cr3t-value-123" not in redactor.scrub_redacted(planted)
+    assert "abcdefgh1234" not in redactor.scrub_redacted(planted)
+    # the cache answers short strings as the uncached path does
+    for text in ("Bearer abcdefghijklmnop", "x" * 300 + " api_key=zzzzzzzz9"):
+        assert redact_text(text) == redact_text(text) and "abcdefghijklmnop" not in \
+            redact_text(text) and "zzzzzzzz9" not in redact_text(text)
