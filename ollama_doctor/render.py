@@ -175,19 +175,10 @@ def logs_report(doc: dict[str, Any], out: Console, *, verbose: bool = False) -> 
             _say(out, Text(item["text"]), indent=width + 4, hang=width + 4)
         if doc.get("lines_not_listed"):
             _say(out, Text(f"… and {doc['lines_not_listed']} more", style="dim"), indent=2)
-    shown = [d for d in doc["diagnosis"] if verbose or d["severity"] != "info"]
-    if shown:
-        out.print()
-        out.print(Text("Diagnosis", style="bold"))
-        for position, diag in enumerate(shown):
-            _diagnosis(diag, out, full=position == 0 or verbose, verbose=verbose)
-    out.print()
-    summary = doc["summary"]
-    verdict = (_verdict(summary, shown) if shown
-               else "No known failure signature in these lines.")
-    _say(out, Text.assemble((summary["status"].upper(), STATUS_STYLE[summary["status"]]),
-                            " — ", verdict),
-         glue=f" (exit {summary['exit_code']})", hang=2)
+    shown = _shown(doc, verbose)
+    _diagnoses(shown, out, verbose=verbose)
+    _verdict_line(doc["summary"], shown, out,
+                  nothing="No known failure signature in these lines.")
 
 
 def report(doc: dict[str, Any], out: Console, *, verbose: bool = False) -> None:
@@ -199,22 +190,39 @@ def report(doc: dict[str, Any], out: Console, *, verbose: bool = False) -> None:
          hang=2)
     out.print()
     _checks(doc["checks"], out, verbose=verbose)
-    shown = [d for d in doc["diagnosis"] if verbose or d["severity"] != "info"]
+    shown = _shown(doc, verbose)
     if "error_text" in doc:
         _pasted(doc["error_text"], shown, out)
-    if shown:
-        out.print()
-        out.print(Text("Diagnosis", style="bold"))
-        for position, diag in enumerate(shown):
-            _diagnosis(diag, out, full=position == 0 or verbose, verbose=verbose)
-    out.print()
-    summary = doc["summary"]
-    style = STATUS_STYLE[summary["status"]]
-    _say(out, Text.assemble((summary["status"].upper(), style), " — ",
-                            _verdict(summary, shown)),
-         glue=f" (exit {summary['exit_code']})", hang=2)
+    _diagnoses(shown, out, verbose=verbose)
+    _verdict_line(doc["summary"], shown, out)
     if verbose:
         timeline(doc["checks"], out)
+
+
+def _shown(doc: dict[str, Any], verbose: bool) -> list[dict[str, Any]]:
+    """The diagnosis entries a screen shows: info notes only with ``-v``."""
+    return [d for d in doc["diagnosis"] if verbose or d["severity"] != "info"]
+
+
+def _diagnoses(shown: list[dict[str, Any]], out: Console, *, verbose: bool) -> None:
+    """The Diagnosis section, ``check``'s and ``logs``': the first entry in full."""
+    if not shown:
+        return
+    out.print()
+    out.print(Text("Diagnosis", style="bold"))
+    for position, diag in enumerate(shown):
+        _diagnosis(diag, out, full=position == 0 or verbose, verbose=verbose)
+
+
+def _verdict_line(summary: dict[str, Any], shown: list[dict[str, Any]], out: Console, *,
+                  nothing: str | None = None) -> None:
+    """``FAILING — cause: title. (exit 1)``; ``nothing`` replaces the sentence when no entry
+    is shown."""
+    out.print()
+    verdict = nothing if nothing is not None and not shown else _verdict(summary, shown)
+    _say(out, Text.assemble((summary["status"].upper(), STATUS_STYLE[summary["status"]]),
+                            " — ", verdict),
+         glue=f" (exit {summary['exit_code']})", hang=2)
 
 
 def _verdict(summary: dict[str, Any], shown: list[dict[str, Any]]) -> str:
