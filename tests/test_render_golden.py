@@ -100,13 +100,16 @@ def screen(doc: dict[str, Any], width: int, *, verbose: bool = False) -> str:
     return buffer.getvalue()
 
 
-def compare(text: str, golden: Path) -> None:
+def expected(text: str, golden: Path) -> str | None:
+    """The golden text to compare with (``None``: the file is missing). ``UPDATE_GOLDEN=1``
+    first rewrites it from ``text``, for review in the diff."""
     if UPDATE:
         golden.write_text(text, encoding="utf-8")
-    assert golden.exists(), f"{golden.name} missing: run with UPDATE_GOLDEN=1 and review it"
-    assert text == golden.read_text(encoding="utf-8"), (
-        f"{golden.name} differs; if the change is meant, rerun with UPDATE_GOLDEN=1 and "
-        "review the diff")
+    return golden.read_text(encoding="utf-8") if golden.exists() else None
+
+
+MISSING = "missing: run with UPDATE_GOLDEN=1 and review it"
+DIFFERS = "differs; if the change is meant, rerun with UPDATE_GOLDEN=1 and review the diff"
 
 
 def commands(doc: dict[str, Any]) -> Iterator[str]:
@@ -121,17 +124,29 @@ NAMES = (*CAPTURED, "long-words")
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("name", NAMES)
 def test_screen_matches_its_golden(name: str, width: int) -> None:
-    compare(screen(load(name), width), GOLDEN / f"{name}.{width}.txt")
+    golden = GOLDEN / f"{name}.{width}.txt"
+    text = screen(load(name), width)
+    want = expected(text, golden)
+    assert want is not None, f"{golden.name} {MISSING}"
+    assert text == want, f"{golden.name} {DIFFERS}"
 
 
 @pytest.mark.parametrize("name", ["missing-model", "refused-in-container", "long-words"])
 def test_verbose_screen_matches_its_golden(name: str) -> None:
-    compare(screen(load(name), 100, verbose=True), GOLDEN / f"{name}.verbose.100.txt")
+    golden = GOLDEN / f"{name}.verbose.100.txt"
+    text = screen(load(name), 100, verbose=True)
+    want = expected(text, golden)
+    assert want is not None, f"{golden.name} {MISSING}"
+    assert text == want, f"{golden.name} {DIFFERS}"
 
 
 @pytest.mark.parametrize("name", ["pasted-traceback", "long-words"])
 def test_markdown_matches_its_golden(name: str) -> None:
-    compare(report.to_markdown(load(name)), GOLDEN / f"{name}.md")
+    golden = GOLDEN / f"{name}.md"
+    text = report.to_markdown(load(name))
+    want = expected(text, golden)
+    assert want is not None, f"{golden.name} {MISSING}"
+    assert text == want, f"{golden.name} {DIFFERS}"
 
 
 def overlong(text: str, width: int, doc: dict[str, Any]) -> list[str]:
