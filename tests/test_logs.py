@@ -619,39 +619,15 @@ def test_gin_403_and_404_lines_become_causes(tmp_path: Path) -> None:
 
 def test_logs_on_a_terminal_is_in_colour_with_checks_verdict(tmp_path: Path) -> None:
     """The command in a real terminal (a pty): the same coloured verdict line as check."""
-    import fcntl
-    import pty
-    import struct
-    import termios
-
     from tests.conftest import clean_environ
+    from tests.support.terminal import run_in_terminal
 
     path = tmp_path / "server.log"
     path.write_text("\n".join(lines_of("sig-oom.log")) + "\n")
-    main, other = pty.openpty()
-    fcntl.ioctl(other, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     env = clean_environ({"TERM": "xterm"})
     env.pop("NO_COLOR", None)
-    proc = subprocess.Popen([sys.executable, "-m", "ollama_doctor", "logs", "--log-file",
-                             str(path)], stdin=other, stdout=other, stderr=other, env=env,
-                            start_new_session=True)
-    os.close(other)
-    chunks: list[bytes] = []
-    try:
-        while True:
-            try:
-                data = os.read(main, 65536)
-            except OSError:  # EIO: the command ended
-                break
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        os.close(main)
-        if proc.poll() is None:
-            proc.kill()
-        code = proc.wait(30)
-    screen = b"".join(chunks).decode("utf-8", "replace")
+    code, screen = run_in_terminal(
+        [sys.executable, "-m", "ollama_doctor", "logs", "--log-file", str(path)], env)
     assert code == 1
     assert "\x1b[" in screen  # styled
     plain = re.sub(r"\x1b\[[0-9;]*m", "", screen)

@@ -11,17 +11,12 @@
 
 from __future__ import annotations
 
-import fcntl
 import io
 import itertools
 import os
 import pty
-import struct
-import subprocess
 import sys
-import termios
 import threading
-import time
 import types
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +30,7 @@ from ollama_doctor.result import Outcome, ProbeResult, Status
 from ollama_doctor.runner import Activity, run_probes, status_line
 from ollama_doctor.target import parse_target
 from tests.conftest import CliRun, clean_environ
+from tests.support.terminal import run_in_terminal
 
 LOCAL = ("container", "server", "ulimit", "resources")
 NETWORK = ("reachability", "models", "auth", "warmup")
@@ -415,31 +411,10 @@ def test_a_terminal_sees_the_model_load_with_its_limit(emulator: Callable[..., A
     """The whole command in a real terminal (a pty as stdin, stdout and stderr): while the
     model loads, the status line says so, with its limit."""
     emu = emulator(cold_load="2.5")
-    main, other = pty.openpty()
-    fcntl.ioctl(other, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
     env = clean_environ({"TERM": "xterm"})
     env.pop("NO_COLOR", None)
-    proc = subprocess.Popen(
+    _, screen = run_in_terminal(
         [sys.executable, "-m", "ollama_doctor", "check", "--host", emu.url, "-m", "llama3.2",
-         "--timeout", "1"], stdin=other, stdout=other, stderr=other, env=env,
-        start_new_session=True)
-    os.close(other)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            try:
-                data = os.read(main, 65536)
-            except OSError:  # EIO: the terminal's other end is closed, the command ended
-                break
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        os.close(main)
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-    screen = b"".join(chunks).decode("utf-8", "replace")
+         "--timeout", "1"], env, columns=160)
     assert "warmup: loading llama3.2 — 1 s of up to 300 s (--load-timeout)" in screen, \
         screen[-3000:]
