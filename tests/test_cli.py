@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -481,3 +482,21 @@ def test_a_stuck_thread_ends_the_run_not_the_test_process() -> None:
         _exit.IN_PROCESS = False
         release.set()
         stuck.join(5)
+
+
+def test_httpx_version_is_the_installed_one_without_importing_httpx(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report's ``environment.packages.httpx``: read from httpx's own ``__version__.py``
+    when httpx is not loaded (a refused port loads none), the module's attribute when it is;
+    both agree with the package metadata."""
+    import importlib.metadata
+
+    from ollama_doctor import report
+
+    installed = importlib.metadata.version("httpx")
+    import httpx
+
+    assert report.httpx_version() == installed == httpx.__version__
+    monkeypatch.delitem(sys.modules, "httpx")
+    assert report.httpx_version() == installed
+    assert "httpx" not in sys.modules
