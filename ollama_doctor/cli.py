@@ -39,11 +39,35 @@ _CLICK_ERROR: type[Exception] = next(
 
 
 @functools.cache
-def _command() -> Any:
-    """The click command typer builds from ``app``: once per process, not on every ``main``
-    (about 25 ms; a process that calls ``main`` many times, as the test suite does, pays it
-    once)."""
-    return typer.main.get_command(app)
+def _command(only: str | None = None) -> Any:
+    """The click command typer builds from ``app``, once per process and command line shape.
+
+    typer builds every command's options from its signature (~20 options per network
+    command), which costs more than some whole runs. For ``ollama-doctor NAME …`` only NAME's
+    command is built, in a group that holds it alone (the root's ``--version`` and help still
+    work); anything else (the root's own help, an unknown name, shell completion) gets the
+    whole group."""
+    if only is None:
+        return typer.main.get_command(app)
+    everything = app.registered_commands
+    app.registered_commands = [info for info in everything if _name(info) == only]
+    try:
+        return typer.main.get_command(app)
+    finally:
+        app.registered_commands = everything
+
+
+def _name(info: Any) -> str:
+    """A registered command's name, as typer derives it (``get_command_name``)."""
+    return str(info.name or info.callback.__name__.lower().replace("_", "-"))
+
+
+def _invoked(args: list[str]) -> str | None:
+    """The command a command line runs, when that alone needs building (see ``_command``)."""
+    if not args or "_OLLAMA_DOCTOR_COMPLETE" in os.environ:
+        return None
+    names = {_name(info) for info in app.registered_commands}
+    return args[0] if args[0] in names else None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -78,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(130)
         os._exit(130)  # now: not after the threads of a cut probe
 
-    command = _command()
+    command = _command(_invoked(sys.argv[1:] if argv is None else argv))
     code: Any = EXIT_OK
     try:
         code = command.main(args=argv, prog_name="ollama-doctor", standalone_mode=False)

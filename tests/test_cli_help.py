@@ -84,6 +84,33 @@ def test_dash_h_is_help_everywhere(name: str) -> None:
     assert help_text(*argv, "-h") == help_text(*argv, "--help")
 
 
+@pytest.mark.parametrize("name", COMMANDS)
+def test_a_command_line_builds_only_its_command(name: str, cli: Callable[..., CliRun]) -> None:
+    """``main`` builds NAME's command alone for ``ollama-doctor NAME …`` (typer's build of
+    every command costs more than some runs): the same help, through the real entry point."""
+    alone = doctor._command(doctor._invoked([name, "-h"]))
+    assert sorted(alone.commands) == [name]
+
+    def help_in(group: click.Group) -> str:
+        # (the group's context settings: click caches a command's help option on first use)
+        with click.Context(group, info_name="ollama-doctor",
+                           **group.context_settings) as parent, \
+                click.Context(group.commands[name], info_name=name, parent=parent,
+                              terminal_width=80, max_content_width=80) as ctx:
+            return group.commands[name].get_help(ctx)
+
+    assert help_in(alone) == help_in(GROUP)
+    run = cli(name, "-h")
+    assert (run.code, run.stderr) == (0, "")
+    assert run.stdout.startswith(f"Usage: ollama-doctor {name} ")
+
+
+def test_the_root_and_unknown_names_get_every_command() -> None:
+    for argv in ([], ["-h"], ["--version"], ["nosuch"], ["-m", "check"]):
+        assert doctor._invoked(argv) is None
+        assert sorted(doctor._command(doctor._invoked(argv)).commands) == COMMANDS
+
+
 @pytest.mark.parametrize(("name", "command"), ALL, ids=[n or "ollama-doctor" for n, _ in ALL])
 def test_every_help_has_two_to_four_examples_printed_whole(name: str,
                                                            command: click.Command) -> None:
