@@ -12,8 +12,9 @@ Budgets (issue #13):
   ``TypeAdapter`` for every parameter it parses, help option included): that case is an
   expected failure while that typer is installed.
 - ``check`` loads each library only when a probe that needs it runs: no dns.* for an IP-literal
-  target, no HTTP library when nothing listens on the port, no rich with ``--json``, no psutil
-  for ``probe reachability`` on a healthy server.
+  target, no HTTP library when nothing listens on the port, no rich (nor pygments, which
+  httpx's own command line would pull in) with ``--json``, no psutil for ``probe
+  reachability`` on a healthy server.
 
 A broken budget fails with the chain that pulled the module in, e.g.
 ``httpx <- ollama_doctor.probes.latency:<module>:115 <- ollama_doctor.registry:load:40``.
@@ -245,9 +246,11 @@ def test_check_of_a_refused_port_loads_no_http_library(tmp_path: Path) -> None:
 
 
 def test_check_json_loads_no_renderer(tmp_path: Path, healthy_url: str) -> None:
-    """--json prints the document and nothing else: the renderer (and its spinner) stay out.
-    rich itself still loads, through httpx: ``httpx/__init__`` imports its own command line
-    (``httpx._main``), which imports rich and pygments whenever they are installed."""
+    """--json prints the document and nothing else: the renderer (and its spinner) stay out,
+    and so does rich. httpx would load rich and pygments for its own command line
+    (``httpx/__init__`` imports ``httpx._main`` whenever they are installed); the package
+    registers a placeholder for that module first (``ollama_doctor._without_httpx_command_line``)."""
     t = trace(tmp_path, "check", "--host", healthy_url, "--json")
     assert t.code == 0, t.stderr
-    assert_budget(t, ("ollama_doctor.render",))
+    assert t.of(("httpx",))  # the control: httpx did load
+    assert_budget(t, ("ollama_doctor.render", "rich", "pygments"))
