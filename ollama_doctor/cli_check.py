@@ -207,7 +207,6 @@ class _CheckExtras:
                            findings=findings)
 
     def _retry(self, ctx: Any, results: list[Any]) -> Any:
-        from ollama_doctor import retry
         from ollama_doctor.result import Finding, FixStep, ProbeResult, Severity, status_of
 
         warm = next((r for r in results if r.id == "warmup"), None)
@@ -222,6 +221,8 @@ class _CheckExtras:
                                "no cold load was measured (the model was loaded; --cold "
                                "times one): the retry policy was not judged",
                                facts={"client_retries": self.client_retries})
+        from ollama_doctor import retry  # here: most runs judge no policy
+
         retries = self.client_retries if self.client_retries is not None else ctx.client.retries
         verdict = retry.judge(float(load_s), ctx.options.client_timeout, retries)
         self.verdict = verdict
