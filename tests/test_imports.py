@@ -249,7 +249,8 @@ def test_check_json_loads_no_renderer(tmp_path: Path, healthy_url: str) -> None:
     """--json prints the document and nothing else: the renderer (and its spinner) stay out,
     and so does rich. httpx would load rich and pygments for its own command line
     (``httpx/__init__`` imports ``httpx._main`` whenever they are installed); the package
-    registers a placeholder for that module first (``ollama_doctor._without_httpx_command_line``)."""
+    registers a placeholder for that module first
+    (``ollama_doctor._without_httpx_command_line``)."""
     t = trace(tmp_path, "check", "--host", healthy_url, "--json")
     assert t.code == 0, t.stderr
     assert t.of(("httpx",))  # the control: httpx did load

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ollama_doctor import logs
+from ollama_doctor import logread, logs
 from ollama_doctor.result import Severity
 
 DATA = Path(__file__).parent / "data" / "logs"
@@ -309,12 +309,12 @@ def test_logs_text_prompts_only_shell_lines(tmp_path: Path) -> None:
 def test_tail_file_returns_the_last_lines(tmp_path: Path) -> None:
     path = tmp_path / "a.log"
     path.write_bytes(b"".join(b"line %d\r\n" % i for i in range(5000)) + b"last, no newline")
-    got = logs.tail_file(path, 3)
+    got = logread.tail_file(path, 3)
     assert got.ok and got.lines == ["line 4998", "line 4999", "last, no newline"]
     assert got.complete is False and got.bytes_read < 64 * 1024
     small = tmp_path / "b.log"
     small.write_text("\n\none\n\n two \n")
-    whole = logs.tail_file(small, 10)
+    whole = logread.tail_file(small, 10)
     assert whole.lines == ["one", " two "] and whole.complete is True
 
 
@@ -325,9 +325,9 @@ def test_a_10_gb_sparse_log_is_read_from_its_end_only(tmp_path: Path) -> None:
     with path.open("ab") as handle:
         handle.write(b"\n" + "\n".join(tail).encode() + b"\n")
     assert path.stat().st_size > 10 * 1024**3
-    got = logs.tail_file(path, 2000)  # bounded by bytes read, not by a clock (busy machines)
+    got = logread.tail_file(path, 2000)  # bounded by bytes read, not by a clock (busy machines)
     assert got.lines == tail  # the 10 GB of NULs before them are no lines at all
-    assert got.bytes_read <= logs.MAX_TAIL_BYTES and got.complete is False
+    assert got.bytes_read <= logread.MAX_TAIL_BYTES and got.complete is False
     # the whole command on it, end to end, is bounded too
     started = time.monotonic()
     code, out = logs.run_logs_command(str(path), 2000, True, io.StringIO(), {}, tmp_path)
@@ -340,34 +340,34 @@ def test_garbage_without_newlines_is_one_cut_line(tmp_path: Path) -> None:
     data = rng.randbytes(3 * 1024 * 1024).replace(b"\n", b"\x00\xff")
     path = tmp_path / "garbage.log"
     path.write_bytes(data)
-    got = logs.tail_file(path, 2000)
+    got = logread.tail_file(path, 2000)
     assert got.ok and len(got.lines) == 1 and got.long_lines == 1
-    assert len(got.lines[0]) == logs.MAX_LINE_CHARS + 1 and got.lines[0].endswith("…")
+    assert len(got.lines[0]) == logread.MAX_LINE_CHARS + 1 and got.lines[0].endswith("…")
     cls = logs.classify(got.lines)
     assert logs.findings(cls, "garbage") == [] or all(
         f.severity == Severity.INFO for f in logs.findings(cls, "garbage"))
 
 
 def test_unreadable_sources_are_errors_not_exceptions(tmp_path: Path) -> None:
-    assert logs.tail_file(tmp_path / "missing.log").error == "no such file"
-    assert logs.tail_file(tmp_path).error == "is a directory, not a file"
+    assert logread.tail_file(tmp_path / "missing.log").error == "no such file"
+    assert logread.tail_file(tmp_path).error == "is a directory, not a file"
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     started = time.monotonic()
-    got = logs.tail_file(fifo, 10)  # no writer: must not block
+    got = logread.tail_file(fifo, 10)  # no writer: must not block
     assert time.monotonic() - started < 1 and got.ok and got.lines == []
 
 
 def test_streams_are_bounded_in_bytes_and_line_length() -> None:
     stream = io.BytesIO(b"x" * 100_000 + b"\nshort\n" + b"y" * 50)
-    got = logs.tail_stream(stream, 10, "stdin", "stdin")
-    assert got.lines[0].startswith("xxx") and len(got.lines[0]) == logs.MAX_LINE_CHARS + 1
+    got = logread.tail_stream(stream, 10, "stdin", "stdin")
+    assert got.lines[0].startswith("xxx") and len(got.lines[0]) == logread.MAX_LINE_CHARS + 1
     assert got.lines[1:] == ["short", "y" * 50] and got.long_lines == 1
     endless = io.BytesIO(b"a line\n" * 200_000)
-    cut = logs.tail_stream(endless, 5, "stdin", "stdin", max_bytes=64 * 1024)
+    cut = logread.tail_stream(endless, 5, "stdin", "stdin", max_bytes=64 * 1024)
     assert cut.stopped == f"stopped after {64 * 1024} bytes" and cut.complete is False
     assert cut.lines == ["a line"] * 5 and cut.bytes_read == 64 * 1024
-    text = logs.tail_text_stream(io.StringIO("one\ntwo\nthree\n"), 2)
+    text = logread.tail_text_stream(io.StringIO("one\ntwo\nthree\n"), 2)
     assert text.lines == ["two", "three"] and text.kind == "stdin"
 
 
@@ -376,11 +376,11 @@ def test_streams_are_bounded_in_bytes_and_line_length() -> None:
 
 
 def fake_runner(stdout: bytes, code: int = 0, error: str | None = None,
-                calls: list[list[str]] | None = None) -> logs.Runner:
-    def run(argv: Sequence[str], timeout: float, env: Mapping[str, str]) -> logs.CommandResult:
+                calls: list[list[str]] | None = None) -> logread.Runner:
+    def run(argv: Sequence[str], timeout: float, env: Mapping[str, str]) -> logread.CommandResult:
         if calls is not None:
             calls.append(list(argv))
-        return logs.CommandResult(code, stdout, b"", error)
+        return logread.CommandResult(code, stdout, b"", error)
     return run
 
 
@@ -397,7 +397,7 @@ def test_journal_first_then_files(tmp_path: Path) -> None:
     env = fake_journalctl(tmp_path)
     calls: list[list[str]] = []
     journal = "\n".join(lines_of("healthy-journal.log")).encode()
-    got = logs.read_log(None, 50, env, tmp_path, runner=fake_runner(journal, calls=calls))
+    got = logread.read_log(None, 50, env, tmp_path, runner=fake_runner(journal, calls=calls))
     assert got is not None and got.kind == "journal"
     assert got.source == "journalctl -u ollama -n 50 --no-pager"
     assert calls == [[str(tmp_path / "bin" / "journalctl"), "-u", "ollama", "-n", "50",
@@ -409,7 +409,7 @@ def test_journal_first_then_files(tmp_path: Path) -> None:
     (var / "old.log").write_text("old\n")
     (var / "new.log").write_text("new\n")
     os.utime(var / "old.log", (1, 1))
-    got = logs.read_log(None, 50, {**env, "HOME": "/home/u"}, tmp_path,
+    got = logread.read_log(None, 50, {**env, "HOME": "/home/u"}, tmp_path,
                         runner=fake_runner(b"-- No entries --\n"))
     assert got is not None and got.ok and got.source == "/var/log/ollama/new.log"
     assert got.tried == [{"source": "journalctl -u ollama -n 50 --no-pager",
@@ -419,7 +419,7 @@ def test_journal_first_then_files(tmp_path: Path) -> None:
     home = tmp_path / "home" / "u" / ".ollama" / "logs"
     home.mkdir(parents=True)
     (home / "server.log").write_text("mine\n")
-    got = logs.read_log(None, 50, {**env, "HOME": "/home/u"}, tmp_path,
+    got = logread.read_log(None, 50, {**env, "HOME": "/home/u"}, tmp_path,
                         runner=fake_runner(b"", error="journalctl did not finish within 5 s"))
     assert got is not None and got.lines == ["mine"]
     assert got.tried[0]["result"] == "journalctl did not finish within 5 s"
@@ -561,7 +561,7 @@ def test_lines_are_numbered_as_in_the_file(tmp_path: Path, tail: int) -> None:
     """Blank lines count, and a tail read (2 of 12 lines) still numbers from the file's start."""
     path = tmp_path / "server.log"
     path.write_text("\n".join(["time=x level=INFO msg=ok", "", ""] * 3 + ["", OOM, "last"]) + "\n")
-    log = logs.tail_file(path, tail)
+    log = logread.tail_file(path, tail)
     assert log.numbers is not None and log.numbers[-2:] == [11, 12]
     doc = logs.logs_document(log, cls := logs.classify(log.lines, (), log.numbers),
                              logs.findings(cls, str(path)))
@@ -572,10 +572,10 @@ def test_lines_are_numbered_as_in_the_file(tmp_path: Path, tail: int) -> None:
 
 def test_a_file_too_large_to_count_numbers_its_tail(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(logs, "MAX_COUNT_BYTES", 10)
+    monkeypatch.setattr(logread, "MAX_COUNT_BYTES", 10)
     path = tmp_path / "server.log"
     path.write_text("older line\n" * 5000 + OOM + "\n")  # more than one line's read budget
-    log = logs.tail_file(path, 1)
+    log = logread.tail_file(path, 1)
     assert (log.numbers, log.complete, log.to_dict()["line_numbers"]) == (None, False,
                                                                          "lines read")
     assert logs.classify(log.lines, (), log.numbers).hits["oom"].last.line == 1
@@ -583,7 +583,7 @@ def test_a_file_too_large_to_count_numbers_its_tail(tmp_path: Path,
 
 def test_stdin_lines_keep_their_numbers() -> None:
     stdin = io.StringIO("a\n\nb\n" + OOM + "\n")
-    log = logs.tail_text_stream(stdin, 1)
+    log = logread.tail_text_stream(stdin, 1)
     assert (log.lines, log.numbers) == ([OOM], [4])
 
 

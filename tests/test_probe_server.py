@@ -21,7 +21,7 @@ import jsonschema
 import psutil
 import pytest
 
-from ollama_doctor import logs
+from ollama_doctor import logread
 from ollama_doctor.context import Context, Options
 from ollama_doctor.local import (
     Launcher,
@@ -542,9 +542,9 @@ def test_version_of_the_binary_on_path(emulator: Callable[..., Any], tmp_path: P
     calls: list[list[str]] = []
 
     def runner(argv: Sequence[str], timeout: float,
-               env: Mapping[str, str]) -> logs.CommandResult:
+               env: Mapping[str, str]) -> logread.CommandResult:
         calls.append(list(argv))
-        return logs.CommandResult(0, b"ollama version is 0.33.0\n")
+        return logread.CommandResult(0, b"ollama version is 0.33.0\n")
 
     outcome = server.inspect(context(emu.url, pids=[os.getpid()], env=env, fs_root=tmp_path),
                              runner=runner)

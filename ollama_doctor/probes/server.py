@@ -56,9 +56,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from ollama_doctor import logs, net
+from ollama_doctor import logread, net
 from ollama_doctor import remedies as R
 from ollama_doctor.context import Context
 from ollama_doctor.facts import AuthFacts, ReachabilityFacts
@@ -78,6 +78,9 @@ from ollama_doctor.local import (
     read_proc,
     servers_elsewhere,
 )
+
+if TYPE_CHECKING:  # classifying a log compiles the signature table: only when a log is read
+    from ollama_doctor import logs
 from ollama_doctor.redact import MASK, is_secret_name, redact_text, redact_url
 from ollama_doctor.result import Confidence, Finding, FixStep, Outcome, Severity, Status
 
@@ -114,8 +117,8 @@ class Gathered:
     error: str | None
     launchers: dict[int, Launcher]
     listeners: tuple[list[Listener], str | None] | None = None  # the target port's sockets
-    version_run: tuple[str | None, logs.CommandResult | None] | None = None  # ollama -v
-    log: tuple[logs.LogText | None, logs.Classification | None] | None = None
+    version_run: tuple[str | None, logread.CommandResult | None] | None = None  # ollama -v
+    log: tuple[logread.LogText | None, logs.Classification | None] | None = None
 
 
 def prepare(ctx: Context) -> Gathered:
@@ -152,7 +155,7 @@ def _maybe_here(ctx: Context) -> bool:
                for a in (normalise_ip(x) for x in raw) if a is not None)
 
 
-def inspect(ctx: Context, *, runner: logs.Runner | None = None,
+def inspect(ctx: Context, *, runner: logread.Runner | None = None,
             stdin: TextIO | None = None) -> Outcome:
     """``run`` with the command runner (``ollama -v``, ``journalctl``) and stdin injectable.
 
@@ -223,6 +226,8 @@ def inspect(ctx: Context, *, runner: logs.Runner | None = None,
     found += env_findings
 
     if log is not None and cls is not None:
+        from ollama_doctor import logs
+
         from_log = logs.findings(cls, log.source)
         if not belongs and not ctx.options.log_file:
             for finding in from_log:
@@ -248,10 +253,10 @@ def _no_server_reason(ctx: Context, error: str | None, elsewhere: list[ServerPro
 
 
 def _server_log(ctx: Context,
-                read: tuple[logs.LogText | None, logs.Classification | None],
+                read: tuple[logread.LogText | None, logs.Classification | None],
                 main: ServerProcess, api_version: str | None, facts: dict[str, Any],
                 notes: list[str]
-                ) -> tuple[logs.LogText | None, logs.Classification | None, bool]:
+                ) -> tuple[logread.LogText | None, logs.Classification | None, bool]:
     """The server's log and its classification, and whether it belongs to ``main``."""
     log, cls = read
     belongs = True
@@ -574,17 +579,17 @@ def parse_version_output(text: str) -> tuple[str | None, str | None]:
     return (client.group(1) if client else server_version), server_version
 
 
-def _version_run(ctx: Context, runner: logs.Runner | None
-                 ) -> tuple[str | None, logs.CommandResult | None]:
+def _version_run(ctx: Context, runner: logread.Runner | None
+                 ) -> tuple[str | None, logread.CommandResult | None]:
     """``ollama -v`` when the binary is on ``PATH``: its path and what it said."""
-    exe = logs.which("ollama", ctx.env)
+    exe = logread.which("ollama", ctx.env)
     if exe is None:
         return None, None
-    return exe, (runner or logs.run_command)([exe, "-v"], ctx.op_timeout(VERSION_TIMEOUT),
+    return exe, (runner or logread.run_command)([exe, "-v"], ctx.op_timeout(VERSION_TIMEOUT),
                                              ctx.env)
 
 
-def _binary(ctx: Context, ran: tuple[str | None, logs.CommandResult | None],
+def _binary(ctx: Context, ran: tuple[str | None, logread.CommandResult | None],
             api_version: str | None) -> tuple[dict[str, Any], list[Finding]]:
     exe, result = ran
     if exe is None or result is None:
@@ -610,15 +615,17 @@ def _binary(ctx: Context, ran: tuple[str | None, logs.CommandResult | None],
 # the log
 
 
-def _read_log(ctx: Context, runner: logs.Runner | None,
-              stdin: TextIO | None) -> tuple[logs.LogText | None, logs.Classification | None]:
+def _read_log(ctx: Context, runner: logread.Runner | None,
+              stdin: TextIO | None) -> tuple[logread.LogText | None, logs.Classification | None]:
     from pathlib import Path
 
-    log = logs.read_log(ctx.options.log_file, ctx.options.log_lines, ctx.env, ctx.fs_root,
-                        stdin=stdin, timeout=ctx.op_timeout(), runner=runner,
-                        journal=ctx.fs_root == Path("/"))
+    log = logread.read_log(ctx.options.log_file, ctx.options.log_lines, ctx.env, ctx.fs_root,
+                           stdin=stdin, timeout=ctx.op_timeout(), runner=runner,
+                           journal=ctx.fs_root == Path("/"))
     if log is None or not log.ok:
         return log, None
+    from ollama_doctor import logs
+
     return log, logs.classify(log.lines, ctx.secrets(), log.numbers)
 
 
@@ -640,7 +647,7 @@ def _log_belongs(cls: logs.Classification, server: ServerProcess,
     return True, None
 
 
-def _log_only(ctx: Context, facts: dict[str, Any], runner: logs.Runner | None,
+def _log_only(ctx: Context, facts: dict[str, Any], runner: logread.Runner | None,
               stdin: TextIO | None, notes: list[str], seen: Gathered) -> list[Finding]:
     log, cls = seen.log or _read_log(ctx, runner, stdin)
     if log is None:
@@ -650,13 +657,15 @@ def _log_only(ctx: Context, facts: dict[str, Any], runner: logs.Runner | None,
         notes.append(f"cannot read the log {log.source}: {log.error}")
         return []
     facts["log"].update(cls.facts())
+    from ollama_doctor import logs
+
     if cls.server_env is not None:
         facts["log"]["server_env"] = logs.redact_env_map(_relevant_map(cls.server_env))
     return logs.findings(cls, log.source)
 
 
 def _without_server(ctx: Context, reason: str, facts: dict[str, Any], notes: list[str],
-                    runner: logs.Runner | None, stdin: TextIO | None,
+                    runner: logread.Runner | None, stdin: TextIO | None,
                     found: list[Finding], holder: str | None, seen: Gathered) -> Outcome:
     """No server process: the findings the sockets alone gave (``holder`` says who holds the
     port), and the log when ``--log-file`` names one."""
