@@ -91,10 +91,10 @@ def system_settings(platform: str) -> tuple[dict[str, str], Callable[[str], bool
     """The OS proxy settings ``urllib.request.getproxies()`` falls back to (macOS System
     Settings, the Windows registry), and the matching bypass test. Linux has none: there
     ``getproxies()`` is the environment alone, which ``proxyenv`` reads from ``ctx.env``."""
-    import urllib.request as ur
-
     if platform not in _OS_FUNCTIONS:
         return {}, None
+    import urllib.request as ur  # only here: http.client and email come with it (~10 ms)
+
     get_name, bypass_name = _OS_FUNCTIONS[platform]
     try:
         found: dict[str, str] = dict(getattr(ur, get_name)())
