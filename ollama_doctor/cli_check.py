@@ -268,7 +268,7 @@ PROBE_OPTIONS: dict[str, tuple[str, ...]] = {
     "resources": ("-m",),
     "models": ("-m", "--needs"),
     "auth": ("-m",),
-    "warmup": ("-m", "--cold", "--load-timeout", "--client-timeout"),
+    "warmup": ("-m", "--cold", "--load-timeout", "--client-timeout", "--prompt-tokens"),
     "v1": ("-m", "--needs", "--load-timeout"),
     "load": ("-m", "--load-call", "--load-max-rate", "--load-max-requests",
              "--load-max-seconds", "--load-timeout"),

@@ -75,6 +75,11 @@ _opt("log_lines", Annotated[int, typer.Option(
     "--log-lines", metavar="N", help="How many of the log's last lines to read.")], 2000)
 _opt("concurrency", Annotated[int | None, typer.Option(
     "--concurrency", metavar="N", help="How many calls your app makes at once.")], None)
+_opt("prompt_tokens", Annotated[int | None, typer.Option(
+    "--prompt-tokens", metavar="N",
+    help="How long your prompts are, in tokens: warm-up compares them with the context the "
+         "model is loaded with and, when they are longer and it is cheap, sends a prompt "
+         "longer than that context to see whether the server cuts it or refuses it.")], None)
 _opt("load", Annotated[bool, typer.Option(
     "--load", help="check: also run the opt-in load probe.")], False)
 _opt("load_call", Annotated[str, typer.Option(
@@ -169,7 +174,8 @@ def build_context(common: dict[str, Any]) -> Any:
         candidates=tuple(common["candidate"] or ()),
         nameservers=tuple(common["nameserver"] or ()), log_file=common["log_file"],
         log_lines=common["log_lines"],
-        concurrency=common["concurrency"], load=common["load"], load_call=common["load_call"],
+        concurrency=common["concurrency"], prompt_tokens=common["prompt_tokens"],
+        load=common["load"], load_call=common["load_call"],
         load_max_rate=common["load_max_rate"], load_max_requests=common["load_max_requests"],
         load_max_seconds=common["load_max_seconds"],
         server_pids=tuple(common["server_pid"] or ()), error_text=error_text,
@@ -190,6 +196,9 @@ def _check_values(common: dict[str, Any]) -> None:
         fail_usage(f"--client-timeout must be positive, not {common['client_timeout']}")
     if not 1 <= common["log_lines"] <= 100_000:
         fail_usage(f"--log-lines must be between 1 and 100000, not {common['log_lines']}")
+    if common["prompt_tokens"] is not None and common["prompt_tokens"] < 1:
+        fail_usage(f"--prompt-tokens must be a positive number of tokens, not "
+                   f"{common['prompt_tokens']}")
     if common["samples"] < 1 or common["samples"] > 1000:
         fail_usage(f"--samples must be between 1 and 1000, not {common['samples']}")
     if common["needs"]:  # the capability names Ollama's /api/show uses, and their aliases

@@ -61,6 +61,7 @@ class Options:
     log_file: str | None = None
     log_lines: int = 2000
     concurrency: int | None = None
+    prompt_tokens: int | None = None  # how long the user's prompts are (warm-up)
     load: bool = False
     load_call: str = "version"
     load_max_rate: float = 500.0

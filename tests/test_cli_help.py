@@ -219,7 +219,7 @@ FLAGS = {"model": "-m", "needs": "--needs", "cold": "--cold", "discover": "--dis
          "latency_threshold_ms": "--latency-threshold", "client_timeout": "--client-timeout",
          "load_timeout": "--load-timeout", "load_call": "--load-call",
          "load_max_rate": "--load-max-rate", "load_max_requests": "--load-max-requests",
-         "load_max_seconds": "--load-max-seconds"}
+         "load_max_seconds": "--load-max-seconds", "prompt_tokens": "--prompt-tokens"}
 EVERY_PROBE = {"timeout", "headers", "origin", "client", "debug"}  # the help's closing line
 HIDDEN = {"candidates", "server_pids", "fs_root"}  # test-only options, not in the help
 

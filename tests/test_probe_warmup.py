@@ -599,24 +599,93 @@ def test_s27_reload_churn(emulator: Any, cli: Any) -> None:
     assert top["evidence"]["load_s"] >= 0.5
 
 
+def _long_prompts(emu: Any) -> list[int]:
+    """Word counts of the generate calls the emulator received with a long prompt (the warm
+    calls' prompt is about 50 words; the truncation test's is 1.5 × the context)."""
+    words = [len(str(json.loads(r.body).get("prompt", "")).split())
+             for r in emu.requests if r.path == "/api/generate"]
+    return [n for n in words if n > 1000]
+
+
+def _fix_commands(finding: dict[str, Any]) -> list[str]:
+    return [c for step in finding["fix"] for c in step["commands"]]
+
+
 def test_s28_prompt_truncated(emulator: Any, cli: Any) -> None:
     emu = emulator(time_scale=FAST, context="2048")
-    run = cli("probe", "warmup", "--host", emu.url, "-m", "llama3.2", "--json")
-    assert run.code == 0
+    run = cli("probe", "warmup", "--host", emu.url, "-m", "llama3.2", "--prompt-tokens", "3000",
+              "--json")
+    assert run.code == 0, run.stderr  # a warning: exit 1 only with --strict
     top = _top(run)
-    assert (top["cause"], top["severity"]) == ("prompt-truncated", "info")
-    truncation = top["evidence"]["truncation"]
-    assert truncation["ran"] is True and truncation["words_sent"] == 3072
-    assert truncation["prompt_eval_count"] == 2048  # pinned at the context length
-    assert "Prompts longer than 2048 tokens are cut" in top["explanation"]
+    assert (top["cause"], top["severity"], top["confidence"], top["code"]) == (
+        "prompt-truncated", "warning", "high", None)
+    truncation = dict(top["evidence"]["truncation"])
+    assert truncation == _check(run.json())["facts"]["truncation"]
+    estimated = truncation.pop("estimated_s")
+    assert isinstance(estimated, float) and 0 <= estimated <= warmup.TRUNCATION_BUDGET_S
+    assert truncation == {"ran": True, "context_length": 2048, "prompt_tokens": 3000,
+                          "fits": False, "words_sent": 3072,
+                          "prompt_eval_count": 2048}  # pinned at the context length
+    assert "Your prompts (3000 tokens) are longer than the 2048-token context" in (
+        top["explanation"])
+    assert "cuts longer prompts without an error" in top["explanation"]
+    assert "OLLAMA_CONTEXT_LENGTH=8192" in _fix_commands(top)  # 3000 + room, ≥ 8192
+    assert _long_prompts(emu) == [3072]
+
+
+def test_default_run_sends_no_long_prompt(emulator: Any, cli: Any) -> None:
+    # A context small enough, and a server fast enough, for the test to be cheap: before
+    # --prompt-tokens every run sent 1.5 × the context here.
+    emu = emulator(time_scale=FAST, context="2048")
+    run = cli("check", "--host", emu.url, "-m", "llama3.2", "--json")
+    assert run.code == 0, run.stderr
+    doc = run.json()
+    assert "prompt-truncated" not in [d["cause"] for d in doc["diagnosis"]]
+    assert _check(doc)["facts"]["truncation"] == {
+        "ran": False, "context_length": 2048,
+        "why": "not asked: --prompt-tokens N compares your prompts with the context"}
+    assert _long_prompts(emu) == []
+
+
+def test_prompts_within_the_context_fit(emulator: Any, cli: Any) -> None:
+    emu = emulator(time_scale=FAST, context="2048")
+    run = cli("probe", "warmup", "--host", emu.url, "-m", "llama3.2", "--prompt-tokens", "2048",
+              "--json")
+    assert run.code == 0, run.stderr
+    doc = run.json()
+    assert "prompt-truncated" not in [d["cause"] for d in doc["diagnosis"]]
+    assert _check(doc)["facts"]["truncation"] == {
+        "ran": False, "context_length": 2048, "prompt_tokens": 2048, "fits": True,
+        "why": "prompts of 2048 tokens fit the 2048-token context"}
+    assert _long_prompts(emu) == []
 
 
 def test_large_context_skips_the_truncation_test(emulator: Any, cli: Any) -> None:
+    # Prompts longer than a context too large to test cheaply: the finding rests on
+    # --prompt-tokens alone (MEDIUM), and no long prompt is sent.
     emu = emulator(time_scale=FAST, context="32768")
-    run = cli("probe", "warmup", "--host", emu.url, "-m", "llama3.2", "--json")
-    doc = run.json()
-    assert doc["diagnosis"] == []
-    assert _check(doc)["facts"]["truncation"]["ran"] is False
+    run = cli("probe", "warmup", "--host", emu.url, "-m", "llama3.2", "--prompt-tokens",
+              "40000", "--json")
+    assert run.code == 0, run.stderr
+    top = _top(run)
+    assert (top["cause"], top["severity"], top["confidence"]) == (
+        "prompt-truncated", "warning", "medium")
+    why = "a context of 32768 tokens makes a longer prompt too costly to send"
+    assert top["evidence"]["truncation"] == {
+        "ran": False, "context_length": 32768, "prompt_tokens": 40000, "fits": False,
+        "why": why}
+    assert f"No test prompt was sent: {why}." in top["explanation"]
+    assert "OLLAMA_CONTEXT_LENGTH=65536" in _fix_commands(top)
+    assert _long_prompts(emu) == []
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "abc"])
+def test_prompt_tokens_must_be_a_positive_whole_number(cli: Any, value: str) -> None:
+    run = cli("check", "--host", "http://127.0.0.1:9", "-m", "llama3.2", "--prompt-tokens",
+              value, "--json")
+    assert (run.code, run.stdout) == (2, "")
+    (line,) = run.stderr.strip().splitlines()
+    assert "--prompt-tokens" in line and value in line and "Traceback" not in run.stderr
 
 
 def test_embedding_model_is_warmed_with_embed(emulator: Any, cli: Any) -> None:

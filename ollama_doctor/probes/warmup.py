@@ -18,9 +18,14 @@ proxy when one applies), and the summary says which. Steps (docs/ollama-wire.md 
    there; seconds mean the model was reloaded).
 5. ``GET /api/ps`` again: context length, ``size_vram`` against ``size`` (the CLI's PROCESSOR
    rules), ``expires_at``.
-6. When cheap (the context is at most ``TRUNCATION_MAX_CTX`` tokens and the measured prompt speed
-   says the test costs under ``TRUNCATION_BUDGET_S``), one prompt of 1.5 × the context length
-   to see whether the server cuts it (``prompt_eval_count`` pinned at the context length).
+6. Only with ``--prompt-tokens N`` (opt-in: the test may cost seconds, and without N the doctor
+   cannot know whether a cut matters): N against the context length from step 5. N within it:
+   nothing more. N beyond it: ``prompt-truncated`` (warning). When cheap (the context is at
+   most ``TRUNCATION_MAX_CTX`` tokens and the measured prompt speed says the test costs under
+   ``TRUNCATION_BUDGET_S``), one prompt of 1.5 × the context length (not N: that is enough to
+   see it, and a cut prompt costs the same whatever N is) shows what the server does with it —
+   cuts it (``prompt_eval_count`` pinned at the context length) or refuses it (400): HIGH
+   confidence. Not sent (too costly, no prompt speed), the finding rests on N alone: MEDIUM.
 
 A cloud model (``:cloud`` / ``-cloud``) loads nothing here: the server relays it to ollama.com
 (``server/cloud_proxy.go`` ``cloudPassthroughMiddleware``, v0.33). For one the probe makes a
@@ -49,7 +54,9 @@ streamed line) or ``total_ms`` (an embedding model: request sent → answer comp
 ``tokens_per_s``, ``warm_load_ms`` (the
 ``load_duration`` of each warm call), ``prompt_eval_count``, ``ps_before``/``ps`` (size,
 size_vram, processor, context_length, expires_at, expires_in_s), ``keep_alive_sent``,
-``client_timeout`` comparison, ``truncation`` test; ``stopped`` (what the run's deadline
+``client_timeout`` comparison, ``truncation`` (``ran``, ``context_length``, ``why`` when
+nothing was sent; with ``--prompt-tokens`` also ``prompt_tokens``, ``fits``, ``estimated_s``,
+``words_sent``, ``prompt_eval_count`` or ``rejected``); ``stopped`` (what the run's deadline
 interrupted) when it ended the probe; in a cut probe's partial outcome also
 ``warm_call_pending`` (a warm call that had answered its headers, and when).
 
@@ -491,7 +498,6 @@ def _probe(r: _Run) -> Outcome:
     if after is not None:
         _judge_offload(r, after)
     if calls and after is not None and not r.embedding:
-        r.checkpoint(f"{_summary(r)}; the prompt-truncation test had not finished")
         _truncation_test(r, after, calls[0])
     return _outcome(r)
 
@@ -902,53 +908,104 @@ def _judge_offload(r: _Run, entry: PsEntry) -> None:
 
 
 def _truncation_test(r: _Run, entry: PsEntry, first: dict[str, Any]) -> None:
-    """Send a prompt longer than the context when that is cheap, and see if it is cut."""
+    """Compare ``--prompt-tokens`` with the loaded context; when the prompts are longer and
+    the test is cheap, send a prompt longer than the context and see whether it is cut.
+
+    Without ``--prompt-tokens`` nothing is sent: the doctor does not know how long the user's
+    prompts are, and the test may cost seconds on every run. The test prompt is 1.5 × the
+    context (not the user's N tokens): that is enough to see the cut or the refusal, and it
+    costs the same whatever N is, since a cut prompt is evaluated up to the context only.
+    """
     ctx_len = entry.context_length
+    wanted = r.ctx.options.prompt_tokens
     info: dict[str, Any] = {"ran": False, "context_length": ctx_len}
     r.facts["truncation"] = info
+    if wanted is None:
+        info["why"] = "not asked: --prompt-tokens N compares your prompts with the context"
+        return
+    info["prompt_tokens"] = wanted
     if ctx_len is None:
         info["why"] = "/api/ps gives no context_length (Ollama older than 0.10)"
         return
-    if ctx_len > TRUNCATION_MAX_CTX:
-        info["why"] = f"context of {ctx_len} tokens: a longer prompt is too costly to send"
+    info["fits"] = wanted <= ctx_len
+    if info["fits"]:
+        info["why"] = f"prompts of {wanted} tokens fit the {ctx_len}-token context"
         return
-    cost = truncation_cost_s(ctx_len, first.get("prompt_eval_count", 0),
-                             first.get("prompt_eval_ms", 0.0) / 1000)
-    info["estimated_s"] = None if math.isinf(cost) else round(cost, 2)
-    if cost > TRUNCATION_BUDGET_S:
-        info["why"] = (f"the server's prompt speed makes a {ctx_len}-token prompt cost more "
-                       f"than {TRUNCATION_BUDGET_S:g} s")
+    why = _truncation_skipped(ctx_len, first, info)
+    if why is not None:
+        info["why"] = why
+        _prompts_too_long(r, ctx_len, wanted, info, f"No test prompt was sent: {why}.")
         return
     words = int(ctx_len * 1.5)
+    r.checkpoint(f"{_summary(r)}; the prompt-truncation test had not finished")
     stream = r.stream({"model": r.model, "prompt": long_prompt(words), "stream": True,
                        "options": {"num_predict": 1}, "keep_alive": r.keep_alive},
                       max(r.quick, 4 * TRUNCATION_BUDGET_S))
     info.update({"ran": True, "words_sent": words})
+    head = (f"Your prompts ({wanted} tokens) are longer than the {ctx_len}-token context "
+            f"{r.model} is loaded with")
+    # The runner cuts a long prompt and logs "truncating input prompt" (runner.go), unless
+    # context shift is off: then v0.30+ answers 400 "the prompt is longer than the context
+    # length …" (llm/llama_server.go).
     message = stream.stream_error or stream.body_error or ""
     if stream.status == 400 and classify_server_error(400, message) == "prompt-truncated":
         info["rejected"] = message[:300]
         r.findings.append(Finding(
-            "prompt-truncated", Severity.INFO,
-            f"{r.model} rejects prompts longer than its {ctx_len}-token context (HTTP 400) "
-            "unless the client asks for a larger one.",
-            {"truncation": info}, _ctx_fix(ctx_len), Confidence.HIGH, 400))
+            "prompt-truncated", Severity.WARNING,
+            f"{head}, and the server rejects such prompts (HTTP 400) unless the client asks "
+            "for a larger context.",
+            {"truncation": info}, _ctx_fix(wanted), Confidence.HIGH, 400))
         return
     if stream.final is None:
         info["result"] = stream.to_evidence()
+        _prompts_too_long(r, ctx_len, wanted, info,
+                          "The test prompt got no complete answer, so how the server treats "
+                          "them was not seen.")
         return
     count = _ns(stream.final, "prompt_eval_count")
     info["prompt_eval_count"] = count
     if is_truncated(count, ctx_len):
         r.findings.append(Finding(
-            "prompt-truncated", Severity.INFO,
-            f"Prompts longer than {ctx_len} tokens are cut without an error: a {words}-word "
-            f"test prompt was evaluated as {count} tokens. If your prompts are long, send a "
-            "larger options.num_ctx.",
-            {"truncation": info}, _ctx_fix(ctx_len), Confidence.HIGH))
+            "prompt-truncated", Severity.WARNING,
+            f"{head}, and the server cuts longer prompts without an error: a {words}-word "
+            f"test prompt was evaluated as {count} tokens. Send a larger options.num_ctx.",
+            {"truncation": info}, _ctx_fix(wanted), Confidence.HIGH))
+    elif count == 0:  # no count to judge by (a cached prompt, or a server that omits it)
+        _prompts_too_long(r, ctx_len, wanted, info,
+                          "The test prompt's answer gave no prompt_eval_count to judge by.")
+    # else: all of it was evaluated; the server holds more than /api/ps says — no finding
 
 
-def _ctx_fix(ctx_len: int) -> list[FixStep]:
-    bigger = max(8192, ctx_len * 4)
+def _truncation_skipped(ctx_len: int, first: dict[str, Any], info: dict[str, Any]) -> str | None:
+    """Why the live test is not worth its cost here, or ``None`` when it is cheap."""
+    if ctx_len > TRUNCATION_MAX_CTX:
+        return f"a context of {ctx_len} tokens makes a longer prompt too costly to send"
+    cost = truncation_cost_s(ctx_len, first.get("prompt_eval_count", 0),
+                             first.get("prompt_eval_ms", 0.0) / 1000)
+    info["estimated_s"] = None if math.isinf(cost) else round(cost, 2)
+    if math.isinf(cost):
+        return "the warm call gave no prompt speed to estimate its cost by"
+    if cost > TRUNCATION_BUDGET_S:
+        return (f"the server's prompt speed makes a {ctx_len}-token prompt cost more than "
+                f"{TRUNCATION_BUDGET_S:g} s")
+    return None
+
+
+def _prompts_too_long(r: _Run, ctx_len: int, wanted: int, info: dict[str, Any],
+                      untested: str) -> None:
+    """``--prompt-tokens`` above the context, not seen on the wire: MEDIUM confidence."""
+    r.findings.append(Finding(
+        "prompt-truncated", Severity.WARNING,
+        f"Your prompts ({wanted} tokens) are longer than the {ctx_len}-token context "
+        f"{r.model} is loaded with: Ollama cuts such prompts without an error, or refuses them "
+        f"(HTTP 400), unless the client asks for a larger context. {untested}",
+        {"truncation": info}, _ctx_fix(wanted), Confidence.MEDIUM))
+
+
+def _ctx_fix(wanted: int) -> list[FixStep]:
+    """Ask for a context holding the prompts and room for an answer (1024 tokens): the next
+    power of two, 8192 at least."""
+    bigger = max(8192, 1 << (wanted + 1024 - 1).bit_length())
     return [FixStep("Ask for a context that holds your prompts, per call",
                     (R.json_line(f'"options": {{"num_ctx": {bigger}}}'),)),
             FixStep("or as the server's default (in its environment).",
