@@ -7,8 +7,8 @@ ordinary call in each situation of ``situations.py``. For every fixture whose ca
 1. offline (no root): ``errortext.analyse`` of the text has the expected cause in its top 3
    when the text carries the evidence, among its candidates always; names the client family
    that printed it; and any target it reads is the server the client called;
-2. live from fixtures (root + netns): the situation is rebuilt and ``check --json
-   --error-file FIXTURE`` (no ``--host``, except for ollama-js errors, which show no address at
+2. live from fixtures (root + netns; ``-m realclients``, about 100 s, so not in the default
+   selection): the situation is rebuilt and ``check --json --error-file FIXTURE`` (no ``--host``, except for ollama-js errors, which show no address at
    all) names the expected cause first, exits 1, and probes the server the client called;
 3. ``-m realclients`` (CI): the pinned clients are installed, every situation is re-recorded
    into a temporary folder, and 1 and 2 run on the fresh texts.
@@ -104,6 +104,7 @@ def _assert_live(entry: dict[str, Any], result: checks.Live, text: str) -> None:
         f"{_id(entry)}: {'; '.join(result.problems)}\n{result.error}\n--- fixture ---\n{text}")
 
 
+@pytest.mark.realclients  # ~100 s of namespaces: the real-client step of .ci/run, not the default
 @pytest.mark.netns
 @pytest.mark.timeout(900)  # the first test builds every situation and runs all the checks
 @pytest.mark.parametrize("entry", FAILING, ids=_id)
