@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import heapq
 import itertools
 import json
@@ -349,6 +350,13 @@ def trust_store(env: Any) -> ssl.SSLContext:
         if (cafile, capath) not in _TRUST:
             _TRUST[(cafile, capath)] = _load_trust(cafile, capath)
         return _TRUST[(cafile, capath)]
+
+
+@functools.cache
+def no_tls_context() -> ssl.SSLContext:
+    """For a path that never speaks TLS: verifies (so a TLS connection it was not meant for
+    would fail, not pass unchecked) against no CA at all, and loads none."""
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def _load_trust(cafile: str, capath: str) -> ssl.SSLContext:

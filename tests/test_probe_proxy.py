@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import ssl
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,7 +28,7 @@ from ollama_doctor.context import Context, Options
 from ollama_doctor.probes import proxy as probe
 from ollama_doctor.result import Outcome, ProbeResult, Severity, Status
 from ollama_doctor.target import parse_target
-from tests.conftest import CliRun, clean_environ, free_port
+from tests.conftest import CliRun, clean_environ, closed_port
 from tests.support.canned import OLLAMA_ROOT, CannedServer, Reply
 from tests.support.guard import loopback_only
 from tests.support.netns import Netns, require_netns
@@ -184,7 +185,7 @@ def test_proxy_answering_its_own_page_with_200_is_an_error(ollama: CannedServer)
 
 
 def test_dead_proxy_is_unreachable(ollama: CannedServer) -> None:  # S08
-    port = free_port()
+    port = closed_port()
     outcome = run(ollama.url, {"HTTP_PROXY": f"http://127.0.0.1:{port}"})
     assert outcome.status == Status.FAIL
     assert causes(outcome) == [("proxy-unreachable", "critical", "high", None)]
@@ -206,7 +207,7 @@ def test_proxy_name_that_does_not_resolve_is_unreachable(ollama: CannedServer) -
 
 
 def test_socks_without_socksio_is_unsupported(socks_missing: None) -> None:  # S09
-    port = free_port()  # never dialled: the client cannot even be built
+    port = closed_port()  # never dialled: the client cannot even be built
     outcome = run(f"http://127.0.0.1:{port}", {"ALL_PROXY": f"socks5://127.0.0.1:{port}",
                                                "NO_PROXY": "localhost,127.0.0.1"})
     assert outcome.status == Status.FAIL
@@ -275,7 +276,7 @@ def test_407_on_a_local_target_is_still_capture(ollama: CannedServer) -> None:
 
 
 def test_server_down_behind_a_capturing_proxy_is_a_warning() -> None:
-    port = free_port()
+    port = closed_port()
     with ForwardProxy("deny") as proxy:
         outcome = run(f"http://127.0.0.1:{port}", {"HTTP_PROXY": proxy.url})
     assert outcome.status == Status.WARN
@@ -399,7 +400,7 @@ def test_cli_s07_proxy_403_on_a_loopback_target(cli: Callable[..., CliRun],
 
 
 def test_cli_s08_dead_proxy(cli: Callable[..., CliRun], ollama: CannedServer) -> None:
-    port = free_port()
+    port = closed_port()
     code, doc = cli_json(cli, "check", "--host", ollama.url,
                          env={"HTTP_PROXY": f"http://127.0.0.1:{port}"})
     assert code == 1
@@ -412,7 +413,7 @@ def test_cli_s09_socks_without_socksio(cli: Callable[..., CliRun], ollama: Canne
     (tmp_path / "socksio.py").write_text(
         "raise ModuleNotFoundError(\"No module named 'socksio'\", name='socksio')\n")
     code, doc = cli_json(cli, "check", "--host", ollama.url,
-                         env={"ALL_PROXY": f"socks5://127.0.0.1:{free_port()}",
+                         env={"ALL_PROXY": f"socks5://127.0.0.1:{closed_port()}",
                               "PYTHONPATH": str(tmp_path)})
     assert code == 1
     assert top(doc) == ("proxy-unsupported", None, "critical")
@@ -583,7 +584,7 @@ def test_dead_proxy_on_the_path_is_named_by_reachability_too(cli: Callable[..., 
                                                               emulator: Callable[..., Any]
                                                               ) -> None:
     emu = emulator()
-    dead = f"http://127.0.0.1:{free_port()}"
+    dead = f"http://127.0.0.1:{closed_port()}"
     code, doc = cli_json(cli, "check", "--host", emu.url, env={"HTTP_PROXY": dead})
     assert code == 1
     assert top(doc) == ("proxy-unreachable", None, "critical")
@@ -656,3 +657,28 @@ def test_gateway_faults_are_found_through_the_proxy(scenario_id: str, cause: str
     check = check_of(result.doc, probe_id)
     assert cause in [f["cause"] for f in check["findings"]]
     assert "— via proxy http://127.0.0.1:" in check["summary"]
+
+
+@pytest.mark.parametrize(("url", "env", "trusts"), [
+    ("http://127.0.0.1:11434/", {}, None),
+    ("http://127.0.0.1:11434/", {"HTTP_PROXY": "http://127.0.0.1:3128",
+                                 "NO_PROXY": ""}, None),
+    ("http://gpu.lan:11434/", {"HTTP_PROXY": "https://proxy.lan:3128"}, "store"),
+    ("https://gpu.lan:11434/", {}, "store"),
+])
+def test_only_a_path_with_tls_on_it_loads_the_ca_bundle(
+        url: str, env: dict[str, str], trusts: str | None) -> None:
+    """Loading the CA bundle costs 45-70 ms of CPU on reachability's critical path: a path
+    with no TLS (plain http, directly or through an http:// proxy) gets a context that trusts
+    nothing instead; TLS to the server or to the proxy gets the client's trust store."""
+    from ollama_doctor import net
+
+    ctx = Context(target=parse_target(url), options=Options(timeout=3.0), env=env)
+    context = ctx._verify_for(url)
+    if trusts is None:
+        assert context is net.no_tls_context()
+        assert context.cert_store_stats()["x509_ca"] == 0
+        assert context.verify_mode == ssl.CERT_REQUIRED  # never an unchecked connection
+    else:
+        assert context is net.trust_store(env)
+        assert context.cert_store_stats()["x509_ca"] > 0
