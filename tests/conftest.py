@@ -235,10 +235,59 @@ def cli_process() -> Callable[..., CliRun]:
 
 
 def free_port() -> int:
-    """A loopback port with nothing listening on it (bound, then released)."""
+    """A loopback port for a server the test starts on it afterwards (prometheus's
+    ``--web.listen-address``, ``emulate --port``, a watch test that brings its server up later).
+
+    The port is bound and released at once, so it races: until the test's own server binds it,
+    the kernel may hand it to any other socket bound to port 0 (another test, another xdist
+    worker). A server that can bind port 0 itself and report its port should do that instead.
+    For a port that must refuse connections, use ``closed_port()``."""
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+# The sockets behind closed_port(): held for the whole session, closed at interpreter exit.
+_CLOSED_PORTS: list[Any] = []
+
+
+def closed_port() -> int:
+    """A loopback port that refuses connections for the rest of the test session.
+
+    The port stays bound on 127.0.0.1 and, where this machine has an IPv6 loopback, on ``[::1]``
+    too (the same number), and never listens: a connect gets a RST ("connection refused") and
+    no other socket can bind it, so no server started later, by this test, another test or
+    another xdist worker, can take the port over. The sockets are never released because a
+    released port can be handed to the next socket bound to port 0, and then the "closed"
+    target answers. Both families are held because a refusal on 127.0.0.1 makes the doctor try
+    ``[::1]`` on the same port (``probes/dns.py`` ``_other_loopback_findings``), and back."""
+    import atexit
+    import errno
+    import socket
+
+    if not _CLOSED_PORTS:
+        atexit.register(lambda: [sock.close() for sock in _CLOSED_PORTS])
+    for _ in range(100):
+        v4 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        v4.bind(("127.0.0.1", 0))
+        port: int = v4.getsockname()[1]
+        try:
+            v6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        except OSError:  # no IPv6 at all here: nothing can answer on [::1]
+            _CLOSED_PORTS.append(v4)
+            return port
+        try:
+            v6.bind(("::1", port))
+        except OSError as exc:
+            v6.close()
+            if exc.errno == errno.EADDRINUSE:  # taken on ::1 only: try another number
+                v4.close()
+                continue
+            _CLOSED_PORTS.append(v4)  # no IPv6 loopback here: nothing can answer on [::1]
+            return port
+        _CLOSED_PORTS.extend((v4, v6))
+        return port
+    raise RuntimeError("no loopback port is free on both 127.0.0.1 and [::1]")

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from ollama_doctor import net
-from tests.conftest import CliRun, clean_environ, free_port
+from tests.conftest import CliRun, clean_environ, closed_port
 from tests.support._http import RequestHead, http_date, render_head
 from tests.support.reverse_proxy import ReverseProxy
 from tests.support.trickle import TrickleServer
@@ -143,7 +143,7 @@ def test_json_to_a_full_disk_is_one_line_exit_2() -> None:
     with open("/dev/full", "w") as full:
         proc = subprocess.run(
             [sys.executable, "-m", "ollama_doctor", "check", "--host",
-             f"127.0.0.1:{free_port()}", "--timeout", "1", "--json"],
+             f"127.0.0.1:{closed_port()}", "--timeout", "1", "--json"],
             stdout=full, stderr=subprocess.PIPE, text=True, env=clean_environ(), timeout=60)
     assert proc.returncode == 2
     assert proc.stderr == ("ollama-doctor: error: cannot write the output: No space left on "
@@ -152,7 +152,7 @@ def test_json_to_a_full_disk_is_one_line_exit_2() -> None:
 
 def test_a_closed_pipe_ends_quietly() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ollama_doctor", "check", "--host", f"127.0.0.1:{free_port()}",
+        [sys.executable, "-m", "ollama_doctor", "check", "--host", f"127.0.0.1:{closed_port()}",
          "--timeout", "1", "--json", "-v"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_environ())
     assert proc.stdout is not None and proc.stderr is not None

@@ -17,7 +17,7 @@ import pytest
 
 from ollama_doctor import __version__
 from ollama_doctor.report import schema
-from tests.conftest import CliRun, free_port
+from tests.conftest import CliRun, closed_port
 
 VOLATILE = {"generated_at", "duration_ms", "elapsed_ms", "resolve_ms", "environment",
             "started_ms", "finished_ms", "waited_ms", "prepare"}
@@ -41,7 +41,7 @@ def validate(doc: dict[str, Any]) -> None:
 
 
 def test_closed_port_whole_document(cli: Callable[..., CliRun]) -> None:
-    port = free_port()
+    port = closed_port()
     run = cli("probe", "reachability", "--host", f"127.0.0.1:{port}", "--json")
     assert run.code == 1, run.stderr
     doc = run.json()
@@ -92,7 +92,7 @@ def test_closed_port_whole_document(cli: Callable[..., CliRun]) -> None:
 
 
 def test_closed_port_text_screen(cli: Callable[..., CliRun]) -> None:
-    port = free_port()
+    port = closed_port()
     run = cli("probe", "reachability", "--host", f"127.0.0.1:{port}")
     assert run.code == 1
     lines = [line.rstrip() for line in run.stdout.splitlines()]
@@ -130,7 +130,7 @@ def test_closed_port_text_screen(cli: Callable[..., CliRun]) -> None:
 
 def test_closed_port_check_blocks_the_rest(cli: Callable[..., CliRun]) -> None:
     """One root cause, not five failures: probes that need a server are skipped."""
-    port = free_port()
+    port = closed_port()
     run = cli("check", "--host", f"127.0.0.1:{port}", "--json", "-m", "llama3.2")
     doc = run.json()
     validate(doc)
@@ -149,7 +149,7 @@ def test_closed_port_check_blocks_the_rest(cli: Callable[..., CliRun]) -> None:
 
 
 def test_ollama_host_env_is_the_target_and_source(cli: Callable[..., CliRun]) -> None:
-    port = free_port()
+    port = closed_port()
     doc = cli("check", "--json", env={"OLLAMA_HOST": f"127.0.0.1:{port}"}).json()
     assert doc["target"]["source"] == "OLLAMA_HOST"
     assert doc["target"]["url"] == f"http://127.0.0.1:{port}"
@@ -238,7 +238,7 @@ def test_openai_base_is_right_and_api_suffix_is_wrong(cli: Callable[..., CliRun]
 
 
 def test_markdown_and_json_outputs(cli: Callable[..., CliRun], tmp_path: Path) -> None:
-    port = free_port()
+    port = closed_port()
     md = tmp_path / "report.md"
     js = tmp_path / "report.json"
     assert cli("check", "--host", f"127.0.0.1:{port}", "-o", str(md)).code == 1
@@ -456,7 +456,7 @@ def test_in_process_runs_leave_the_process_as_they_found_it(
                 _exit.IN_PROCESS)
 
     before = state()
-    port = free_port()
+    port = closed_port()
     run = cli("watch", "--host", f"127.0.0.1:{port}", "--count", "1", "--confirm", "1",
               "--interval", "0.1", "--state", str(tmp_path / "state.json"), "--json",
               env={"OLLAMA_HOST": "http://127.0.0.1:1", "NO_COLOR": "1"}, cwd=tmp_path)

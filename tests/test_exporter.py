@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ollama_doctor.exporter import Exporter, ExporterConfig, ListenError, parse_listen
-from tests.conftest import clean_environ, free_port
+from tests.conftest import clean_environ, closed_port
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -78,7 +78,7 @@ def test_probe_healthy_server(exporter: Any, emulator: Any) -> None:
 
 def test_probe_refusing_server(exporter: Any) -> None:
     _, url = exporter()
-    samples = parse(scrape(url, f"/probe?target=http://127.0.0.1:{free_port()}").text)
+    samples = parse(scrape(url, f"/probe?target=http://127.0.0.1:{closed_port()}").text)
     assert value(samples, "ollama_doctor_check_success") == 0
     assert value(samples, "ollama_doctor_probe_success", probe="reachability") == 0
     assert value(samples, "ollama_doctor_cause", cause="server-not-running",
@@ -151,7 +151,7 @@ def test_concurrency_limit_answers_503(exporter: Any, emulator: Any) -> None:
 def test_metrics_has_process_metrics_and_background_targets(exporter: Any,
                                                             emulator: Any) -> None:
     server = emulator()
-    refusing = f"http://127.0.0.1:{free_port()}"
+    refusing = f"http://127.0.0.1:{closed_port()}"
     _, url = exporter(targets=(server.url, refusing), interval=0.2)
     deadline = time.monotonic() + 30
     samples: Samples = {}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ollama_doctor import fleet
-from tests.conftest import free_port
+from tests.conftest import closed_port
 
 
 def write(tmp_path: Path, text: str, name: str = "targets.txt") -> str:
@@ -49,7 +49,7 @@ def test_bad_files_name_the_line(tmp_path: Path, text: str, message: str) -> Non
 
 def test_cli_table_json_and_worst_exit_code(tmp_path: Path, emulator: Any, cli: Any) -> None:
     healthy = emulator()
-    refusing = f"http://127.0.0.1:{free_port()}"
+    refusing = f"http://127.0.0.1:{closed_port()}"
     path = write(tmp_path, f"{healthy.url} model=llama3.2\n{refusing}\n")
 
     run = cli("check", "--targets", path, "--parallel", "2")
@@ -140,7 +140,7 @@ def test_split_across_processes_keeps_the_file_order(emulator: Any) -> None:
     from tests.conftest import clean_environ
 
     url = emulator().url
-    refusing = f"http://127.0.0.1:{free_port()}"
+    refusing = f"http://127.0.0.1:{closed_port()}"
     urls = [url if i % 3 else refusing for i in range(7)]
     proc = subprocess.run([sys.executable, "-c", SPLIT, *urls], capture_output=True,
                           text=True, timeout=120, env=clean_environ())

@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import clean_environ, free_port
+from tests.conftest import clean_environ, closed_port
 
 # Runs in the child: record the importer of each module, then run the CLI as `-m` would.
 BOOTSTRAP = r"""
@@ -240,7 +240,7 @@ def test_probe_reachability_on_a_healthy_server_loads_no_process_or_dns_library(
 
 
 def test_check_of_a_refused_port_loads_no_http_library(tmp_path: Path) -> None:
-    t = trace(tmp_path, "check", "--host", f"127.0.0.1:{free_port()}", "--json")
+    t = trace(tmp_path, "check", "--host", f"127.0.0.1:{closed_port()}", "--json")
     assert t.code == 1, t.stderr
     assert_budget(t, HTTP + DNS)
 

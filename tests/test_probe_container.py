@@ -22,7 +22,7 @@ from ollama_doctor.context import Context, Options
 from ollama_doctor.probes import container
 from ollama_doctor.result import Finding, ProbeResult, Severity, Status
 from ollama_doctor.target import parse_target
-from tests.conftest import CliRun, free_port
+from tests.conftest import CliRun, closed_port
 from tests.support.canned import CannedServer, Reply
 from tests.support.guard import loopback_only
 
@@ -438,7 +438,7 @@ def test_discover_finds_the_host_server(tmp_path: Path,
     other = http_server(b"<html>not ollama</html>")
     ollama = http_server(b"Ollama is running")
     good = f"http://127.0.0.1:{ollama.port}"
-    closed = f"http://127.0.0.1:{free_port()}"
+    closed = f"http://127.0.0.1:{closed_port()}"
     ctx = make_ctx(dockerenv_only(tmp_path), "127.0.0.1:11434", results=[refused()],
                    discover=True,
                    candidates=(closed, f"127.0.0.1:{other.port}", good))
@@ -484,7 +484,7 @@ def test_discover_resolves_names_with_a_bound_and_sends_their_host(
 
 def test_discover_with_no_answer_is_low_confidence(tmp_path: Path) -> None:
     ctx = make_ctx(dockerenv_only(tmp_path), "127.0.0.1:11434", results=[refused()],
-                   discover=True, candidates=(f"127.0.0.1:{free_port()}",))
+                   discover=True, candidates=(f"127.0.0.1:{closed_port()}",))
     out = container.run(ctx)
     assert causes(out.findings) == [("container-localhost", "error", "low")]
     assert "OLLAMA_HOST=0.0.0.0:11434" in out.findings[0].fix[0].commands[0]
@@ -534,7 +534,7 @@ def test_default_candidates_are_listed_not_contacted(tmp_path: Path) -> None:
 
 def test_s01_in_a_container_server_not_running_then_container_localhost(
         cli: Callable[..., CliRun], tmp_path: Path) -> None:
-    port = free_port()
+    port = closed_port()
     run = cli("check", "--host", f"127.0.0.1:{port}", "--fs-root",
               str(dockerenv_only(tmp_path)), "--json")
     doc = run.json()
@@ -553,7 +553,7 @@ def test_s03_discover_finds_the_host_server(cli: Callable[..., CliRun],
                                             emulator: Callable[..., Any],
                                             tmp_path: Path) -> None:
     emu = emulator()
-    port = free_port()
+    port = closed_port()
     run = cli("check", "--host", f"127.0.0.1:{port}", "--fs-root",
               str(dockerenv_only(tmp_path)), "--discover", "--candidate", emu.url, "--json")
     doc = run.json()
@@ -626,7 +626,7 @@ def test_healthy_container_without_limits(cli: Callable[..., CliRun],
 def test_this_real_machine(cli: Callable[..., CliRun]) -> None:
     """The issue's last "Done when": the real cgroup layout of the machine running the tests.
     No --fs-root, no --discover (the machine's own gateway is never contacted)."""
-    run = cli("probe", "container", "--host", f"127.0.0.1:{free_port()}", "--json")
+    run = cli("probe", "container", "--host", f"127.0.0.1:{closed_port()}", "--json")
     doc = run.json()
     check = next(c for c in doc["checks"] if c["id"] == "container")
     assert check["error"] is None
@@ -636,7 +636,7 @@ def test_this_real_machine(cli: Callable[..., CliRun]) -> None:
         f"cgroup {check['facts']['cgroup']['version']}: memory ")
     assert "discovery" not in check["facts"]
     # a failing check's line names its cause; -v adds the probe's own summary
-    text = cli("probe", "container", "--host", f"127.0.0.1:{free_port()}", "-v")
+    text = cli("probe", "container", "--host", f"127.0.0.1:{closed_port()}", "-v")
     assert f"cgroup {check['facts']['cgroup']['version']}" in text.stdout
 
 

@@ -36,7 +36,7 @@ from ollama_doctor.probes import dns as probe
 from ollama_doctor.probes import reachability
 from ollama_doctor.result import Outcome, ProbeResult, Severity, Status
 from ollama_doctor.target import parse_target
-from tests.conftest import CliRun, clean_environ, free_port
+from tests.conftest import CliRun, clean_environ, closed_port
 from tests.support.canned import OLLAMA_ROOT, CannedServer
 from tests.support.dns_server import DNSServer
 from tests.support.guard import loopback_only
@@ -274,7 +274,7 @@ def only_finding(outcome: Outcome) -> Any:
 
 def test_normal_records_pass(dns_server: DNSServer, root: Path) -> None:
     server = dns_server.address
-    ctx = make_ctx(f"http://ollama.test:{free_port()}", root, [server])
+    ctx = make_ctx(f"http://ollama.test:{closed_port()}", root, [server])
     outcome = run_probe(ctx)
     assert outcome.status == Status.PASS, outcome.summary
     assert outcome.findings == []
@@ -716,7 +716,7 @@ def test_name_with_one_loopback_family_refused_while_the_other_answers(
 def test_no_other_family_finding_when_nothing_or_everything_listens(
         dns_server: DNSServer, root: Path) -> None:
     # nothing on either family: the refusal stays server-not-running (reachability's)
-    port = free_port()
+    port = closed_port()
     ctx = make_ctx(f"http://[::1]:{port}", root, [dns_server.address])
     outcome = run_probe(ctx, with_reachability=True)
     assert outcome.status == Status.SKIP and outcome.findings == []
@@ -787,7 +787,7 @@ def test_direct_client_with_proxy_probe_facts_is_not_proxied(dns_server: DNSServ
 
 
 def test_cli_ip_literal_skips(cli: Callable[..., CliRun]) -> None:
-    port = free_port()
+    port = closed_port()
     run = cli("probe", "dns", "--host", f"http://127.0.0.1:{port}", "--json")
     checks = {c["id"]: c for c in run.json()["checks"]}
     assert checks["dns"]["status"] == "skip"

@@ -29,7 +29,7 @@ from rich.cells import cell_len
 
 from ollama_doctor import diagnosis, render, report
 from ollama_doctor.result import Confidence, Finding, FixStep, ProbeResult, Severity, Status
-from tests.conftest import CliRun, free_port
+from tests.conftest import CliRun, closed_port
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 WIDTHS = (60, 80, 100, 200)
@@ -296,7 +296,7 @@ def test_the_report_md_keeps_the_tail_bounded_and_redacted(cli: Callable[..., Cl
     pasted = tmp_path / "error.txt"
     pasted.write_text("\n".join(lines) + "\n", encoding="utf-8")
     md = tmp_path / "report.md"
-    run = cli("check", "--host", f"127.0.0.1:{free_port()}", "--error-file", str(pasted),
+    run = cli("check", "--host", f"127.0.0.1:{closed_port()}", "--error-file", str(pasted),
               "-o", str(md), "--timeout", "2")
     assert run.code == 1, run.stderr
     text = md.read_text(encoding="utf-8")
@@ -314,7 +314,7 @@ def test_the_report_md_keeps_the_tail_bounded_and_redacted(cli: Callable[..., Cl
 
 
 def test_the_cli_wraps_at_columns(cli: Callable[..., CliRun]) -> None:
-    port = free_port()
+    port = closed_port()
     run = cli("check", "--host", f"127.0.0.1:{port}", "-m", "llama3.2", "--timeout", "2",
               env={"COLUMNS": "60"})
     assert run.code == 1, run.stderr

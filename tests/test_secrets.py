@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ollama_doctor.redact import Redactor, redact_env, redact_headers, redact_url, redact_value
-from tests.conftest import CliRun, free_port
+from tests.conftest import CliRun, closed_port
 
 API_KEY = "sk-live-PLANTED-api-key-5f1c"
 BEARER = "PLANTED-bearer-token-77aa"
@@ -19,8 +19,8 @@ SECRETS = [API_KEY, BEARER, PROXY_PW]
 
 def outputs(cli: Callable[..., CliRun], tmp_path: Path, host: str, *extra: str) -> list[str]:
     env = {"OLLAMA_API_KEY": API_KEY,
-           "HTTP_PROXY": f"http://alice:{PROXY_PW}@127.0.0.1:{free_port()}",
-           "https_proxy": f"http://bob:{PROXY_PW}@127.0.0.1:{free_port()}"}
+           "HTTP_PROXY": f"http://alice:{PROXY_PW}@127.0.0.1:{closed_port()}",
+           "https_proxy": f"http://bob:{PROXY_PW}@127.0.0.1:{closed_port()}"}
     args = ["check", "--host", host, "--header", f"Authorization: Bearer {BEARER}",
             "--header", f"X-Api-Key: {API_KEY}", "--timeout", "2", *extra]
     md, js = tmp_path / "r.md", tmp_path / "r.json"
@@ -35,7 +35,7 @@ def outputs(cli: Callable[..., CliRun], tmp_path: Path, host: str, *extra: str) 
 def test_no_output_contains_a_planted_secret(cli: Callable[..., CliRun], tmp_path: Path,
                                              emulator: Any, scenario: str) -> None:
     if scenario == "closed":
-        host = f"127.0.0.1:{free_port()}"
+        host = f"127.0.0.1:{closed_port()}"
     elif scenario == "emulator":
         host = emulator().url
     else:

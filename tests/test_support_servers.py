@@ -6,6 +6,7 @@ must stop cleanly. Tests that need root and network namespaces skip without them
 
 from __future__ import annotations
 
+import errno
 import json
 import socket
 import subprocess
@@ -27,6 +28,7 @@ import dns.resolver
 import httpx
 import pytest
 
+from tests.conftest import closed_port
 from tests.support import netns
 from tests.support._http import connect_loopback, is_loopback
 from tests.support._server import THREAD_PREFIX
@@ -144,15 +146,39 @@ def origin() -> Iterator[Origin]:
         thread.join(5)
 
 
-def closed_port() -> int:
-    """A loopback port with (very probably) nothing listening."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def client(proxy: str | None = None, **kwargs: object) -> httpx.Client:
     return httpx.Client(proxy=proxy, trust_env=False, timeout=5.0, **kwargs)  # type: ignore[arg-type]
+
+
+# -- closed_port (tests/conftest.py) ------------------------------------------------------------
+
+
+def _loopbacks() -> list[tuple[socket.AddressFamily, str]]:
+    found = [(socket.AF_INET, "127.0.0.1")]
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return found
+    return [*found, (socket.AF_INET6, "::1")]
+
+
+@pytest.mark.parametrize("reuse", [False, True], ids=["plain", "SO_REUSEADDR"])
+def test_closed_port_refuses_and_no_server_can_take_it(reuse: bool) -> None:
+    port = closed_port()
+    assert closed_port() != port  # each call holds a port of its own
+    for family, host in _loopbacks():
+        with socket.socket(family) as dial:
+            dial.settimeout(5)
+            with pytest.raises(ConnectionRefusedError):
+                dial.connect((host, port))
+        # a server binding it (http.server sets SO_REUSEADDR) is refused the address
+        with socket.socket(family) as rival:
+            if reuse:
+                rival.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            with pytest.raises(OSError) as info:
+                rival.bind((host, port))
+        assert info.value.errno == errno.EADDRINUSE, (host, info.value)
 
 
 # -- forward proxy -------------------------------------------------------------------------------

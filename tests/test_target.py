@@ -98,9 +98,9 @@ def test_loopback_detection() -> None:
 
 
 def _target(*args: str, env: dict[str, str]) -> dict[str, object]:
-    from tests.conftest import free_port, run_cli
+    from tests.conftest import closed_port, run_cli
 
-    dead = f"http://127.0.0.1:{free_port()}"
+    dead = f"http://127.0.0.1:{closed_port()}"
     run = run_cli("probe", "reachability", "--json", "--timeout", "1",
                   *(a.replace("DEAD", dead) for a in args),
                   env={k: v.replace("DEAD", dead) for k, v in env.items()})
@@ -132,9 +132,9 @@ def test_target_comes_from_the_clients_own_variable(args: tuple[str, ...], env: 
 
 def test_pasted_error_picks_the_client_and_its_target() -> None:
     """A pasted openai traceback: the client is openai-python, whose rules apply."""
-    from tests.conftest import free_port, run_cli
+    from tests.conftest import closed_port, run_cli
 
-    port = free_port()
+    port = closed_port()
     text = ("Traceback (most recent call last):\n"
             '  File "/app/.venv/lib/python3.11/site-packages/openai/_base_client.py", line 1003, '
             "in request\n"

@@ -15,7 +15,7 @@ import pytest
 from ollama_doctor import watch as watcher
 from ollama_doctor.context import Options
 from ollama_doctor.target import parse_target
-from tests.conftest import clean_environ, free_port
+from tests.conftest import clean_environ, closed_port, free_port
 from tests.support.canned import CannedServer, Reply, Request
 
 # ---------------------------------------------------------------------------------------------
@@ -234,7 +234,7 @@ def test_outage_confirmed_then_resolved_across_restarts(tmp_path: Path, cli: Any
 
 
 def test_json_changes_on_stdout(tmp_path: Path, cli: Any) -> None:
-    run = cli("watch", "--host", f"http://127.0.0.1:{free_port()}", "--interval", "0.05",
+    run = cli("watch", "--host", f"http://127.0.0.1:{closed_port()}", "--interval", "0.05",
               "--count", "1", "--confirm", "1", "--json", "--state", str(tmp_path / "s"))
     changes = [json.loads(line) for line in run.stdout.splitlines()]
     assert {c["cause"] for c in changes} >= {"server-not-running"}
@@ -245,7 +245,7 @@ def test_slow_hook_does_not_hold_up_rounds(tmp_path: Path, cli: Any) -> None:
     """The hook sleeps 3 s per change; the rounds still run at their interval."""
     jsonl = tmp_path / "r.jsonl"
     started = time.monotonic()
-    run = cli("watch", "--host", f"http://127.0.0.1:{free_port()}", "--interval", "0.05",
+    run = cli("watch", "--host", f"http://127.0.0.1:{closed_port()}", "--interval", "0.05",
               "--count", "3", "--confirm", "1", "--state", str(tmp_path / "s"),
               "--jsonl", str(jsonl), "--on-change", f"sleep 3; echo done >> {tmp_path}/h")
     assert run.code == 1
@@ -262,7 +262,7 @@ def test_sigterm_ends_the_watch_and_keeps_state(tmp_path: Path) -> None:
     state = tmp_path / "s.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "ollama_doctor", "watch", "--host",
-         f"http://127.0.0.1:{free_port()}", "--interval", "0.1", "--confirm", "1",
+         f"http://127.0.0.1:{closed_port()}", "--interval", "0.1", "--confirm", "1",
          "--state", str(state)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=clean_environ())
     deadline = time.monotonic() + 60
