@@ -34,6 +34,12 @@ def clean_environ(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (pyproject's addopts): two workers a core, at most 8. Most tests wait on
+    sockets, child processes and timeouts rather than on the CPU."""
+    return max(2, min(8, 2 * (os.cpu_count() or 1)))
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Compile the package's bytecode before any test starts a ``python -m ollama_doctor``.
 
@@ -42,6 +48,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     package from source again, ~0.35 s per command line (measured: a healthy ``check``
     0.92 s without them, 0.55 s with). An installed wheel has them;
     ``compileall`` writes them whatever that variable says, and only for changed sources."""
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller did it
+        return
     import compileall
 
     root = Path(__file__).resolve().parent.parent

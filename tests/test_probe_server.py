@@ -36,7 +36,7 @@ from ollama_doctor.probes import reachability, server
 from ollama_doctor.report import schema
 from ollama_doctor.result import Finding, FixStep, ProbeResult, Severity, Status
 from ollama_doctor.target import parse_target
-from tests.conftest import CliRun, clean_environ, free_port
+from tests.conftest import CliRun, clean_environ, closed_port, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data" / "logs"
@@ -361,7 +361,7 @@ def test_shell_host_not_in_the_server(cli: Callable[..., CliRun], emulators: Emu
 
 def test_no_server_is_a_skip_but_a_given_log_is_still_read(cli: Callable[..., CliRun]) -> None:
     pid = dead_pid()
-    port = free_port()
+    port = closed_port()
     run = cli("probe", "server", "--host", f"127.0.0.1:{port}", "--server-pid", str(pid),
               "--json")
     check = server_check(run)
@@ -383,7 +383,7 @@ def test_no_server_is_a_skip_but_a_given_log_is_still_read(cli: Callable[..., Cl
 def test_server_on_another_port(cli: Callable[..., CliRun], emulators: Emulators) -> None:
     pid, url = emulators.start()
     port = int(url.rsplit(":", 1)[1])
-    other = free_port()
+    other = closed_port()
     run = cli("probe", "server", "--host", f"127.0.0.1:{other}", "--server-pid", str(pid),
               "--json")
     assert run.code == 1
@@ -847,6 +847,13 @@ def netns_cli(ns: Any, *args: str, user: int | None = None) -> CliRun:
     return CliRun(result.returncode, result.stdout, result.stderr)
 
 
+# A doctor run as another user cannot read a process's network namespace, so it takes any
+# ``ollama serve`` in the process table for a server here (rightly: it cannot tell). The test
+# that starts one therefore never runs beside these (pytest-xdist: one worker for the group).
+OLLAMA_SERVE_GROUP = pytest.mark.xdist_group("ollama-serve-processes")
+
+
+@OLLAMA_SERVE_GROUP
 @pytest.mark.netns
 @pytest.mark.parametrize("holder", ["renamed", "wrapper", "ipv6", "docker-proxy", "uninspectable"])
 def test_bound_to_loopback_without_server_pid(holder: str, tmp_path: Path) -> None:
@@ -924,6 +931,7 @@ def test_bound_to_loopback_without_server_pid(holder: str, tmp_path: Path) -> No
         assert check["summary"].endswith(f" {where} only; found bound-to-loopback")
 
 
+@OLLAMA_SERVE_GROUP
 @pytest.mark.netns
 def test_only_servers_in_this_network_namespace_count(tmp_path: Path) -> None:
     """Two ``ollama serve`` processes share the PID namespace, each in its own network

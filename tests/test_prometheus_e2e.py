@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import clean_environ, free_port
+from tests.conftest import clean_environ, closed_port, free_port
 from tests.support.netns import _skip_or_fail
 
 INTERVAL = 3  # seconds between scrapes (and the scrape timeout)
@@ -63,13 +63,14 @@ def by_instance(result: list[dict[str, Any]]) -> dict[str, float]:
     return {r["metric"]["instance"]: float(r["value"][1]) for r in result}
 
 
+@pytest.mark.slow  # a real Prometheus scraping for ~10 s: the slow step of .ci/run
 @pytest.mark.timeout(180)
 def test_real_prometheus_scrapes_the_exporter(tmp_path: Path, emulator: Any,
                                               exporter_url: str) -> None:
     binary = prometheus_binary()
     healthy = emulator().url
     slow = emulator(latency=str(INTERVAL * 2000)).url  # slower than the scrape timeout
-    refusing = f"http://127.0.0.1:{free_port()}"
+    refusing = f"http://127.0.0.1:{closed_port()}"
     exporter_address = exporter_url.removeprefix("http://")
     config = {
         "global": {"scrape_interval": f"{INTERVAL}s", "scrape_timeout": f"{INTERVAL}s"},

@@ -8,8 +8,9 @@ ordinary call in each situation of ``situations.py``. For every fixture whose ca
    when the text carries the evidence, among its candidates always; names the client family
    that printed it; and any target it reads is the server the client called;
 2. live from fixtures (root + netns; ``-m realclients``, about 100 s, so not in the default
-   selection): the situation is rebuilt and ``check --json --error-file FIXTURE`` (no ``--host``, except for ollama-js errors, which show no address at
-   all) names the expected cause first, exits 1, and probes the server the client called;
+   selection): the situation is rebuilt and ``check --json --error-file FIXTURE`` (no
+   ``--host``, except for ollama-js errors, which show no address at all) names the expected
+   cause first, exits 1, and probes the server the client called;
 3. ``-m realclients`` (CI): the pinned clients are installed, every situation is re-recorded
    into a temporary folder, and 1 and 2 run on the fresh texts.
 """
