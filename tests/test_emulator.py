@@ -838,8 +838,9 @@ def test_v1_chat(emu: Emulator) -> None:
     events = [line[6:] for line in r.text.split("\n\n") if line]
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
-    assert "".join(c["choices"][0]["delta"]["content"] for c in chunks) == "Hello!"
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "Hello!"
     assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+    assert chunks[-1]["choices"][0]["delta"] == {}  # Ollama's FinishChunk: an empty delta
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """The emulator's OpenAI-compatible routes over real sockets: ``/v1/completions``,
-``/v1/embeddings``, and every fault as an OpenAI client meets it.
+``/v1/embeddings``, the ``/v1/chat/completions`` and ``/v1/completions`` SSE streams byte for
+byte, and every fault as an OpenAI client meets it.
 
 Requests are made the way the ``openai`` packages make them (JSON body, ``Authorization:
 Bearer …``, ``X-Stainless-*`` headers, ``stream`` + ``stream_options``), with httpx, against the
@@ -23,7 +24,8 @@ import pytest
 from ollama_doctor.emulator import Emulator
 
 FAST = 0.01
-MODELS = ("llama3.2:latest", "nomic-embed-text:latest", "tiny:1b;caps=completion", "kimi:cloud")
+MODELS = ("llama3.2:latest", "nomic-embed-text:latest", "tiny:1b;caps=completion", "kimi:cloud",
+          "qwen3:8b;think=2")
 OPENAI_HEADERS = {
     "Authorization": "Bearer ollama",  # "required but ignored"
     "X-Stainless-Lang": "python",
@@ -185,6 +187,185 @@ def test_completions_errors(
     assert r.json() == openai_error(status, message)
 
 
+# ---- the SSE streams, byte for byte ------------------------------------------------------------
+# What Ollama writes, from its source (v0.33.0-rc2, fb30760996871fa9460115c753afd2c60d4ab0f7):
+# middleware/openai.go ChatWriter.writeResponse / CompleteWriter.writeResponse, and openai/openai.go
+# toChunk / ToStreamChunks / FinishChunk / ToUsage / ToCompleteChunk / ToUsageGenerate. Each
+# event is fmt.Sprintf("data: %s\n\n", json.Marshal(chunk)), so struct field order is byte order.
+
+HI = [{"role": "user", "content": "hi"}]  # 5 prompt tokens in the emulator's count
+
+
+def _chat_chunk(ident: str, created: int, choices: bytes, model: bytes = b"llama3.2") -> bytes:
+    # openai.ChatCompletionChunk: id, object, created, model, system_fingerprint, choices, usage
+    return (b'data: {"id":"%s","object":"chat.completion.chunk","created":%d,"model":"%s",'
+            b'"system_fingerprint":"fp_ollama","choices":%s}\n\n'
+            % (ident.encode(), created, model, choices))
+
+
+def _delta(delta: bytes, finish: bytes = b"null") -> bytes:
+    # openai.ChunkChoice: index, delta, finish_reason (*string without omitempty: null)
+    return b'[{"index":0,"delta":%s,"finish_reason":%s}]' % (delta, finish)
+
+
+def _stream_call(emu: Emulator, path: str, body: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """The whole SSE body, and the first event (for the id and created to expect)."""
+    r = call(emu, path, {**body, "stream": True})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "text/event-stream"
+    assert r.content.startswith(b"data: {"), r.content
+    first = json.loads(r.content.split(b"\n\n", 1)[0][len(b"data: "):])
+    return r.content, first
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_chat_stream_bytes(emu: Emulator, include_usage: bool) -> None:
+    """The role on the first delta only (toChunk's includeRole = !w.firstChunkSent), content
+    deltas after it, the finish chunk's empty Delta{} -> "delta":{} (FinishChunk), the usage
+    chunk (the finish chunk again with "choices":[] and openai.ToUsage) only when asked, and
+    [DONE]; created pinned to the first chunk's on every one (w.createdAt)."""
+    body: dict[str, Any] = {"model": "llama3.2", "messages": HI, "max_tokens": 3}
+    if include_usage:
+        body["stream_options"] = {"include_usage": True}
+    data, first = _stream_call(emu, "/chat/completions", body)
+    ident, created = first["id"], first["created"]
+    assert re.fullmatch(r"chatcmpl-\d{1,3}", ident)
+    expected = (
+        _chat_chunk(ident, created, _delta(b'{"role":"assistant","content":"Hello"}'))
+        + _chat_chunk(ident, created, _delta(b'{"content":"!"}'))
+        + _chat_chunk(ident, created, _delta(b'{"content":" How"}'))
+        + _chat_chunk(ident, created, _delta(b"{}", b'"length"'))
+    )
+    if include_usage:
+        expected += _chat_chunk(
+            ident, created,
+            b'[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}')
+    expected += b"data: [DONE]\n\n"
+    assert data == expected
+
+
+def test_chat_stream_reasoning_bytes(emu: Emulator) -> None:
+    """A thinking response is a chunk whose Delta.Content (an `any` holding "") survives
+    omitempty next to "reasoning"; the role rides on the first of them only, and the usage
+    counts the thinking tokens (eval_count)."""
+    body = {"model": "qwen3:8b", "messages": HI, "max_tokens": 3,
+            "stream_options": {"include_usage": True}}
+    data, first = _stream_call(emu, "/chat/completions", body)
+    ident, created = first["id"], first["created"]
+    qwen = b"qwen3:8b"
+    assert data == (
+        _chat_chunk(ident, created,
+                    _delta(b'{"role":"assistant","content":"","reasoning":"Okay"}'), qwen)
+        + _chat_chunk(ident, created, _delta(b'{"content":"","reasoning":","}'), qwen)
+        + _chat_chunk(ident, created, _delta(b'{"content":"Hello"}'), qwen)
+        + _chat_chunk(ident, created, _delta(b"{}", b'"length"'), qwen)
+        + _chat_chunk(ident, created,
+                      b'[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}',
+                      qwen)
+        + b"data: [DONE]\n\n"
+    )
+
+
+def _completion_events(data: bytes) -> tuple[bytes, set[int]]:
+    """The body with each chunk's created (ToCompleteChunk: time.Now() per chunk) replaced by
+    0, and the values seen."""
+    seen = {int(m) for m in re.findall(rb'"created":(\d+),', data)}
+    return re.sub(rb'"created":\d+,', b'"created":0,', data), seen
+
+
+def _completion_chunk(ident: str, choices: bytes, usage: bytes | None,
+                      model: bytes = b"llama3.2") -> bytes:
+    # openai.CompletionChunk: id, object, created, choices, model, system_fingerprint, usage
+    tail = b',"usage":%s' % usage if usage is not None else b""
+    return (b'data: {"id":"%s","object":"text_completion","created":0,"choices":%s,'
+            b'"model":"%s","system_fingerprint":"fp_ollama"%s}\n\n'
+            % (ident.encode(), choices, model, tail))
+
+
+ZERO = b'{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}'
+
+
+def _text(text: bytes, finish: bytes = b"null") -> bytes:
+    return b'[{"text":"%s","index":0,"finish_reason":%s}]' % (text, finish)
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_completions_stream_bytes(emu: Emulator, include_usage: bool) -> None:
+    """CompleteWriter: every chunk carries an empty usage when include_usage is set (c.Usage =
+    &openai.Usage{}), the done response is an ordinary chunk with the finish reason, then the
+    same chunk with "choices":[] and ToUsageGenerate's counts, then [DONE]."""
+    body: dict[str, Any] = {"model": "llama3.2", "prompt": "hi", "max_tokens": 2}
+    if include_usage:
+        body["stream_options"] = {"include_usage": True}
+    raw, first = _stream_call(emu, "/completions", body)
+    data, seen = _completion_events(raw)
+    assert max(seen) - min(seen) <= 1, seen
+    ident = first["id"]
+    usage = ZERO if include_usage else None
+    expected = (
+        _completion_chunk(ident, _text(b"Hello"), usage)
+        + _completion_chunk(ident, _text(b"!"), usage)
+        + _completion_chunk(ident, _text(b"", b'"length"'), usage)
+    )
+    if include_usage:
+        expected += _completion_chunk(
+            ident, b"[]", b'{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}')
+    assert data == expected + b"data: [DONE]\n\n"
+
+
+def test_completions_stream_of_a_thinking_model(emu: Emulator) -> None:
+    """FromCompleteRequest sets no Think, so GenerateHandler thinks by default; ToCompleteChunk
+    has no thinking field: each thinking response is a chunk with empty text, and the usage
+    counts those tokens (eval_count)."""
+    raw, first = _stream_call(emu, "/completions", {
+        "model": "qwen3:8b", "prompt": "hi", "max_tokens": 3,
+        "stream_options": {"include_usage": True}})
+    data, _seen = _completion_events(raw)
+    ident, qwen = first["id"], b"qwen3:8b"
+    assert data == (
+        _completion_chunk(ident, _text(b""), ZERO, qwen) * 2
+        + _completion_chunk(ident, _text(b"Hello"), ZERO, qwen)
+        + _completion_chunk(ident, _text(b"", b'"length"'), ZERO, qwen)
+        + _completion_chunk(
+            ident, b"[]", b'{"prompt_tokens":1,"completion_tokens":3,"total_tokens":4}', qwen)
+        + b"data: [DONE]\n\n"
+    )
+    r = call(emu, "/completions", {"model": "qwen3:8b", "prompt": "hi", "max_tokens": 3})
+    assert r.json()["usage"] == {"prompt_tokens": 1, "completion_tokens": 3, "total_tokens": 4}
+
+
+def test_completions_load_only_stream_with_usage(emu: Emulator) -> None:
+    """The empty-prompt answer is one c.JSON write through CompleteWriter: with include_usage
+    its chunk carries the empty usage, and the usage chunk (zeros: no metrics) follows."""
+    raw, first = _stream_call(emu, "/completions", {
+        "model": "llama3.2", "prompt": "", "stream_options": {"include_usage": True}})
+    data, _seen = _completion_events(raw)
+    assert data == (
+        _completion_chunk(first["id"], _text(b"", b'"load"'), ZERO)
+        + _completion_chunk(first["id"], b"[]", ZERO)
+        + b"data: [DONE]\n\n"
+    )
+
+
+def test_openai_sdk_parses_the_streams(emu: Emulator) -> None:
+    """The real openai package reads both streams from the loopback emulator."""
+    openai = pytest.importorskip(
+        "openai", reason="the openai package is not installed in this environment")
+    client = openai.OpenAI(base_url=emu.url + "/v1", api_key="ollama", max_retries=0,
+                           timeout=10, http_client=httpx.Client(trust_env=False))
+    chunks = list(client.chat.completions.create(
+        model="llama3.2", messages=HI, max_tokens=3, stream=True,
+        stream_options={"include_usage": True}))
+    assert [c.choices[0].delta.role if c.choices else "-" for c in chunks] == [
+        "assistant", None, None, None, "-"]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello! How"
+    assert chunks[-2].choices[0].finish_reason == "length"
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 8
+    texts = list(client.completions.create(model="llama3.2", prompt="hi", max_tokens=2,
+                                           stream=True))
+    assert [t.choices[0].text for t in texts] == ["Hello", "!", ""]
+
+
 # ---- /v1/embeddings ----------------------------------------------------------------------------
 
 
@@ -233,7 +414,7 @@ def test_embeddings_errors(emu: Emulator, body: Any, status: int, message: str) 
 
 # ---- every fault, as an OpenAI client meets it ------------------------------------------------
 
-ROUTES = {
+ROUTES: dict[str, tuple[str, dict[str, Any]]] = {
     "chat": ("/chat/completions",
              {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]}),
     "completions": ("/completions", {"model": "llama3.2", "prompt": "hi"}),

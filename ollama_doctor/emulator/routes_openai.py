@@ -10,6 +10,13 @@ so every load fault reaches OpenAI clients) and rewrites the answer. Errors get 
 newline, ``Content-Type: application/json``). An error after a stream has started loses its
 message: the client gets one chunk with empty content and no ``data: [DONE]`` (see
 ``_run_openai``). Cloud-proxy errors keep Ollama's shape (see ``cloud.py``).
+
+Streams (``ChatWriter`` / ``CompleteWriter.writeResponse``, read at v0.33.0-rc2, commit
+fb30760996871fa9460115c753afd2c60d4ab0f7): chat sends ``delta.role`` on its first chunk only,
+then a finish chunk with ``"delta":{}``; completions send the done response as an ordinary chunk
+(and, with ``include_usage``, an empty usage on every chunk). With
+``stream_options.include_usage`` both repeat their last chunk with ``"choices":[]`` and the real
+usage before ``data: [DONE]`` (``_stream_tail``).
 """
 
 from __future__ import annotations
@@ -47,9 +54,14 @@ async def _write_json(ctx: Ctx, body: dict[str, Any]) -> None:
     await ctx.rsp.send(200, go_json(body) + b"\n", CT_PLAIN_JSON, is_json=True)
 
 
-async def _sse(ctx: Ctx, obj: dict[str, Any] | str) -> None:
+def _sse_bytes(obj: dict[str, Any] | str) -> bytes:
+    # fmt.Sprintf("data: %s\n\n", d) around json.Marshal (no trailing newline of its own).
     data = obj.encode() if isinstance(obj, str) else go_json(obj)
-    await ctx.rsp.chunk(b"data: " + data + b"\n\n")
+    return b"data: " + data + b"\n\n"
+
+
+async def _sse(ctx: Ctx, obj: dict[str, Any] | str) -> None:
+    await ctx.rsp.chunk(_sse_bytes(obj))
 
 
 def _model_entry(app: Emulator, spec: ModelSpec, model_id: str | None = None) -> dict[str, Any]:
@@ -131,72 +143,120 @@ async def _run_openai(
 # ---- /v1/chat/completions ---------------------------------------------------------------------
 
 
-async def _chat_producer(
+class _ChatChunks:
+    """The chunks ``ChatWriter.writeResponse`` (``middleware/openai.go``) writes, built by
+    ``openai.toChunk`` / ``FinishChunk`` (``openai/openai.go``, v0.33.0-rc2, fb307609).
+
+    - ``delta.role`` is ``"assistant"`` on the stream's first chunk only (``includeRole :=
+      !w.firstChunkSent``); ``delta.content`` is an ``any`` holding the response's string, so
+      ``omitempty`` keeps ``""`` (a reasoning chunk is ``{"content":"","reasoning":…}``).
+    - ``created`` is pinned to the first response's timestamp for every chunk (``w.createdAt``).
+    - The finish chunk has an empty ``Delta{}`` (every field omitempty: ``"delta":{}``) and the
+      finish reason; the metrics-only done response before it sends no chunk of its own unless
+      it is the stream's first (``isEmptyTrailer``).
+    """
+
+    def __init__(self, ident: str, name: str) -> None:
+        self.ident, self.name = ident, name
+        self.created = 0  # unset until the first chunk (Go's zero time.Time)
+        self.first_sent = False
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None, *, model: str | None = None
+               ) -> dict[str, Any]:
+        if not self.created:
+            self.created = int(time.time())
+        # ChatCompletionChunk's field order: id, object, created, model, system_fingerprint,
+        # choices, usage (omitempty); ChunkChoice: index, delta, finish_reason (a *string, no
+        # omitempty: null on every chunk but the finish chunk).
+        return {
+            "id": self.ident,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.name if model is None else model,
+            "system_fingerprint": "fp_ollama",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+
+    def _delta(self, content: str, reasoning: str = "") -> dict[str, Any]:
+        # Delta's field order: role, content, reasoning, tool_calls.
+        delta: dict[str, Any] = {} if self.first_sent else {"role": "assistant"}
+        delta["content"] = content
+        if reasoning:
+            delta["reasoning"] = reasoning
+        self.first_sent = True
+        return delta
+
+    def content(self, token: str, finish: str | None = None) -> dict[str, Any]:
+        return self._chunk(self._delta(token), finish)
+
+    def reasoning(self, token: str) -> dict[str, Any]:
+        # openai.go ChatCompletionChunk: the thinking travels in delta.reasoning (omitempty).
+        return self._chunk(self._delta("", token), None)
+
+    def error(self) -> dict[str, Any]:
+        # ChatWriter.writeResponse on a mid-stream {"error":"…"} line: openai.ToStreamChunks of
+        # a zero api.ChatResponse (no role after the first chunk; "model" is ""; Delta.Content
+        # is an `any` holding "", which omitempty keeps); created stays pinned to the first's.
+        return self._chunk(self._delta(""), None, model="")
+
+    def done(self, reason: str) -> list[dict[str, Any]]:
+        """The done response's chunks: a role chunk if nothing was sent yet, then FinishChunk."""
+        out = [] if self.first_sent else [self.content("")]
+        return [*out, self._chunk({}, reason)]
+
+
+def _chat_producer(include_usage: bool) -> Producer:
+    """ChatWriter: chat.completion (or chat.completion.chunk events ending ``[DONE]``);
+    ``include_usage`` is the OpenAI request's ``stream_options.include_usage`` (the producer
+    sees only the native request ChatMiddleware made of it)."""
+
+    async def produce(
+        app: Emulator,
+        ctx: Ctx,
+        raw: dict[str, Any],
+        spec: ModelSpec,
+        runner: LoadedModel,
+        opts: RunOptions,
+        stream: bool,
+        load_ns: int,
+    ) -> None:
+        await _chat_produce(app, ctx, raw, runner, opts, stream, include_usage)
+
+    return produce
+
+
+async def _chat_produce(
     app: Emulator,
     ctx: Ctx,
     raw: dict[str, Any],
-    spec: ModelSpec,
     runner: LoadedModel,
     opts: RunOptions,
     stream: bool,
-    load_ns: int,
+    include_usage: bool,
 ) -> None:
-    """ChatWriter: chat.completion (or chat.completion.chunk events ending ``[DONE]``)."""
     ident = f"chatcmpl-{app.id_rng.randrange(999)}"
     created = int(time.time())
     name = raw.get("model", "")
-
-    def chunk(content: str, finish: str | None) -> dict[str, Any]:
-        return {
-            "id": ident,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": name,
-            "system_fingerprint": "fp_ollama",
-            "choices": [
-                {
-                    "index": 0,
-                    "delta": {"role": "assistant", "content": content},
-                    "finish_reason": finish,
-                }
-            ],
-        }
-
-    def reasoning(token: str) -> dict[str, Any]:
-        # openai.go ChatCompletionChunk: the thinking travels in delta.reasoning (omitempty).
-        out = chunk("", None)
-        out["choices"][0]["delta"]["reasoning"] = token
-        return out
-
-    def error_chunk() -> dict[str, Any]:
-        # ChatWriter.writeResponse on a mid-stream {"error":"…"} line: openai.ToStreamChunks of
-        # a zero api.ChatResponse after the first chunk (no role; "model" is ""; Delta.Content
-        # is an `any` holding "", which omitempty keeps); created stays pinned to the first's.
-        return {
-            "id": ident,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": "",
-            "system_fingerprint": "fp_ollama",
-            "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": None}],
-        }
-
+    chunks = _ChatChunks(ident, name)
     thought: list[str] = []
     result = await _run_openai(
-        app, ctx, raw, runner, opts, stream, chunk, error_chunk, chat=True, thinking=reasoning,
-        thought=thought,
+        app, ctx, raw, runner, opts, stream, chunks.content, chunks.error, chat=True,
+        thinking=chunks.reasoning, thought=thought,
     )
     if result is None:
         return
     tokens, reason, prompt_count = result
+    # openai.ToUsage: prompt_eval_count and eval_count (which counts the thinking tokens too).
+    usage = _usage(prompt_count, len(tokens) + len(thought))
+    if stream:
+        *head, finish = chunks.done(reason)
+        for event in head:
+            await _sse(ctx, event)
+        await _end_stream(ctx, finish, usage if include_usage else None)
+        return
     message: dict[str, Any] = {"role": "assistant", "content": "".join(tokens)}
     if thought:
         message["reasoning"] = "".join(thought)
-    if stream:
-        await _sse(ctx, chunk("", reason))
-        await _sse(ctx, "[DONE]")
-        await ctx.rsp.end_stream()
-        return
     await _write_json(
         ctx,
         {
@@ -212,9 +272,28 @@ async def _chat_producer(
                     "finish_reason": reason,
                 }
             ],
-            "usage": _usage(prompt_count, len(tokens) + len(thought)),
+            "usage": usage,
         },
     )
+
+
+def _stream_tail(last: dict[str, Any], usage: dict[str, int] | None) -> list[dict[str, Any] | str]:
+    """What both OpenAI writers send for the done response, shared by chat and completions:
+    its last chunk; with ``stream_options.include_usage`` that same chunk again with
+    ``choices: []`` and the real usage (``ChatWriter.writeResponse``: ``finishChunk.Usage = &u;
+    finishChunk.Choices = []openai.ChunkChoice{}``; ``CompleteWriter.writeResponse`` likewise on
+    ``c``, middleware/openai.go, v0.33.0-rc2); then ``[DONE]``."""
+    events: list[dict[str, Any] | str] = [last]
+    if usage is not None:
+        events.append({**last, "choices": [], "usage": usage})  # usage stays the last field
+    events.append("[DONE]")
+    return events
+
+
+async def _end_stream(ctx: Ctx, last: dict[str, Any], usage: dict[str, int] | None) -> None:
+    for event in _stream_tail(last, usage):
+        await _sse(ctx, event)
+    await ctx.rsp.end_stream()
 
 
 def _usage(prompt: int, completion_tokens: int) -> dict[str, int]:
@@ -288,7 +367,8 @@ async def h_chat(app: Emulator, ctx: Ctx) -> None:
     if isinstance(effort, str) and effort:
         # openai.FromChatRequest: "none" turns thinking off, any other effort asks for it.
         chat_raw["think"] = False if effort == "none" else effort
-    await completion(app, ctx, chat_raw, chat=True, produce=_chat_producer)
+    await completion(app, ctx, chat_raw, chat=True,
+                     produce=_chat_producer(_include_usage(raw)))
 
 
 # ---- /v1/completions --------------------------------------------------------------------------
@@ -311,6 +391,18 @@ def _include_usage(raw: dict[str, Any]) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
+def _completion_chunk(
+    ident: str, name: str, text: str, finish: str | None, usage: bool
+) -> dict[str, Any]:
+    """CompleteWriter's chunk: ToCompleteChunk stamps ``time.Now()`` on each one; with
+    ``include_usage`` every chunk carries an empty usage (``c.Usage = &openai.Usage{}``, a
+    non-nil pointer that ``omitempty`` keeps; middleware/openai.go, v0.33.0-rc2)."""
+    obj = _completion_object(ident, int(time.time()), name, text, finish, chunk=True)
+    if usage:
+        obj["usage"] = _usage(0, 0)
+    return obj
+
+
 def _completions_producer(ident: str, usage: bool) -> Producer:
     """CompleteWriter: text_completion (or events of ToCompleteChunk ending ``[DONE]``)."""
 
@@ -327,10 +419,7 @@ def _completions_producer(ident: str, usage: bool) -> Producer:
         name = raw.get("model", "")
 
         def chunk(text: str, finish: str | None) -> dict[str, Any]:
-            obj = _completion_object(ident, int(time.time()), name, text, finish, chunk=True)
-            if usage:  # every chunk carries an empty usage when include_usage is set
-                obj["usage"] = _usage(0, 0)
-            return obj
+            return _completion_chunk(ident, name, text, finish, usage)
 
         def error_chunk() -> dict[str, Any]:
             # CompleteWriter.writeResponse on a mid-stream {"error":"…"} line: ToCompleteChunk
@@ -338,28 +427,33 @@ def _completions_producer(ident: str, usage: bool) -> Producer:
             # the empty usage when include_usage is set), and no [DONE].
             return {**chunk("", None), "model": ""}
 
+        def thinking(token: str) -> dict[str, Any]:
+            # FromCompleteRequest sets no Think, so GenerateHandler thinks by default on a
+            # thinking model; each thinking-only response reaches ToCompleteChunk, which has
+            # no thinking field: a chunk with empty text (openai/openai.go, v0.33.0-rc2).
+            return chunk("", None)
+
         created = int(time.time())
+        thought: list[str] = []
         result = await _run_openai(app, ctx, raw, runner, opts, stream, chunk, error_chunk,
-                                   chat=False)
+                                   chat=False, thinking=thinking, thought=thought)
         if result is None:
             return
         tokens, reason, prompt_count = result
+        # openai.ToUsageGenerate: prompt_eval_count and eval_count (thinking tokens included).
+        totals = _usage(prompt_count, len(tokens) + len(thought))
         if not stream:
             body = _completion_object(ident, created, name, "".join(tokens), reason, chunk=False)
-            body["usage"] = _usage(prompt_count, len(tokens))
+            body["usage"] = totals
             await _write_json(ctx, body)
             return
-        last = chunk("", reason)
-        await _sse(ctx, last)
-        if usage:
-            await _sse(ctx, {**last, "choices": [], "usage": _usage(prompt_count, len(tokens))})
-        await _sse(ctx, "[DONE]")
-        await ctx.rsp.end_stream()
+        # The done response (empty text, the finish reason) is a chunk like any other.
+        await _end_stream(ctx, chunk("", reason), totals if usage else None)
 
     return produce
 
 
-def _completions_done_only(ident: str) -> DoneOnly:
+def _completions_done_only(ident: str, usage: bool) -> DoneOnly:
     """GenerateHandler's load-only answer (empty prompt), through CompleteWriter."""
 
     async def done(ctx: Ctx, body: dict[str, Any], stream: bool) -> None:
@@ -369,8 +463,11 @@ def _completions_done_only(ident: str) -> DoneOnly:
             obj["usage"] = _usage(0, 0)
             await _write_json(ctx, obj)
             return
-        obj = _completion_object(ident, created, name, "", reason, chunk=True)
-        payload = b"data: " + go_json(obj) + b"\n\ndata: [DONE]\n\n"
+        # One c.JSON write through CompleteWriter: the chunk, the usage chunk (all zeros: the
+        # load-only response has no metrics) when include_usage is set, [DONE].
+        last = _completion_chunk(ident, name, "", reason, usage)
+        tail = _stream_tail(last, _usage(0, 0) if usage else None)
+        payload = b"".join(_sse_bytes(event) for event in tail)
         await ctx.rsp.send(200, payload, CT_SSE)
 
     return done
@@ -408,13 +505,14 @@ async def h_completions(app: Emulator, ctx: Ctx) -> None:
     }
     if raw.get("suffix"):
         gen_raw["suffix"] = raw["suffix"]
+    usage = _include_usage(raw)
     await completion(
         app,
         ctx,
         gen_raw,
         chat=False,
-        produce=_completions_producer(ident, _include_usage(raw)),
-        done=_completions_done_only(ident),
+        produce=_completions_producer(ident, usage),
+        done=_completions_done_only(ident, usage),
     )
 
 
