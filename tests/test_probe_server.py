@@ -847,13 +847,6 @@ def netns_cli(ns: Any, *args: str, user: int | None = None) -> CliRun:
     return CliRun(result.returncode, result.stdout, result.stderr)
 
 
-# A doctor run as another user cannot read a process's network namespace, so it takes any
-# ``ollama serve`` in the process table for a server here (rightly: it cannot tell). The test
-# that starts one therefore never runs beside these (pytest-xdist: one worker for the group).
-OLLAMA_SERVE_GROUP = pytest.mark.xdist_group("ollama-serve-processes")
-
-
-@OLLAMA_SERVE_GROUP
 @pytest.mark.netns
 @pytest.mark.parametrize("holder", ["renamed", "wrapper", "ipv6", "docker-proxy", "uninspectable"])
 def test_bound_to_loopback_without_server_pid(holder: str, tmp_path: Path) -> None:
@@ -931,7 +924,11 @@ def test_bound_to_loopback_without_server_pid(holder: str, tmp_path: Path) -> No
         assert check["summary"].endswith(f" {where} only; found bound-to-loopback")
 
 
-@OLLAMA_SERVE_GROUP
+# It starts two processes named ``ollama serve``. A doctor that cannot read their network
+# namespace (one run as another user, or on a fixture tree: --fs-root) rightly counts them as
+# servers here, so other tests' doctors must not run beside it: it runs alone, in its own
+# step of .ci/run (pytest -m alone -n 0), not among the default selection's workers.
+@pytest.mark.alone
 @pytest.mark.netns
 def test_only_servers_in_this_network_namespace_count(tmp_path: Path) -> None:
     """Two ``ollama serve`` processes share the PID namespace, each in its own network
