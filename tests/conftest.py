@@ -19,15 +19,19 @@ from typing import Any
 
 import pytest
 
-# Variables from the developer's own shell that would change what the probes see.
+# Variables from the developer's own shell that would change what the probes see, in lower
+# case: a name is compared in lower case (HTTP_PROXY and http_proxy alike).
 LEAKY_PREFIXES = ("OLLAMA_",)
 LEAKY_NAMES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy", "ftp_proxy",
-               "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "KUBERNETES_SERVICE_HOST"}
+               "ssl_cert_file", "ssl_cert_dir", "requests_ca_bundle", "kubernetes_service_host"}
+
+
+def is_leaky(name: str) -> bool:
+    return name.startswith(LEAKY_PREFIXES) or name.lower() in LEAKY_NAMES
 
 
 def clean_environ(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(LEAKY_PREFIXES) and k.lower() not in LEAKY_NAMES}
+    env = {k: v for k, v in os.environ.items() if not is_leaky(k)}
     env["COLUMNS"] = "100"
     env["NO_COLOR"] = "1"
     env.update(extra or {})
@@ -70,7 +74,7 @@ def _loopback_only() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith(LEAKY_PREFIXES) or name.lower() in LEAKY_NAMES:
+        if is_leaky(name):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("COLUMNS", "100")
     monkeypatch.setenv("NO_COLOR", "1")

@@ -500,3 +500,17 @@ def test_httpx_version_is_the_installed_one_without_importing_httpx(
     monkeypatch.delitem(sys.modules, "httpx")
     assert report.httpx_version() == installed
     assert "httpx" not in sys.modules
+
+
+@pytest.mark.parametrize("name", ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "HTTPS_PROXY",
+                                  "https_proxy", "KUBERNETES_SERVICE_HOST", "OLLAMA_HOST"])
+def test_the_developers_shell_does_not_leak_into_the_tests(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A variable that changes what the probes see (a CA bundle, a proxy, a cluster) is
+    dropped from every child's environment, whatever its case. SSL_CERT_FILE once leaked:
+    the list was compared in lower case but spelt some names in upper case."""
+    from tests.conftest import clean_environ
+
+    monkeypatch.setenv(name, "/planted")
+    assert name not in clean_environ()
+    assert clean_environ({name: "given"})[name] == "given"  # a test may still set it
