@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -597,6 +596,8 @@ def discover(ctx: Context, detection: Detection, reader: Reader) -> list[dict[st
     if not candidates:
         return []
     timeout = ctx.op_timeout()
+    from concurrent.futures import ThreadPoolExecutor  # only when used: ~7 ms
+
     with ThreadPoolExecutor(max_workers=len(candidates), thread_name_prefix="od-discover") as pool:
         return list(pool.map(lambda c: _try_candidate(ctx, c[0], c[1], timeout), candidates))
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -234,6 +233,8 @@ def _compare(ctx: Context, proxy: str, client_url: str) -> Comparison:
 
     if proxy_error is not None:
         return Comparison(proxy, connect, proxy_error, direct(), None)
+    from concurrent.futures import ThreadPoolExecutor  # only when used: ~7 ms
+
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="od-proxy") as pool:
         direct_future = pool.submit(direct)
         proxied_future = pool.submit(proxied)

@@ -34,7 +34,6 @@ A probe cut at its budget keeps what it had established (``runner.partial_key``)
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ollama_doctor import net
@@ -82,8 +81,14 @@ def _run(ctx: Context) -> Outcome:
 
     # 3. TCP to every address, in parallel so that one dropped address costs one timeout
     timeout = ctx.op_timeout()
-    with ThreadPoolExecutor(max_workers=max(1, min(len(addresses), 8))) as pool:
-        connects = list(pool.map(lambda a: net.tcp_connect(a, target.port, timeout), addresses))
+    if len(addresses) == 1:  # the usual case: no pool (concurrent.futures costs ~7 ms)
+        connects = [net.tcp_connect(addresses[0], target.port, timeout)]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(len(addresses), 8)) as pool:
+            connects = list(pool.map(lambda a: net.tcp_connect(a, target.port, timeout),
+                                     addresses))
     facts["connects"] = [c.to_dict() for c in connects]
     working = [c for c in connects if c.ok]
     if not working:
