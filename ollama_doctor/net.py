@@ -21,13 +21,15 @@ import itertools
 import json
 import os
 import socket
-import ssl
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # a refused port needs no TLS library: ssl is imported where it is used
+    import ssl
 
 ErrorKind = Literal[
     "refused", "connect-timeout", "read-timeout", "dns", "unreachable", "reset", "tls-verify",
@@ -164,10 +166,11 @@ def classify(exc: BaseException) -> NetError:
 
 def _chain_kind(chain: list[BaseException]) -> ErrorKind | None:
     """TLS verification, plain HTTP spoken to a TLS client, or a resolver failure."""
+    ssl_module = sys.modules.get("ssl")  # no TLS error exists before ssl was imported
     for item in chain:
-        if isinstance(item, ssl.SSLCertVerificationError):
+        if ssl_module is not None and isinstance(item, ssl_module.SSLCertVerificationError):
             return "tls-verify"
-        if isinstance(item, ssl.SSLError):
+        if ssl_module is not None and isinstance(item, ssl_module.SSLError):
             text = str(item).upper()
             plain = ("WRONG_VERSION_NUMBER" in text or "RECORD_LAYER" in text
                      or "PACKET_LENGTH_TOO_LONG" in text or "HTTP_REQUEST" in text)
@@ -356,10 +359,14 @@ def trust_store(env: Any) -> ssl.SSLContext:
 def no_tls_context() -> ssl.SSLContext:
     """For a path that never speaks TLS: verifies (so a TLS connection it was not meant for
     would fail, not pass unchecked) against no CA at all, and loads none."""
+    import ssl
+
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def _load_trust(cafile: str, capath: str) -> ssl.SSLContext:
+    import ssl
+
     try:
         if cafile:
             return ssl.create_default_context(cafile=cafile)

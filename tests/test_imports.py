@@ -240,12 +240,12 @@ def test_probe_reachability_on_a_healthy_server_loads_no_process_or_dns_library(
 
 
 def test_check_of_a_refused_port_loads_no_http_library(tmp_path: Path) -> None:
-    """Nor what only an answer, a log or TLS would need: the CA bundle (certifi), the log
+    """Nor what only an answer, a log or TLS would need: ssl and the CA bundle (certifi), the log
     classifier's table (ollama_doctor.logs), a thread pool for a single address
     (concurrent.futures, which brings logging), the request checker, the retry judge."""
     t = trace(tmp_path, "check", "--host", f"127.0.0.1:{closed_port()}", "--json")
     assert t.code == 1, t.stderr
-    assert_budget(t, HTTP + DNS + ("certifi", "ollama_doctor.logs", "concurrent", "logging",
+    assert_budget(t, HTTP + DNS + ("ssl", "certifi", "ollama_doctor.logs", "concurrent", "logging",
                                    "ollama_doctor.request_check", "ollama_doctor.retry",
                                    "statistics", "importlib.metadata"))
 

@@ -104,7 +104,6 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import math
-import ssl
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -115,7 +114,9 @@ from ollama_doctor import remedies as R
 from ollama_doctor.context import Context
 from ollama_doctor.facts import ReachabilityFacts
 
-if TYPE_CHECKING:  # annotations only: a refused port never loads an HTTP library
+if TYPE_CHECKING:  # annotations only: a refused port loads no HTTP or TLS library
+    import ssl
+
     import httpx
 from ollama_doctor.result import (
     Confidence,
@@ -127,12 +128,6 @@ from ollama_doctor.result import (
     Status,
 )
 from ollama_doctor.target import Target, ip_or_none
-from ollama_doctor.tlsinfo import (
-    cert_from_dict,
-    inspect_tls,
-    interceptor_for,
-    tls_on_plain_scheme,
-)
 
 PATH = "/api/version"
 MAX_BODY = 64 * 1024
@@ -384,6 +379,8 @@ def _tls_of(response: httpx.Response) -> dict[str, Any] | None:
     out: dict[str, Any] = {"version": obj.version(), "cipher": cipher[0] if cipher else None}
     cert = obj.getpeercert()
     if cert:
+        from ollama_doctor.tlsinfo import cert_from_dict
+
         out["certificate"] = cert_from_dict(cert)
     return out
 
@@ -401,12 +398,13 @@ def _run(ctx: Context) -> Outcome:
     facts: dict[str, Any] = {"url": target.root_url + PATH,
                              "samples_wanted": ctx.options.samples}
     findings: list[Finding] = []
+    verify: ssl.SSLContext | None = None  # plain http: none until a sample needs one
     if target.scheme == "https" or ctx.env.get("SSL_CERT_FILE"):
         verify, bundle, bundle_problem = client_ssl_context(ctx.env)
         if bundle_problem is not None:
             findings.append(bundle_problem)
     else:  # plain http never verifies; loading certifi's bundle per run would cost ~20 ms
-        verify, bundle = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), "none (plain http)"
+        bundle = "none (plain http)"
     if target.scheme == "https":
         facts["ca_bundle"] = bundle
 
@@ -424,6 +422,7 @@ def _run(ctx: Context) -> Outcome:
     facts["threshold"] = limits
     facts["definitions"] = DEFINITIONS
 
+    verify = verify or net.no_tls_context()
     fresh, kept, tls_info, stopped = _collect(ctx, dial, verify)
     facts["fresh"] = _series_facts(fresh)
     facts["kept_alive"] = _series_facts(kept)
@@ -727,6 +726,8 @@ def _summary(fresh: list[Sample], kept: list[Sample], failed: list[Sample], klas
 def client_ssl_context(env: Any) -> tuple[ssl.SSLContext, str, Finding | None]:
     """The verifying context httpx builds by default (what ollama-python uses), the bundle's
     name, and a finding when ``SSL_CERT_FILE`` cannot be loaded."""
+    import ssl
+
     import certifi
 
     cafile = env.get("SSL_CERT_FILE", "")
@@ -750,7 +751,7 @@ def client_ssl_context(env: Any) -> tuple[ssl.SSLContext, str, Finding | None]:
     return ssl.create_default_context(cafile=certifi.where()), "certifi", None
 
 
-def _after_failed_reachability(ctx: Context, reach: ProbeResult, verify: ssl.SSLContext,
+def _after_failed_reachability(ctx: Context, reach: ProbeResult, verify: ssl.SSLContext | None,
                                bundle: str,
                                facts: dict[str, Any], findings: list[Finding]
                                ) -> Outcome | None:
@@ -772,7 +773,10 @@ def _after_failed_reachability(ctx: Context, reach: ProbeResult, verify: ssl.SSL
     # A plain server may sit waiting for the end of a line in a TLS hello: look briefly.
     timeout = min(ctx.op_timeout(), 1.0) if silent else ctx.op_timeout()
     port = target.port
+    from ollama_doctor.tlsinfo import inspect_tls, tls_on_plain_scheme
+
     if target.scheme == "https":
+        verify = verify or client_ssl_context(ctx.env)[0]  # (https always has one already)
         info = inspect_tls(target.dial_host, address, port, timeout, verify, plain_first=silent)
         if info.get("verified") and "tls-error" in causes:
             facts["reachability_tls"] = (
@@ -805,6 +809,8 @@ def _tls_from_samples(ctx: Context, dial: _Dial, verify: ssl.SSLContext, failed:
     """Samples that failed in TLS (reachability passed, so this is rare: a flapping server)."""
     if not any(s.error in ("tls-verify", "tls-plain") for s in failed):
         return []
+    from ollama_doctor.tlsinfo import inspect_tls
+
     target = ctx.target
     info = inspect_tls(target.dial_host, dial.fallback_address, target.port, ctx.op_timeout(),
                        verify)
@@ -838,6 +844,8 @@ def _https_findings(target: Target, info: dict[str, Any]) -> list[Finding]:
     fixes: list[FixStep]
     confidence = Confidence.HIGH
     if code in _UNTRUSTED_CODES:
+        from ollama_doctor.tlsinfo import interceptor_for
+
         product = interceptor_for(issuer)
         if product:
             who = f"the TLS-intercepting proxy {product}"
