@@ -43,7 +43,7 @@ def lookup(topic: str) -> dict[str, Any]:
     close = [c for c in CAUSES if key and (key in c or c.startswith(key[:4]))][:5]
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise KeyError(f"unknown topic {topic!r}: give an HTTP status (e.g. 429) or a cause id "
-                   f"(see `ollama-doctor explain` in the README){hint}")
+                   f"(`ollama-doctor explain --list` lists them all){hint}")
 
 
 def as_text(data: dict[str, Any]) -> str:

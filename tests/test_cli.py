@@ -284,7 +284,8 @@ def test_probe_runs_one_probe(cli: Callable[..., CliRun], emulator: Any) -> None
     (["watch", "--webhook", "ftp://x"], "--webhook must be an http:// or https:// URL"),
     (["logs", "--log-lines", "ten"], "Invalid value for '--log-lines'"),
     (["explain", "418"], "no entry for HTTP 418"),
-    (["explain", "no-such-cause"], "unknown topic 'no-such-cause'"),
+    (["explain", "no-such-cause"], "unknown topic 'no-such-cause': give an HTTP status (e.g. "
+                                   "429) or a cause id (`ollama-doctor explain --list` lists"),
     (["check", "-o", "/nonexistent-dir/r.json"], "folder '/nonexistent-dir' does not exist"),
     (["check", "-o", "report.txt"], "unknown extension '.txt'"),
     (["check", "--error-file", "/nonexistent/err.txt"], "cannot read --error-file"),
