@@ -12,7 +12,6 @@ import os
 import platform
 import re
 import sys
-import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -305,6 +304,8 @@ def check_writable(path: str) -> None:
 def write_atomic(path: str, text: str) -> None:
     """Write through a temporary file renamed into place: never half a report."""
     target = Path(path).expanduser()
+    import tempfile  # only with -o: it brings random and hashlib
+
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=str(target.resolve().parent))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
