@@ -420,10 +420,11 @@ def test_reverse_proxy_streams_while_chunks_keep_coming(origin: Origin) -> None:
 def test_reverse_proxy_504_when_headers_are_late(origin: Origin) -> None:
     with ReverseProxy(origin.url, read_timeout=0.3) as rp, client() as c:
         start = time.monotonic()
-        r = c.get(rp.url + "/slow?delay=3")
+        r = c.get(rp.url + "/slow?delay=30")
         elapsed = time.monotonic() - start
-    # after the proxy's read timeout, before the origin's 3 s answer: the proxy gave up
-    assert 0.25 <= elapsed < 3.0
+    # after the proxy's read timeout, long before the origin's 30 s answer: the proxy gave up
+    # (the upper bound only catches a hang; the 504 itself says who answered)
+    assert 0.25 <= elapsed < 10.0
     assert r.status_code == 504
     assert r.reason_phrase == "Gateway Time-out"
     assert r.headers["server"] == "nginx/1.25.3"
@@ -586,7 +587,7 @@ def test_dns_stop_is_prompt_with_queries_in_flight() -> None:
         start = time.monotonic()
         server.stop()
     assert server.queries == [DNSQuery("slow.test.", "A", "udp")]
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 10.0  # not the 30 s answer: a hang catcher, load-proof
 
 
 # -- shared plumbing -----------------------------------------------------------------------------
@@ -757,5 +758,5 @@ def test_proxies_stop_promptly_with_connections_open(origin: Origin) -> None:
         elapsed = time.monotonic() - start
     for t in callers:
         t.join(5)
-    assert elapsed < 1.0
+    assert elapsed < 10.0  # not the 30 s answers: a hang catcher, load-proof
     assert sorted(outcomes) == ["RemoteProtocolError", "RemoteProtocolError"]
