@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ollama_doctor import net
 from ollama_doctor.context import Context, Options
 from ollama_doctor.probes import warmup
 from ollama_doctor.probes.warmup import (
@@ -921,3 +922,27 @@ def test_a_body_the_runs_deadline_cuts_is_not_blamed_on_the_server(emulator: Any
     assert result.facts["stopped"] == "reading the answer to warm call 1"
     assert result.facts["load_kind"] == "cold"
     assert not result.findings
+
+
+def test_waiting_for_an_unload_stops_at_the_runs_deadline() -> None:
+    """--cold unloads, then polls /api/ps until the model is gone, for at most 10 s: never
+    past the run's deadline (a server that never lets go must not cost 10 s of a 2 s run)."""
+    polls: list[float] = []
+
+    class Stuck(warmup._Run):
+        def call(self, method: str, path: str, body: Any = None, *,
+                 timeout: float | None = None) -> net.HttpReply:
+            return net.HttpReply(method, self.api + path, status=200, body=b"{}")
+
+        def ps(self) -> tuple[Any, net.HttpReply]:
+            polls.append(time.perf_counter())
+            return object(), net.HttpReply("GET", self.api + "/api/ps", status=200)
+
+    ctx = Context(target=parse_target("http://127.0.0.1:1"), options=Options(timeout=2.0),
+                  env={})
+    ctx.deadline = ctx.clock() + 0.3
+    r = Stuck(ctx, "llama3.2", "http://127.0.0.1:1", {}, client=None)
+    assert warmup._unload(r) is None
+    assert r.facts["unload_pending"] is True
+    # polled for what was left of the run (0.3 s, a poll every 0.05 s), not for 10 s
+    assert 1 <= len(polls) <= 12

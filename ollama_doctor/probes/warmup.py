@@ -545,8 +545,13 @@ def _unload(r: _Run) -> Outcome | None:
     r.facts["unload"] = reply.describe()
     if not reply.ok:
         return _load_failed(r, reply, during="unloading")
-    # The unload is asynchronous on the server: wait until /api/ps stops listing the model.
-    deadline = time.perf_counter() + min(10.0, r.ctx.options.load_timeout)
+    # The unload is asynchronous on the server: wait until /api/ps stops listing the model,
+    # for at most 10 s and never past the run's deadline (the load after it is the slow part).
+    wait = min(10.0, r.ctx.options.load_timeout)
+    left = r.ctx.remaining()
+    if left is not None:  # (time spent waiting on a load's headers moves the deadline: limit)
+        wait = min(wait, max(left + net.excused(threading.get_ident()), 0.0))
+    deadline = time.perf_counter() + wait
     while time.perf_counter() < deadline:
         entry, _ = r.ps()
         if entry is None:
