@@ -9,7 +9,7 @@ import inspect
 import os
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
@@ -27,8 +27,9 @@ def _opt(name: str, annotation: Any, default: Any) -> None:
 _opt("host", Annotated[str | None, typer.Option(
     "--host", metavar="URL",
     help="Server URL as the client uses it (OLLAMA_HOST rules). Default: the pasted error's "
-         "URL, else the client's own variable ($OLLAMA_HOST, or $OPENAI_BASE_URL for OpenAI "
-         "clients), else http://127.0.0.1:11434.")], None)
+         "URL, else the client's own variable ($OLLAMA_HOST; $OPENAI_BASE_URL for OpenAI "
+         "clients, $OLLAMA_API_BASE for litellm, $OLLAMA_BASE_URL for langchain-js), else "
+         "http://127.0.0.1:11434.")], None)
 _opt("client", Annotated[str | None, typer.Option(
     "--client", metavar="NAME", autocompletion=complete_client,
     help="The client library your app uses; its proxy, OLLAMA_HOST, API-key, base-path, "
@@ -226,12 +227,11 @@ def _headers(given: list[str] | None) -> list[tuple[str, str]]:
 
 def _target(host: str | None, analysis: Any, client: Any, env: dict[str, str]) -> Any:
     """The target: --host, the URL the pasted error shows, the client's own variable
-    ($OLLAMA_HOST, or $OPENAI_BASE_URL for OpenAI clients), the default."""
-    from ollama_doctor.target import TargetError, parse_target
+    (``ClientFamily.host_env``: $OLLAMA_HOST, $OPENAI_BASE_URL for OpenAI clients,
+    $OLLAMA_API_BASE for litellm, $OLLAMA_BASE_URL for @langchain/ollama), the default."""
+    from ollama_doctor.target import HOST_VARIABLES, TargetError, parse_target
 
-    host_env: Literal["OLLAMA_HOST", "OPENAI_BASE_URL", ""] = (
-        "OLLAMA_HOST" if client.host_env == "OLLAMA_HOST" else
-        "OPENAI_BASE_URL" if client.host_env == "OPENAI_BASE_URL" else "")
+    host_env = next((v for v in HOST_VARIABLES if v == client.host_env), None)
     try:
         if host is not None:
             return parse_target(host, "option")

@@ -22,7 +22,12 @@ from typing import Literal
 DEFAULT_PORT = 11434
 DEFAULT_URL = "http://127.0.0.1:11434"
 
-Source = Literal["option", "OLLAMA_HOST", "OPENAI_BASE_URL", "default", "error-text"]
+# Where the target came from: --host, a pasted error, the client family's own variable
+# (``ClientFamily.host_env``: litellm reads OLLAMA_API_BASE, @langchain/ollama OLLAMA_BASE_URL)
+Source = Literal["option", "OLLAMA_HOST", "OPENAI_BASE_URL", "OLLAMA_API_BASE", "OLLAMA_BASE_URL",
+                 "default", "error-text"]
+HOST_VARIABLES: tuple[Source, ...] = ("OLLAMA_HOST", "OPENAI_BASE_URL", "OLLAMA_API_BASE",
+                                      "OLLAMA_BASE_URL")
 
 _HOSTNAME = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?\.?$")
 

@@ -116,6 +116,14 @@ def _target(*args: str, env: dict[str, str]) -> dict[str, object]:
     (("--client", "openai-python"), {"OLLAMA_HOST": "http://10.9.9.9:1",
                                      "OPENAI_BASE_URL": "DEAD/v1"},
      {"url": "DEAD/v1", "source": "OPENAI_BASE_URL"}),
+    # litellm reads OLLAMA_API_BASE, @langchain/ollama OLLAMA_BASE_URL; neither OLLAMA_HOST
+    (("--client", "litellm"), {"OLLAMA_HOST": "http://10.9.9.9:1", "OLLAMA_API_BASE": "DEAD"},
+     {"url": "DEAD", "source": "OLLAMA_API_BASE"}),
+    (("--client", "langchain-js"), {"OLLAMA_HOST": "http://10.9.9.9:1",
+                                    "OLLAMA_BASE_URL": "DEAD"},
+     {"url": "DEAD", "source": "OLLAMA_BASE_URL"}),
+    (("--client", "litellm"), {"OLLAMA_HOST": "http://10.9.9.9:1"},
+     {"url": "http://127.0.0.1:11434", "source": "default"}),
     # neither variable reaches ollama-js or curl: the default server
     (("--client", "ollama-js"), {"OLLAMA_HOST": "http://10.9.9.9:1"},
      {"url": "http://127.0.0.1:11434", "source": "default"}),
