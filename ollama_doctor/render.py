@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from ollama_doctor.remedies import KIND_LABEL
 from ollama_doctor.report import check_summary
 from ollama_doctor.sanitize import clean, clean_tree
 
@@ -129,18 +130,14 @@ def _say(out: Console, text: Text, *, indent: int = 0, hang: int | None = None,
 def _command_line(out: Console, step: dict[str, Any], command: str, indent: int) -> None:
     """One command, whole: it pastes as printed. Too long for the line, it runs long (the
     terminal soft-wraps it; a copy still holds one line)."""
+    # A prompt only for what is typed into a shell; Python, JSON, nginx or unit-file lines are
+    # shown as the text they are, labelled by their kind (remedies.KIND_LABEL).
     kind = step.get("kind") or "shell"
     if kind == "shell":
         prompt = Text.assemble(("$", "bold"), " ")
     else:
         prompt = Text(f"{KIND_LABEL.get(kind, kind)}: ", style="dim")
     out.print(Text(" " * indent) + prompt + Text(command), soft_wrap=True)
-
-
-# A fix step's kind decides how its lines look: a prompt only for what is typed into a shell;
-# Python, JSON, nginx or unit-file lines are shown as the text they are, labelled once.
-KIND_LABEL = {"python": "python", "javascript": "js", "nginx": "nginx", "json": "json",
-              "systemd": "unit", "env": "env", "config": "config"}
 
 
 # --------------------------------------------------------------------------------------------
