@@ -19,6 +19,13 @@ from typing import Any
 
 import pytest
 
+# pytest keeps the assertion-rewritten test modules in __pycache__ only when bytecode may be
+# written; PYTHONDONTWRITEBYTECODE=1 (this machine, CI's) made every run, in every xdist
+# worker, parse and rewrite the whole suite again: 8.3 s of CPU to collect, against 2.7 s
+# with the cache. This process's own files may be cached; the package's are compiled by
+# compileall at session start either way.
+sys.dont_write_bytecode = False
+
 # Variables from the developer's own shell that would change what the probes see, in lower
 # case: a name is compared in lower case (HTTP_PROXY and http_proxy alike).
 LEAKY_PREFIXES = ("OLLAMA_",)
