@@ -1,6 +1,6 @@
 """Model names as Ollama reads them: parsing, matching, and "did you mean" (pure functions).
 
-Ollama's rules (``types/model/name.go``; ollama-facts §1.2):
+Ollama's rules (``types/model/name.go``; docs/ollama-wire.md §1.2):
 
 - a name is ``[host/][namespace/]model[:tag][@digest]``; a missing host is
   ``registry.ollama.ai``, a missing namespace ``library``, a missing tag ``latest``;
@@ -12,14 +12,17 @@ Ollama's rules (``types/model/name.go``; ollama-facts §1.2):
 
 ``suggest`` ranks installed names by closeness to a requested one, tag-aware: the same model
 under another tag (``llama3.2:1b`` → ``llama3.2:latest``) comes before a similar spelling
-(``llama3.1`` → ``llama3.2:latest``).
+(``llama3.1`` → ``llama3.2:latest``). Against a store of 100,000 models it scores only the
+few names whose cheap upper bound could still place (``_Bounds``, ``_Ranker``): same answer as
+scoring them all, a fraction of a second instead of ~10 s.
 """
 
 from __future__ import annotations
 
 import difflib
+import heapq
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 DEFAULT_HOST = "registry.ollama.ai"
@@ -72,6 +75,12 @@ class ModelName:
 
 def parse(name: str) -> ModelName:
     """Split ``name`` into its parts and fill Ollama's defaults. Never raises."""
+    return ModelName(name, *_split(name))
+
+
+def _split(name: str) -> tuple[str, str, str, str, str]:
+    """``parse`` without the dataclass: (host, namespace, model, tag, digest), defaults filled
+    in (``suggest`` splits every installed name; a frozen dataclass costs more than the split)."""
     text = name
     for prefix in ("http://", "https://"):
         if text.startswith(prefix):
@@ -88,8 +97,8 @@ def parse(name: str) -> ModelName:
         host_part, slash2, namespace = head.rpartition("/")
         if slash2:
             host = host_part
-    return ModelName(name, host or DEFAULT_HOST, namespace or DEFAULT_NAMESPACE, model,
-                     tag or DEFAULT_TAG, digest)
+    return (host or DEFAULT_HOST, namespace or DEFAULT_NAMESPACE, model, tag or DEFAULT_TAG,
+            digest)
 
 
 def problems(name: str) -> list[str]:
@@ -173,20 +182,161 @@ def score(requested: str, candidate: str) -> float:
     return 0.9 * repo + 0.1 * _ratio(req.tag.lower(), cand.tag.lower())
 
 
+class _Bounds:
+    """Upper bounds of ``_ratio(a, b)`` for one ``a`` against many ``b``, cheapest first.
+
+    ``SequenceMatcher.ratio()`` is ``2.0 * M / (len(a) + len(b))`` with ``M`` the characters
+    of its matching blocks. Those blocks appear in order in both strings, so ``M`` is at most
+    their longest common subsequence, which is at most the characters they share counted with
+    multiplicity (``quick_ratio``), which is at most the characters of ``b`` that occur in
+    ``a`` at all, and at most the shorter length. Each bound is computed with the same
+    expression as ``ratio()`` from a count at least ``M``, so it is at least ``ratio()`` in
+    floating point too (rounding is monotonic).
+    """
+
+    def __init__(self, a: str) -> None:
+        self.text = a
+        self.size = len(a)
+        self.drop = str.maketrans("", "", "".join(dict.fromkeys(a)))
+        self.counts = [(ch, a.count(ch)) for ch in dict.fromkeys(a)]
+        masks: dict[str, int] = {}
+        for i, ch in enumerate(a):
+            masks[ch] = masks.get(ch, 0) | 1 << i
+        self.masks = masks
+        self.ones = (1 << self.size) - 1
+
+    def by_alphabet(self, b: str) -> float:
+        total = self.size + len(b)
+        if not total:
+            return 1.0
+        shared = len(b) - len(b.translate(self.drop))
+        return 2.0 * (shared if shared < self.size else self.size) / total
+
+    def by_counts(self, b: str) -> float:
+        total = self.size + len(b)
+        if not total:
+            return 1.0
+        shared = 0
+        for ch, count in self.counts:
+            found = b.count(ch)
+            shared += found if found < count else count
+        return 2.0 * shared / total
+
+    def by_lcs(self, b: str) -> float:
+        """The longest common subsequence, bit-parallel (Hyyrö 2004): a bit per char of ``a``,
+        one big-integer step per char of ``b``."""
+        total = self.size + len(b)
+        if not total:
+            return 1.0
+        row, masks = self.ones, self.masks
+        for ch in b:
+            hit = row & masks.get(ch, 0)
+            row = (row + hit) | (row - hit)
+        return 2.0 * (self.size - (row & self.ones).bit_count()) / total
+
+
+class _Ranker:
+    """Upper bounds of ``score(requested, name)``: the branches of ``score``, with ``_Bounds``
+    in place of ``_ratio``. A bound is computed with the same expression as the score from
+    parts at least as large, so it is at least the score."""
+
+    def __init__(self, requested: str) -> None:
+        req = parse(requested)
+        self.host, self.ns, self.model, self.tag = req.key
+        self.model_bounds = _Bounds(self.model)
+        self.repo_bounds = _Bounds(req.shortest.rsplit(":", 1)[0].lower())
+        self.same_repo = self.repo_bounds.text == self.model_bounds.text
+        self.tag_bounds = _Bounds(self.tag)
+        self.tags: dict[str, float] = {}  # few distinct tags in a store: each bound once
+
+    def tag_part(self, tag: str) -> float:
+        if tag not in self.tags:
+            self.tags[tag] = self.tag_bounds.by_lcs(tag)
+        return self.tags[tag]
+
+    def first(self, name: str) -> tuple[float, bool]:
+        """A cheap bound, and whether the string similarity branch of ``score`` applies
+        (``tighter`` can then lower the bound; otherwise the next step is the score)."""
+        host, ns, model, tag, _ = _split(name)
+        c_model, c_tag = model.lower(), tag.lower()
+        if c_model == self.model:
+            if host.lower() != self.host or ns.lower() != self.ns:
+                return 0.95, False
+            if c_tag == self.tag:
+                return 2.0, False
+            ratio = self.tag_part(c_tag)
+            if c_tag.startswith(self.tag) or self.tag.startswith(c_tag):
+                return 1.4 + 0.1 * ratio, False
+            return 1.0 + 0.35 * ratio, False
+        c_repo = _repo(host, ns, model, c_model)
+        tag_ratio = self.tags.get(c_tag)
+        if tag_ratio is None:
+            tag_ratio = self.tag_part(c_tag)
+        if c_repo is c_model and self.same_repo:  # the common case, inlined: one bound
+            return 0.9 * self.model_bounds.by_alphabet(c_model) + 0.1 * tag_ratio, True
+        return self._combine(_Bounds.by_alphabet, c_model, c_repo, c_tag), True
+
+    def tighter(self, name: str, step: int) -> float:
+        """Step 1: shared characters; step 2: the longest common subsequence. (The parts are
+        split again rather than kept: a store of 100,000 names would hold them all.)"""
+        host, ns, model, tag, _ = _split(name)
+        c_model = model.lower()
+        return self._combine(_Bounds.by_counts if step == 1 else _Bounds.by_lcs, c_model,
+                             _repo(host, ns, model, c_model), tag.lower())
+
+    def _combine(self, bound: Callable[[_Bounds, str], float], c_model: str, c_repo: str,
+                 c_tag: str) -> float:
+        ratio = bound(self.model_bounds, c_model)
+        if c_repo != c_model or not self.same_repo:
+            ratio = max(ratio, bound(self.repo_bounds, c_repo))
+        return 0.9 * ratio + 0.1 * self.tag_part(c_tag)
+
+
+def _repo(host: str, ns: str, model: str, lower_model: str) -> str:
+    """``shortest`` without its tag, lower-cased, as ``score`` compares it (a tag has no
+    ``:``): the model alone for the default host and namespace."""
+    if host != DEFAULT_HOST and host.lower() != DEFAULT_HOST:
+        return f"{host}/{ns}/{model}".lower()
+    if ns != DEFAULT_NAMESPACE and ns.lower() != DEFAULT_NAMESPACE:
+        return f"{ns}/{model}".lower()
+    return lower_model
+
+
 def suggest(requested: str, installed: Sequence[str], limit: int = 3,
             cutoff: float = SUGGEST_CUTOFF) -> list[str]:
     """Installed names closest to ``requested``, best first; at most ``limit``.
 
     Ties keep the order of ``installed`` (``/api/tags`` lists the newest first).
+
+    The result is that of scoring every name with ``score`` and sorting, but a store may hold
+    100,000 models and ``score`` costs ~0.1 ms. So each name gets a cheap upper bound of its
+    score (``_Ranker``) and waits in a heap ordered by (value, place); the top entry is
+    replaced by a tighter bound, then by its score, until the top is a score: no name left can
+    come before it, as every other value is at least that name's score.
     """
-    scored = [(score(requested, name), -idx, name) for idx, name in enumerate(installed)]
-    picked = sorted((s for s in scored if s[0] >= cutoff), reverse=True)
+    keep = max(limit, 1)  # the first pick is kept before the limit is checked
+    ranker = _Ranker(requested)
+    # (-value, place, steps taken, name): step 3 is the score itself
+    queue: list[tuple[float, int, int, str]] = []
+    # a repeated name scores the same and comes later: only its first place counts, and the
+    # order of first places is the order of the tie-break
+    for place, name in enumerate(dict.fromkeys(installed)):
+        bound, similarity = ranker.first(name)
+        if bound >= cutoff:
+            queue.append((-bound, place, 0 if similarity else 2, name))
+    heapq.heapify(queue)
     out: list[str] = []
-    for _, _, name in picked:
-        if name not in out:
+    while queue and len(out) < keep:
+        _, place, step, name = queue[0]
+        if step == 3:
+            heapq.heappop(queue)
             out.append(name)
-        if len(out) >= limit:
-            break
+            continue
+        value = score(requested, name) if step == 2 else ranker.tighter(name, step + 1)
+        if value >= cutoff:
+            heapq.heapreplace(queue, (-value, place, step + 1, name))
+        else:
+            heapq.heappop(queue)
     return out
 
 
