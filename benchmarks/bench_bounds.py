@@ -11,7 +11,8 @@ Then a large model store: the emulator behind a front that answers ``GET /api/ta
 3 models and for 100,000 (a 38 MB answer, ``tests/test_bounds.py`` ``BigStore``); ``check
 --timeout T`` against each, alternately, ``--store-runs`` times: median wall time, peak RSS of
 the doctor's process (``ru_maxrss`` through a small wrapper process, since this one holds the
-answer) and the ``/api/tags`` requests each run made.
+answer) and the ``/api/tags`` requests each run made. Before it, "did you mean" for a typo
+among those 100,000 names, in this process (``modelname.suggest``: median of ``--runs``).
 
     python benchmarks/bench_bounds.py [--timeout 2] [--runs 3] [--store-runs 5]
                                       [--only trickle|store]
@@ -135,6 +136,37 @@ def large_store(timeout: float, runs: int) -> bool:
     return ratio <= 2 and peak < 150 and once
 
 
+SUGGEST_TYPO = "modle-050000:latest"
+
+
+def store_suggest(runs: int) -> None:
+    """``-m`` with a typo against the 100,000 names of the large store: "did you mean" in this
+    process (``modelname.suggest``), median of ``runs``, and how many names it scored fully."""
+    from ollama_doctor import modelname
+
+    names = [f"model-{i:06d}:latest" for i in range(STORES[-1])]  # tags_body's names
+    scored = [0]
+    real_score = modelname.score
+
+    def counted(requested: str, candidate: str) -> float:
+        scored[0] += 1
+        return real_score(requested, candidate)
+
+    walls = []
+    modelname.score = counted  # type: ignore[assignment]
+    try:
+        for _ in range(runs):
+            scored[0] = 0
+            started = time.perf_counter()
+            got = modelname.suggest(SUGGEST_TYPO, names)
+            walls.append(time.perf_counter() - started)
+    finally:
+        modelname.score = real_score  # type: ignore[assignment]
+    print(f"\ndid you mean {SUGGEST_TYPO!r} among {len(names):,} names: median "
+          f"{statistics.median(walls):.3f} s of {runs} (max {max(walls):.3f}); {scored[0]} "
+          f"scored fully; {got}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timeout", type=float, default=2.0)
@@ -145,6 +177,7 @@ def main() -> int:
     bound = 1.3 * args.timeout + 1.5
     print(f"machine: {machine()}")
     if args.only == "store":
+        store_suggest(args.runs)
         ok = large_store(args.timeout, args.store_runs)
         print("within the bounds" if ok else "OUT OF BOUNDS")
         return 0 if ok else 1
@@ -167,6 +200,7 @@ def main() -> int:
           f"(exit {sorted({c for _, c, _ in latencies})}, stderr {latencies[0][2]!r})")
     ok = worst <= bound and all(s <= 0.5 and c == 130 for s, c, _ in latencies)
     if args.only is None:  # last: it builds a 38 MB answer in this process
+        store_suggest(args.runs)
         ok = large_store(args.timeout, args.store_runs) and ok
     print("within the bounds" if ok else "OUT OF BOUNDS")
     return 0 if ok else 1
