@@ -5,8 +5,8 @@ Kept apart from ``logs`` (which classifies what is read) so that a probe that on
 log or a binary does not compile the classification table's regular expressions.
 
 A log comes from ``--log-file PATH`` (``-`` = stdin), else ``journalctl -u ollama -n N``, else
-``~/.ollama/logs/server.log`` or the newest ``/var/log/ollama/*.log`` (ollama-facts §4.1). Only
-the last N lines matter, and the cost is bounded whatever the source:
+``~/.ollama/logs/server.log`` or the newest ``/var/log/ollama/*.log`` (docs/ollama-wire.md
+§4.1). Only the last N lines matter, and the cost is bounded whatever the source:
 
 - a regular file is read **backwards from its end** in 64 KiB blocks until N lines are found or
   ``MAX_TAIL_BYTES`` were read, so a 10 GB log costs one small read;

@@ -1,6 +1,6 @@
 """Which server the user's client calls: ``OLLAMA_HOST``-compatible parsing of the target.
 
-The rules are ollama-python's ``_parse_host`` (ollama-facts §6.1), the client most users run:
+The rules are ollama-python's ``_parse_host`` (docs/ollama-wire.md §6.1), the client most users run:
 
 - empty → ``http://127.0.0.1:11434``; no scheme → ``http`` and port 11434;
 - ``http://host`` without a port → **80**, ``https://host`` → **443** (it surprises users);

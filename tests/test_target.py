@@ -1,4 +1,4 @@
-"""OLLAMA_HOST parsing follows ollama-python's _parse_host (ollama-facts §6.1)."""
+"""OLLAMA_HOST parsing follows ollama-python's _parse_host (docs/ollama-wire.md §6.1)."""
 
 from __future__ import annotations
 
