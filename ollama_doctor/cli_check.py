@@ -366,6 +366,8 @@ def _probe_results(ctx: Any, ids: list[str], prerequisites: list[str], *,
         return run_probes(ctx, ids, prerequisites=prerequisites)
     from ollama_doctor import render
 
+    if not render.live():  # piped: no status line to keep up to date
+        return run_probes(ctx, ids, prerequisites=prerequisites)
     with render.progress("Diagnosing") as update:
         def on_event(name: str, result: Any) -> None:
             if result is None:
