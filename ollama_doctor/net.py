@@ -166,11 +166,16 @@ def classify(exc: BaseException) -> NetError:
 
 def _chain_kind(chain: list[BaseException]) -> ErrorKind | None:
     """TLS verification, plain HTTP spoken to a TLS client, or a resolver failure."""
-    ssl_module = sys.modules.get("ssl")  # no TLS error exists before ssl was imported
+    # No TLS error exists before the TLS library is loaded, and a run that never speaks TLS
+    # never loads it. Its exceptions are read from the C module ``_ssl``, which is listed only
+    # once whole: ``ssl`` itself may be half imported by another thread at this moment.
+    _ssl = sys.modules.get("_ssl")
+    verify_error = getattr(_ssl, "SSLCertVerificationError", None)
+    ssl_error = getattr(_ssl, "SSLError", None)
     for item in chain:
-        if ssl_module is not None and isinstance(item, ssl_module.SSLCertVerificationError):
+        if verify_error is not None and isinstance(item, verify_error):
             return "tls-verify"
-        if ssl_module is not None and isinstance(item, ssl_module.SSLError):
+        if ssl_error is not None and isinstance(item, ssl_error):
             text = str(item).upper()
             plain = ("WRONG_VERSION_NUMBER" in text or "RECORD_LAYER" in text
                      or "PACKET_LENGTH_TOO_LONG" in text or "HTTP_REQUEST" in text)

@@ -115,9 +115,9 @@ def httpx_version() -> str:
     """The installed httpx's version, without importing httpx (a refused port needs none) or
     ``importlib.metadata`` (~40 ms of imports): httpx keeps it in ``httpx/__version__.py``.
     Falls back to the package metadata if that file ever moves."""
-    module = sys.modules.get("httpx")
-    if module is not None:
-        return str(getattr(module, "__version__", "unknown"))
+    loaded = getattr(sys.modules.get("httpx"), "__version__", None)  # (None: half imported)
+    if isinstance(loaded, str):
+        return loaded
     import importlib.util
 
     spec = importlib.util.find_spec("httpx")

@@ -184,6 +184,24 @@ def test_classify_maps_httpx_exceptions_by_class_most_specific_first() -> None:
         assert net.classify(exc).kind == kind, exc
 
 
+def test_a_tls_error_is_told_apart_while_another_thread_imports_ssl(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """ssl is imported only where TLS is spoken, so a probe may classify an error while another
+    probe's thread is half way through importing it: sys.modules then holds an ``ssl`` module
+    without its attributes. The classifier reads the C module ``_ssl`` (listed only whole):
+    with ``ssl`` half imported it still tells the TLS errors apart, where reading ``ssl``
+    crashed a proxy probe under load (AttributeError: partially initialized module 'ssl')."""
+    import ssl
+    import types
+
+    verify = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    plain = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    monkeypatch.setitem(sys.modules, "ssl", types.ModuleType("ssl"))  # half imported
+    assert net.classify(verify).kind == "tls-verify"
+    assert net.classify(plain).kind == "tls-plain"
+    assert net.classify(ConnectionRefusedError(111, "Connection refused")).kind == "refused"
+
+
 # --------------------------------------------------------------------------------------------
 # A server with a very large model store
 
