@@ -406,14 +406,14 @@ class Context:
     # -- network --------------------------------------------------------------------------
     def _verify_for(self, url: str) -> Any:
         """The TLS context for requests to ``url``. Given none, httpx builds one and loads the
-        CA bundle for every client, whether or not it speaks TLS. A path with no TLS on it
-        (``http://``, directly or through an ``http://`` proxy) gets a context that trusts
-        nothing and costs nothing (loading the bundle: 45-70 ms of CPU on reachability's
-        critical path); anything else the client's trust store (``net.trust_store``)."""
+        CA bundle for every client, whether or not it speaks TLS. An ``http://`` server is
+        never spoken TLS to, so it gets a context that trusts nothing and costs nothing
+        (loading the bundle: 45-70 ms of CPU on reachability's critical path); an
+        ``https://`` one the client's trust store (``net.trust_store``). (The connection to
+        an ``https://`` proxy does not use this context: httpcore builds its own.)"""
         from ollama_doctor import net
 
-        proxy = self.route(url).proxy or ""
-        if url.startswith("http://") and not proxy.startswith("https://"):
+        if url.startswith("http://"):
             return net.no_tls_context()
         if "trust_store" not in self.memo:
             self.memo["trust_store"] = net.trust_store(self.env)

@@ -663,14 +663,17 @@ def test_gateway_faults_are_found_through_the_proxy(scenario_id: str, cause: str
     ("http://127.0.0.1:11434/", {}, None),
     ("http://127.0.0.1:11434/", {"HTTP_PROXY": "http://127.0.0.1:3128",
                                  "NO_PROXY": ""}, None),
-    ("http://gpu.lan:11434/", {"HTTP_PROXY": "https://proxy.lan:3128"}, "store"),
+    # httpx never uses the client's context for the connection to the proxy (httpcore
+    # builds its own for an https:// proxy): an http:// server still needs none
+    ("http://gpu.lan:11434/", {"HTTP_PROXY": "https://proxy.lan:3128"}, None),
     ("https://gpu.lan:11434/", {}, "store"),
+    ("https://gpu.lan:11434/", {"HTTPS_PROXY": "http://proxy.lan:3128"}, "store"),
 ])
 def test_only_a_path_with_tls_on_it_loads_the_ca_bundle(
         url: str, env: dict[str, str], trusts: str | None) -> None:
-    """Loading the CA bundle costs 45-70 ms of CPU on reachability's critical path: a path
-    with no TLS (plain http, directly or through an http:// proxy) gets a context that trusts
-    nothing instead; TLS to the server or to the proxy gets the client's trust store."""
+    """Loading the CA bundle costs 45-70 ms of CPU on reachability's critical path: an
+    http:// server, which is never spoken TLS to, gets a context that trusts nothing instead;
+    an https:// one the client's trust store."""
     from ollama_doctor import net
 
     ctx = Context(target=parse_target(url), options=Options(timeout=3.0), env=env)
