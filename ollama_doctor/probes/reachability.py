@@ -86,7 +86,7 @@ def _run(ctx: Context) -> Outcome:
     else:
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=min(len(addresses), 8)) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(len(addresses), 8))) as pool:
             connects = list(pool.map(lambda a: net.tcp_connect(a, target.port, timeout),
                                      addresses))
     facts["connects"] = [c.to_dict() for c in connects]
