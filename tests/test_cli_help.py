@@ -85,10 +85,23 @@ def test_dash_h_is_help_everywhere(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", COMMANDS)
-def test_a_command_line_builds_only_its_command(name: str, cli: Callable[..., CliRun]) -> None:
+def test_a_command_line_builds_only_its_command(name: str, cli: Callable[..., CliRun],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """``main`` builds NAME's command alone for ``ollama-doctor NAME …`` (typer's build of
     every command costs more than some runs): the same help, through the real entry point."""
-    alone = doctor._command(doctor._invoked([name, "-h"]))
+    built: list[str | None] = []
+    real = doctor._command
+
+    def recording(only: str | None = None) -> Any:
+        built.append(only)
+        return real(only)
+
+    monkeypatch.setattr(doctor, "_command", recording)
+    run = cli(name, "-h")
+    assert (run.code, run.stderr) == (0, "")
+    assert run.stdout.startswith(f"Usage: ollama-doctor {name} ")
+    assert built == [name]  # main asked for NAME's command alone
+    alone = real(name)
     assert sorted(alone.commands) == [name]
 
     def help_in(group: click.Group) -> str:
@@ -100,9 +113,6 @@ def test_a_command_line_builds_only_its_command(name: str, cli: Callable[..., Cl
             return group.commands[name].get_help(ctx)
 
     assert help_in(alone) == help_in(GROUP)
-    run = cli(name, "-h")
-    assert (run.code, run.stderr) == (0, "")
-    assert run.stdout.startswith(f"Usage: ollama-doctor {name} ")
 
 
 def test_the_root_and_unknown_names_get_every_command() -> None:
