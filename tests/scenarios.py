@@ -62,16 +62,14 @@ class Lab:
         self.tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="odt-scn-")))
 
     def closed_port(self) -> int:
-        """A loopback port that refuses connections for the whole scenario: bound, never
-        listening, and held until the lab closes. (A port bound and released at once could be
-        handed to the next server the scenario starts: S03 once found its own candidate
-        emulator on its "closed" target port.)"""
-        import socket
+        """A loopback port that refuses connections: bound, never listening, on 127.0.0.1 and
+        ::1 (the doctor dials both after a refusal), held for the session
+        (``conftest.closed_port``). (A port bound and released at once could be handed to the
+        next server the scenario, or another xdist worker, starts: S03 once found its own
+        candidate emulator on its "closed" target port.)"""
+        from tests.conftest import closed_port
 
-        sock = self.stack.enter_context(socket.socket())
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        return closed_port()
 
     def emulator(self, *, models: list[str] | None = None, **faults: str) -> Any:
         from ollama_doctor.emulator import Emulator, EmulatorConfig, ModelSpec
