@@ -25,7 +25,8 @@ proxy when one applies), and the summary says which. Steps (docs/ollama-wire.md 
    ``TRUNCATION_BUDGET_S``), one prompt of 1.5 × the context length (not N: that is enough to
    see it, and a cut prompt costs the same whatever N is) shows what the server does with it —
    cuts it (``prompt_eval_count`` pinned at the context length) or refuses it (400): HIGH
-   confidence. Not sent (too costly, no prompt speed), the finding rests on N alone: MEDIUM.
+   confidence; evaluates it whole: no finding. Not sent (too costly, no prompt speed), or sent
+   without a complete answer or a ``prompt_eval_count``, the finding rests on N alone: MEDIUM.
 
 A cloud model (``:cloud`` / ``-cloud``) loads nothing here: the server relays it to ollama.com
 (``server/cloud_proxy.go`` ``cloudPassthroughMiddleware``, v0.33). For one the probe makes a
