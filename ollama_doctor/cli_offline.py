@@ -39,17 +39,33 @@ def probes_cmd(
         print(json.dumps({"probes": rows, "clients": families, "default_client": DEFAULT.name},
                          indent=2))
         return
+    wide = 1 + max(len(row["id"]) for row in rows)
     for row in rows:
         needs = ", ".join(row["needs"]) or "-"
         extra = " (opt-in)" if row["opt_in"] else ""
-        print(f"{row['id']:<13} {row['title']}{extra}")
-        print(f"{'':<13} {row['description']}")
-        print(f"{'':<13} needs: {needs}; finds: {', '.join(row['causes'])}")
+        _column(row["id"], [f"{row['title']}{extra}", row["description"],
+                            f"needs: {needs}; finds: {', '.join(row['causes'])}"], wide)
     print(f"\nClient families (--client NAME; default {DEFAULT.name}):")
+    wide = 1 + max(len(client.name) for client in CLIENTS)
     for client in CLIENTS:
-        print(f"{client.name:<17} {client.label}")
-        for line in _client_rules(client):
-            print(f"{'':<17} {line}")
+        _column(client.name, [client.label, *_client_rules(client)], wide)
+
+
+def _column(name: str, lines: list[str], wide: int) -> None:
+    """``name`` in a column ``wide`` characters wide, then ``lines`` beside it, each wrapped
+    at word boundaries to the terminal's width (``COLUMNS`` when output is not a terminal;
+    not at all when neither says), as the report wraps its prose."""
+    import shutil
+    import textwrap
+
+    width = shutil.get_terminal_size((0, 0)).columns
+    for number, line in enumerate(lines):
+        head = f"{name if number == 0 else '':<{wide}}"
+        if width <= wide + 20:
+            print(head + line)
+            continue
+        print(textwrap.fill(line, width, initial_indent=head, subsequent_indent=" " * wide,
+                            break_long_words=False, break_on_hyphens=False))
 
 
 def _client_rules(client: Any) -> list[str]:
@@ -73,6 +89,9 @@ def _client_rules(client: Any) -> list[str]:
              f"default timeout: {timeout}; {retries}; ports: {client.default_port_rule}"]
     if client.note:
         lines.append(client.note)
+    for pitfall in client.pitfalls:  # what check --python/--project matches by version
+        versions = pitfall.versions or "all versions"
+        lines.append(f"pitfall ({versions}, {pitfall.cause}): {pitfall.message}")
     return lines
 
 

@@ -618,9 +618,31 @@ def test_probes_lists_the_client_families(cli: Callable[..., CliRun]) -> None:
         ("OLLAMA_HOST", "OLLAMA_API_KEY")
     assert rows["openai-python"]["reads_api_key"] is False
     assert [p["id"] for p in doc["probes"]][:2] == ["proxy", "reachability"]
-    text = cli("probes").stdout
+    text = cli("probes", env={"COLUMNS": "200"}).stdout
     assert "Client families (--client NAME; default ollama-python):" in text
     assert "curl (http_proxy in lower case only; ignores HTTP_PROXY)" in text
+
+
+def test_probes_text_wraps_and_lists_each_familys_pitfalls(cli: Callable[..., CliRun]) -> None:
+    """The text list wraps at the width with the names in a column of their own (the longest
+    family name, ollama-ai-provider, once ran into its text), and says each family's pitfalls
+    with the versions they apply to, as ``probes --json`` does."""
+    from ollama_doctor.clients import CLIENTS
+
+    text = cli("probes", env={"COLUMNS": "72"}).stdout
+    lines = text.splitlines()
+    assert all(len(line) <= 72 or " " not in line.strip() for line in lines), \
+        [line for line in lines if len(line) > 72]
+    wide = 1 + max(len(c.name) for c in CLIENTS)
+    for client in CLIENTS:  # every family's text starts in the same column, after its name
+        head = next(line for line in lines if line.startswith(client.name + " "))
+        assert head[:wide].rstrip() == client.name and head[wide] != " ", head
+    joined = " ".join(text.split())  # the words, whatever the wrapping
+    for client in CLIENTS:
+        for pitfall in client.pitfalls:
+            assert (f"pitfall ({pitfall.versions or 'all versions'}, {pitfall.cause}): "
+                    f"{' '.join(pitfall.message.split())}") in joined, (client.name, pitfall.id)
+    assert any(c.pitfalls for c in CLIENTS)
 
 
 # -- the corporate gateway: a server only the client's proxy reaches (netns) -----------------
