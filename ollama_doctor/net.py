@@ -336,6 +336,19 @@ def tcp_connect(address: str, port: int, timeout: float) -> Connect:
     return Connect(address, port, True, (time.perf_counter() - started) * 1000)
 
 
+def tcp_connect_all(addresses: list[str], port: int, timeout: float) -> list[Connect]:
+    """``tcp_connect`` to every address at once, in their order: one dropped address costs one
+    timeout, not one each. A single address (the usual case) needs no thread pool, and so no
+    ``concurrent.futures`` (~7 ms of imports with the logging it brings)."""
+    if len(addresses) <= 1:
+        return [tcp_connect(a, port, timeout) for a in addresses]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(len(addresses), 8),
+                            thread_name_prefix="od-connect") as pool:
+        return list(pool.map(lambda a: tcp_connect(a, port, timeout), addresses))
+
+
 # --------------------------------------------------------------------------------------------
 # HTTP
 

@@ -184,6 +184,22 @@ def test_classify_maps_httpx_exceptions_by_class_most_specific_first() -> None:
         assert net.classify(exc).kind == kind, exc
 
 
+def test_connect_all_keeps_the_order_and_needs_no_pool_for_one_address() -> None:
+    """reachability and dns connect to every address at once through one helper; the order of
+    the answers is the order of the addresses (the facts list them so)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        port = listener.getsockname()[1]
+        assert net.tcp_connect_all([], port, 1.0) == []
+        one = net.tcp_connect_all(["127.0.0.1"], port, 1.0)
+        assert [(c.address, c.ok) for c in one] == [("127.0.0.1", True)]
+        refused = closed_port()
+        both = net.tcp_connect_all(["127.0.0.1", "127.0.0.1"], refused, 1.0)
+        assert [(c.address, c.ok, c.error.kind if c.error else None) for c in both] == [
+            ("127.0.0.1", False, "refused"), ("127.0.0.1", False, "refused")]
+
+
 def test_a_tls_error_is_told_apart_while_another_thread_imports_ssl(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """ssl is imported only where TLS is spoken, so a probe may classify an error while another

@@ -583,14 +583,7 @@ def _compare(ctx: Context, system: net.Resolution, answers: list[DnsAnswer],
 
 
 def _try_alternatives(ctx: Context, addresses: list[str]) -> list[net.Connect]:
-    addresses = addresses[:MAX_ALTERNATIVES]
-    if not addresses:
-        return []
-    timeout = ctx.op_timeout()
-    from concurrent.futures import ThreadPoolExecutor  # only when used: ~7 ms
-
-    with ThreadPoolExecutor(max_workers=len(addresses), thread_name_prefix="od-dns") as pool:
-        return list(pool.map(lambda a: net.tcp_connect(a, ctx.target.port, timeout), addresses))
+    return net.tcp_connect_all(addresses[:MAX_ALTERNATIVES], ctx.target.port, ctx.op_timeout())
 
 
 def _server_findings(ctx: Context, system: net.Resolution,

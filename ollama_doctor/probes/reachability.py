@@ -80,15 +80,7 @@ def _run(ctx: Context) -> Outcome:
     facts["addresses"] = addresses
 
     # 3. TCP to every address, in parallel so that one dropped address costs one timeout
-    timeout = ctx.op_timeout()
-    if len(addresses) == 1:  # the usual case: no pool (concurrent.futures costs ~7 ms)
-        connects = [net.tcp_connect(addresses[0], target.port, timeout)]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=max(1, min(len(addresses), 8))) as pool:
-            connects = list(pool.map(lambda a: net.tcp_connect(a, target.port, timeout),
-                                     addresses))
+    connects = net.tcp_connect_all(addresses, target.port, ctx.op_timeout())
     facts["connects"] = [c.to_dict() for c in connects]
     working = [c for c in connects if c.ok]
     if not working:
