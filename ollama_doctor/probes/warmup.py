@@ -948,8 +948,7 @@ def _truncation_test(r: _Run, entry: PsEntry, first: dict[str, Any]) -> None:
                        "options": {"num_predict": 1}, "keep_alive": r.keep_alive},
                       max(r.quick, 4 * TRUNCATION_BUDGET_S))
     info.update({"ran": True, "words_sent": words})
-    head = (f"Your prompts ({wanted} tokens) are longer than the {ctx_len}-token context "
-            f"{r.model} is loaded with")
+    head = _too_long(r, ctx_len, wanted)
     # The runner cuts a long prompt and logs "truncating input prompt" (runner.go), unless
     # context shift is off: then v0.30+ answers 400 "the prompt is longer than the context
     # length …" (llm/llama_server.go).
@@ -1002,10 +1001,15 @@ def _prompts_too_long(r: _Run, ctx_len: int, wanted: int, info: dict[str, Any],
     """``--prompt-tokens`` above the context, not seen on the wire: MEDIUM confidence."""
     r.findings.append(Finding(
         "prompt-truncated", Severity.WARNING,
-        f"Your prompts ({wanted} tokens) are longer than the {ctx_len}-token context "
-        f"{r.model} is loaded with: Ollama cuts such prompts without an error, or refuses them "
-        f"(HTTP 400), unless the client asks for a larger context. {untested}",
+        f"{_too_long(r, ctx_len, wanted)}: Ollama cuts such prompts without an error, or "
+        f"refuses them (HTTP 400), unless the client asks for a larger context. {untested}",
         {"truncation": info}, _ctx_fix(wanted), Confidence.MEDIUM))
+
+
+def _too_long(r: _Run, ctx_len: int, wanted: int) -> str:
+    """The head of every ``prompt-truncated`` message from ``--prompt-tokens``."""
+    return (f"Your prompts ({wanted} tokens) are longer than the {ctx_len}-token context "
+            f"{r.model} is loaded with")
 
 
 def _ctx_fix(wanted: int) -> list[FixStep]:
